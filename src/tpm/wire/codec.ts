@@ -19,7 +19,7 @@ export interface Codec<T> {
 }
 
 export type Meta =
-  | { kind: 'u8' | 'u16' | 'u32' | 'u64'; name?: string }
+  | { kind: 'u8' | 'u16' | 'u32' | 'u64' | 'i32'; name?: string }
   | { kind: 'fixed'; length: number }
   | { kind: 'tpm2b'; name: string; max: number; sizeBytes: 1 | 2 }
   | { kind: 'sized'; name: string; inner: Codec<any> }
@@ -68,6 +68,11 @@ export const u32: Codec<number> = {
   meta: { kind: 'u32' },
   encode: (w, v) => w.u32(v),
   decode: (r) => r.u32(),
+};
+export const i32: Codec<number> = {
+  meta: { kind: 'i32' },
+  encode: (w, v) => w.i32(v),
+  decode: (r) => r.i32(),
 };
 export const u64: Codec<bigint> = {
   meta: { kind: 'u64' },

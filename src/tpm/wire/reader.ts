@@ -49,6 +49,13 @@ export class Reader {
     return v;
   }
 
+  i32(): number {
+    this.need(4, 'INT32');
+    const v = this.view.getInt32(this.offset);
+    this.offset += 4;
+    return v;
+  }
+
   u64(): bigint {
     this.need(8, 'UINT64');
     const v = this.view.getBigUint64(this.offset);

@@ -57,6 +57,15 @@ export class Writer {
     this.length += 4;
   }
 
+  i32(v: number): void {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {
+      this.fail(`INT32 must be an integer in -2^31..2^31-1, got ${describe(v)}`);
+    }
+    this.ensure(4);
+    this.view.setInt32(this.length, v);
+    this.length += 4;
+  }
+
   u64(v: bigint): void {
     if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) {
       this.fail(`UINT64 must be a bigint in 0..2^64-1, got ${describe(v)}`);

@@ -1,0 +1,258 @@
+/**
+ * The commands the library speaks, one descriptor each (TPM 2.0 Library Part 3, rev 1.59).
+ * Adding a command = adding a descriptor here.
+ */
+import { TPM_CC } from './constants.js';
+import { command } from './command.js';
+import {
+  TPM2B_AUTH,
+  TPM2B_CREATION_DATA,
+  TPM2B_DATA,
+  TPM2B_DIGEST,
+  TPM2B_ENCRYPTED_SECRET,
+  TPM2B_MAX_BUFFER,
+  TPM2B_NAME,
+  TPM2B_NONCE,
+  TPM2B_PRIVATE,
+  TPM2B_PUBLIC,
+  TPM2B_SENSITIVE_CREATE,
+  TPM2B_TIMEOUT,
+  TPML_PCR_SELECTION,
+  TPMS_CAPABILITY_DATA,
+  TPMT_SIG_SCHEME,
+  TPMT_SIGNATURE,
+  TPMT_SYM_DEF,
+  TPMT_TK_AUTH,
+  TPMT_TK_CREATION,
+  TPMT_TK_HASHCHECK,
+  TPMT_TK_VERIFIED,
+  TPM_HANDLE,
+} from './structures.js';
+import { i32, u16, u32, u8, yesNo } from './wire/codec.js';
+
+/** TPM2_Startup — Part 3 §9.3. */
+export const Startup = command({
+  name: 'Startup',
+  code: TPM_CC.Startup,
+  spec: 'Part 3 §9.3',
+  params: { startupType: u16 },
+  response: {},
+});
+
+/** TPM2_GetCapability — Part 3 §30.2. */
+export const GetCapability = command({
+  name: 'GetCapability',
+  code: TPM_CC.GetCapability,
+  spec: 'Part 3 §30.2',
+  params: { capability: u32, property: u32, propertyCount: u32 },
+  response: { moreData: yesNo, capabilityData: TPMS_CAPABILITY_DATA },
+});
+
+/** TPM2_GetRandom — Part 3 §16.1. */
+export const GetRandom = command({
+  name: 'GetRandom',
+  code: TPM_CC.GetRandom,
+  spec: 'Part 3 §16.1',
+  params: { bytesRequested: u16 },
+  response: { randomBytes: TPM2B_DIGEST },
+});
+
+const creationParams = {
+  inSensitive: TPM2B_SENSITIVE_CREATE,
+  inPublic: TPM2B_PUBLIC,
+  outsideInfo: TPM2B_DATA,
+  creationPCR: TPML_PCR_SELECTION,
+};
+
+/** TPM2_CreatePrimary — Part 3 §24.1. */
+export const CreatePrimary = command({
+  name: 'CreatePrimary',
+  code: TPM_CC.CreatePrimary,
+  spec: 'Part 3 §24.1',
+  handles: { primaryHandle: 'auth' },
+  params: creationParams,
+  responseHandles: ['objectHandle'],
+  response: {
+    outPublic: TPM2B_PUBLIC,
+    creationData: TPM2B_CREATION_DATA,
+    creationHash: TPM2B_DIGEST,
+    creationTicket: TPMT_TK_CREATION,
+    name: TPM2B_NAME,
+  },
+});
+
+/** TPM2_Create — Part 3 §12.1. */
+export const Create = command({
+  name: 'Create',
+  code: TPM_CC.Create,
+  spec: 'Part 3 §12.1',
+  handles: { parentHandle: 'auth' },
+  params: creationParams,
+  response: {
+    outPrivate: TPM2B_PRIVATE,
+    outPublic: TPM2B_PUBLIC,
+    creationData: TPM2B_CREATION_DATA,
+    creationHash: TPM2B_DIGEST,
+    creationTicket: TPMT_TK_CREATION,
+  },
+});
+
+/** TPM2_Load — Part 3 §12.2. */
+export const Load = command({
+  name: 'Load',
+  code: TPM_CC.Load,
+  spec: 'Part 3 §12.2',
+  handles: { parentHandle: 'auth' },
+  params: { inPrivate: TPM2B_PRIVATE, inPublic: TPM2B_PUBLIC },
+  responseHandles: ['objectHandle'],
+  response: { name: TPM2B_NAME },
+});
+
+/** TPM2_ReadPublic — Part 3 §12.4. */
+export const ReadPublic = command({
+  name: 'ReadPublic',
+  code: TPM_CC.ReadPublic,
+  spec: 'Part 3 §12.4',
+  handles: { objectHandle: 'noauth' },
+  params: {},
+  response: { outPublic: TPM2B_PUBLIC, name: TPM2B_NAME, qualifiedName: TPM2B_NAME },
+});
+
+/** TPM2_EvictControl — Part 3 §28.5. `auth` is TPM_RH_OWNER or TPM_RH_PLATFORM. */
+export const EvictControl = command({
+  name: 'EvictControl',
+  code: TPM_CC.EvictControl,
+  spec: 'Part 3 §28.5',
+  handles: { auth: 'auth', objectHandle: 'noauth' },
+  params: { persistentHandle: TPM_HANDLE },
+  response: {},
+});
+
+/** TPM2_FlushContext — Part 3 §28.4. The handle travels in the parameter area. */
+export const FlushContext = command({
+  name: 'FlushContext',
+  code: TPM_CC.FlushContext,
+  spec: 'Part 3 §28.4',
+  params: { flushHandle: TPM_HANDLE },
+  response: {},
+});
+
+/** TPM2_Sign — Part 3 §20.2. A restricted key needs a TPMT_TK_HASHCHECK from the TPM. */
+export const Sign = command({
+  name: 'Sign',
+  code: TPM_CC.Sign,
+  spec: 'Part 3 §20.2',
+  handles: { keyHandle: 'auth' },
+  params: { digest: TPM2B_DIGEST, inScheme: TPMT_SIG_SCHEME, validation: TPMT_TK_HASHCHECK },
+  response: { signature: TPMT_SIGNATURE },
+});
+
+/** TPM2_VerifySignature — Part 3 §20.1. */
+export const VerifySignature = command({
+  name: 'VerifySignature',
+  code: TPM_CC.VerifySignature,
+  spec: 'Part 3 §20.1',
+  handles: { keyHandle: 'noauth' },
+  params: { digest: TPM2B_DIGEST, signature: TPMT_SIGNATURE },
+  response: { validation: TPMT_TK_VERIFIED },
+});
+
+/** TPM2_Hash — Part 3 §15.4. */
+export const Hash = command({
+  name: 'Hash',
+  code: TPM_CC.Hash,
+  spec: 'Part 3 §15.4',
+  params: { data: TPM2B_MAX_BUFFER, hashAlg: u16, hierarchy: TPM_HANDLE },
+  response: { outHash: TPM2B_DIGEST, validation: TPMT_TK_HASHCHECK },
+});
+
+/** TPM2_HashSequenceStart — Part 3 §17.3. */
+export const HashSequenceStart = command({
+  name: 'HashSequenceStart',
+  code: TPM_CC.HashSequenceStart,
+  spec: 'Part 3 §17.3',
+  params: { auth: TPM2B_AUTH, hashAlg: u16 },
+  responseHandles: ['sequenceHandle'],
+  response: {},
+});
+
+/** TPM2_SequenceUpdate — Part 3 §17.4. */
+export const SequenceUpdate = command({
+  name: 'SequenceUpdate',
+  code: TPM_CC.SequenceUpdate,
+  spec: 'Part 3 §17.4',
+  handles: { sequenceHandle: 'auth' },
+  params: { buffer: TPM2B_MAX_BUFFER },
+  response: {},
+});
+
+/** TPM2_SequenceComplete — Part 3 §17.5. */
+export const SequenceComplete = command({
+  name: 'SequenceComplete',
+  code: TPM_CC.SequenceComplete,
+  spec: 'Part 3 §17.5',
+  handles: { sequenceHandle: 'auth' },
+  params: { buffer: TPM2B_MAX_BUFFER, hierarchy: TPM_HANDLE },
+  response: { result: TPM2B_DIGEST, validation: TPMT_TK_HASHCHECK },
+});
+
+/** TPM2_StartAuthSession — Part 3 §11.1. */
+export const StartAuthSession = command({
+  name: 'StartAuthSession',
+  code: TPM_CC.StartAuthSession,
+  spec: 'Part 3 §11.1',
+  handles: { tpmKey: 'noauth', bind: 'noauth' },
+  params: {
+    nonceCaller: TPM2B_NONCE,
+    encryptedSalt: TPM2B_ENCRYPTED_SECRET,
+    sessionType: u8,
+    symmetric: TPMT_SYM_DEF,
+    authHash: u16,
+  },
+  responseHandles: ['sessionHandle'],
+  response: { nonceTPM: TPM2B_NONCE },
+});
+
+/** TPM2_PolicySecret — Part 3 §23.4. */
+export const PolicySecret = command({
+  name: 'PolicySecret',
+  code: TPM_CC.PolicySecret,
+  spec: 'Part 3 §23.4',
+  handles: { authHandle: 'auth', policySession: 'noauth' },
+  params: { nonceTPM: TPM2B_NONCE, cpHashA: TPM2B_DIGEST, policyRef: TPM2B_NONCE, expiration: i32 },
+  response: { timeout: TPM2B_TIMEOUT, policyTicket: TPMT_TK_AUTH },
+});
+
+/** TPM2_PolicyGetDigest — Part 3 §23.19. */
+export const PolicyGetDigest = command({
+  name: 'PolicyGetDigest',
+  code: TPM_CC.PolicyGetDigest,
+  spec: 'Part 3 §23.19',
+  handles: { policySession: 'noauth' },
+  params: {},
+  response: { policyDigest: TPM2B_DIGEST },
+});
+
+/** Every descriptor, by command code (for the decoder tool). */
+export const COMMANDS = new Map(
+  [
+    Startup,
+    GetCapability,
+    GetRandom,
+    CreatePrimary,
+    Create,
+    Load,
+    ReadPublic,
+    EvictControl,
+    FlushContext,
+    Sign,
+    VerifySignature,
+    Hash,
+    HashSequenceStart,
+    SequenceUpdate,
+    SequenceComplete,
+    StartAuthSession,
+    PolicySecret,
+    PolicyGetDigest,
+  ].map((c) => [c.code, c as import('./command.js').CommandDescriptor<any, any, any, any>]),
+);

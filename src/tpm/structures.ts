@@ -1,0 +1,354 @@
+/**
+ * TPM 2.0 structures (Library Part 2, "Structures"), each defined once as a codec; the
+ * TypeScript type of each is `Infer<typeof X>`, exported under the same name.
+ * Section numbers refer to Part 2, revision 1.59.
+ */
+import { TPM_ALG, TPM_CAP, TPM_ST } from './constants.js';
+import { fixed, list, none, oneOf, sized, struct, tpm2b, u16, u32, u8, union, type Codec, type Infer } from './wire/codec.js';
+
+const A = TPM_ALG;
+
+// ---------------------------------------------------------------- interface types (§9)
+
+/** TPMI_ALG_HASH (§9.27): the hash algorithms, without NULL. */
+const HASHES = [A.SHA1, A.SHA256, A.SHA384, A.SHA512, A.SM3_256, A.SHA3_256, A.SHA3_384, A.SHA3_512];
+export const TPMI_ALG_HASH = oneOf('TPMI_ALG_HASH', u16, HASHES);
+/** TPMI_ALG_HASH+ : a hash algorithm or TPM_ALG_NULL. */
+export const TPMI_ALG_HASH_NULL = oneOf('TPMI_ALG_HASH+', u16, [...HASHES, A.NULL]);
+/** TPMI_ALG_SYM_MODE+ (§9.31). */
+export const TPMI_ALG_SYM_MODE = oneOf('TPMI_ALG_SYM_MODE', u16, [A.CTR, A.OFB, A.CBC, A.CFB, A.ECB, A.NULL]);
+/** TPMI_ALG_PUBLIC (§12.2.2). */
+export const TPMI_ALG_PUBLIC = oneOf('TPMI_ALG_PUBLIC', u16, [A.RSA, A.KEYEDHASH, A.ECC, A.SYMCIPHER]);
+
+/** TPMI_SH_AUTH_SESSION etc. are plain handles here; policy checks happen in callers. */
+export const TPM_HANDLE = u32;
+
+// ---------------------------------------------------------------- sized buffers (§10.4)
+
+/** TPM2B_DIGEST (§10.4.2): up to sizeof(TPMU_HA) = 64 bytes. Also TPM2B_NONCE, TPM2B_AUTH. */
+export const TPM2B_DIGEST = tpm2b('TPM2B_DIGEST', 64);
+export const TPM2B_NONCE = tpm2b('TPM2B_NONCE', 64);
+export const TPM2B_AUTH = tpm2b('TPM2B_AUTH', 64);
+/** TPM2B_DATA (§10.4.3): up to sizeof(TPMT_HA) = 66 bytes. */
+export const TPM2B_DATA = tpm2b('TPM2B_DATA', 66);
+/** TPM2B_MAX_BUFFER (§10.4.8): MAX_DIGEST_BUFFER = 1024. */
+export const TPM2B_MAX_BUFFER = tpm2b('TPM2B_MAX_BUFFER', 1024);
+/** TPM2B_NAME (§10.5.3): a digest with its algorithm, or a handle. */
+export const TPM2B_NAME = tpm2b('TPM2B_NAME', 66);
+/** TPM2B_SENSITIVE_DATA (§11.1.14). */
+export const TPM2B_SENSITIVE_DATA = tpm2b('TPM2B_SENSITIVE_DATA', 256);
+/** TPM2B_PUBLIC_KEY_RSA (§11.2.4.5): MAX_RSA_KEY_BYTES = 512 (RSA 4096). */
+export const TPM2B_PUBLIC_KEY_RSA = tpm2b('TPM2B_PUBLIC_KEY_RSA', 512);
+/** TPM2B_ECC_PARAMETER (§11.2.5.1): MAX_ECC_KEY_BYTES = 128 (generous; P-521 needs 66). */
+export const TPM2B_ECC_PARAMETER = tpm2b('TPM2B_ECC_PARAMETER', 128);
+/** TPM2B_PRIVATE (§12.3.7): an opaque wrapped blob; bounded by the TPM's buffer size. */
+export const TPM2B_PRIVATE = tpm2b('TPM2B_PRIVATE', 4096);
+/** TPM2B_ENCRYPTED_SECRET (§11.4.33): sizeof(TPMU_ENCRYPTED_SECRET) = 512. */
+export const TPM2B_ENCRYPTED_SECRET = tpm2b('TPM2B_ENCRYPTED_SECRET', 512);
+
+// ---------------------------------------------------------------- hashes (§10.3)
+
+/** TPMU_HA (§10.3.1): a digest whose length follows from the hash algorithm. */
+export const TPMU_HA = union('TPMU_HA', 'hashAlg', {
+  [A.SHA1]: fixed(20),
+  [A.SHA256]: fixed(32),
+  [A.SHA384]: fixed(48),
+  [A.SHA512]: fixed(64),
+  [A.SM3_256]: fixed(32),
+  [A.SHA3_256]: fixed(32),
+  [A.SHA3_384]: fixed(48),
+  [A.SHA3_512]: fixed(64),
+});
+/** TPMT_HA (§10.3.2). */
+export const TPMT_HA = struct('TPMT_HA', { hashAlg: TPMI_ALG_HASH, digest: TPMU_HA });
+export type TPMT_HA = Infer<typeof TPMT_HA>;
+
+// ---------------------------------------------------------------- PCR selection (§10.6)
+
+/** TPMS_PCR_SELECTION (§10.6.2): sizeofSelect is a UINT8 size, PCR_SELECT_MAX = 4 octets. */
+export const TPMS_PCR_SELECTION = struct('TPMS_PCR_SELECTION', {
+  hash: TPMI_ALG_HASH,
+  pcrSelect: tpm2b('pcrSelect', 4, 1),
+});
+export type TPMS_PCR_SELECTION = Infer<typeof TPMS_PCR_SELECTION>;
+/** TPML_PCR_SELECTION (§10.9.7): at most HASH_COUNT banks. */
+export const TPML_PCR_SELECTION = list('TPML_PCR_SELECTION', TPMS_PCR_SELECTION, 16);
+
+// ---------------------------------------------------------------- tickets (§10.7)
+
+function ticket(name: string, tag: number) {
+  return struct(name, {
+    tag: oneOf(`${name}.tag`, u16, [tag]),
+    hierarchy: TPM_HANDLE,
+    digest: TPM2B_DIGEST,
+  });
+}
+/** TPMT_TK_CREATION (§10.7.3). */
+export const TPMT_TK_CREATION = ticket('TPMT_TK_CREATION', TPM_ST.CREATION);
+export type TPMT_TK_CREATION = Infer<typeof TPMT_TK_CREATION>;
+/** TPMT_TK_VERIFIED (§10.7.4). */
+export const TPMT_TK_VERIFIED = ticket('TPMT_TK_VERIFIED', TPM_ST.VERIFIED);
+export type TPMT_TK_VERIFIED = Infer<typeof TPMT_TK_VERIFIED>;
+/** TPMT_TK_HASHCHECK (§10.7.6). */
+export const TPMT_TK_HASHCHECK = ticket('TPMT_TK_HASHCHECK', TPM_ST.HASHCHECK);
+export type TPMT_TK_HASHCHECK = Infer<typeof TPMT_TK_HASHCHECK>;
+
+// ---------------------------------------------------------------- capabilities (§10.8–10.10)
+
+/** TPMS_ALG_PROPERTY (§10.8.1). */
+export const TPMS_ALG_PROPERTY = struct('TPMS_ALG_PROPERTY', { alg: u16, algProperties: u32 });
+/** TPMS_TAGGED_PROPERTY (§10.8.2). */
+export const TPMS_TAGGED_PROPERTY = struct('TPMS_TAGGED_PROPERTY', { property: u32, value: u32 });
+/** TPMS_TAGGED_PCR_SELECT (§10.8.3). */
+export const TPMS_TAGGED_PCR_SELECT = struct('TPMS_TAGGED_PCR_SELECT', { tag: u32, pcrSelect: tpm2b('pcrSelect', 4, 1) });
+
+// Counts derived from MAX_CAP_BUFFER = 1024 (Part 2 §10.9 and Part 4's defaults).
+const MAX_CAP_DATA = 1024 - 4 - 4;
+
+/** TPMU_CAPABILITIES (§10.10.1), selected by TPMS_CAPABILITY_DATA.capability. */
+export const TPMU_CAPABILITIES = union('TPMU_CAPABILITIES', 'capability', {
+  [TPM_CAP.ALGS]: list('TPML_ALG_PROPERTY', TPMS_ALG_PROPERTY, Math.floor(MAX_CAP_DATA / 6)),
+  [TPM_CAP.HANDLES]: list('TPML_HANDLE', TPM_HANDLE, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.COMMANDS]: list('TPML_CCA', u32, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.PP_COMMANDS]: list('TPML_CC', u32, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.AUDIT_COMMANDS]: list('TPML_CC', u32, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.PCRS]: TPML_PCR_SELECTION,
+  [TPM_CAP.TPM_PROPERTIES]: list('TPML_TAGGED_TPM_PROPERTY', TPMS_TAGGED_PROPERTY, Math.floor(MAX_CAP_DATA / 8)),
+  [TPM_CAP.PCR_PROPERTIES]: list('TPML_TAGGED_PCR_PROPERTY', TPMS_TAGGED_PCR_SELECT, Math.floor(MAX_CAP_DATA / 5)),
+  [TPM_CAP.ECC_CURVES]: list('TPML_ECC_CURVE', u16, Math.floor(MAX_CAP_DATA / 2)),
+});
+/** TPMS_CAPABILITY_DATA (§10.10.2). */
+export const TPMS_CAPABILITY_DATA = struct('TPMS_CAPABILITY_DATA', { capability: u32, data: TPMU_CAPABILITIES });
+export type TPMS_CAPABILITY_DATA = Infer<typeof TPMS_CAPABILITY_DATA>;
+
+// ---------------------------------------------------------------- symmetric (§11.1)
+
+const symKeyBits = { [A.AES]: u16, [A.SM4]: u16, [A.CAMELLIA]: u16, [A.NULL]: none };
+const symMode = { [A.AES]: TPMI_ALG_SYM_MODE, [A.SM4]: TPMI_ALG_SYM_MODE, [A.CAMELLIA]: TPMI_ALG_SYM_MODE, [A.NULL]: none };
+
+/** TPMT_SYM_DEF (§11.1.6): for sessions; XOR takes a hash algorithm as its "key bits". */
+export const TPMT_SYM_DEF = struct('TPMT_SYM_DEF', {
+  algorithm: u16,
+  keyBits: union('TPMU_SYM_KEY_BITS', 'algorithm', { ...symKeyBits, [A.XOR]: TPMI_ALG_HASH }),
+  mode: union('TPMU_SYM_MODE', 'algorithm', { ...symMode, [A.XOR]: none }),
+});
+export type TPMT_SYM_DEF = Infer<typeof TPMT_SYM_DEF>;
+
+/** TPMT_SYM_DEF_OBJECT (§11.1.7): as TPMT_SYM_DEF without XOR. */
+export const TPMT_SYM_DEF_OBJECT = struct('TPMT_SYM_DEF_OBJECT', {
+  algorithm: u16,
+  keyBits: union('TPMU_SYM_KEY_BITS', 'algorithm', symKeyBits),
+  mode: union('TPMU_SYM_MODE', 'algorithm', symMode),
+});
+export type TPMT_SYM_DEF_OBJECT = Infer<typeof TPMT_SYM_DEF_OBJECT>;
+
+/** TPMS_SENSITIVE_CREATE (§11.1.15) and its TPM2B (§11.1.16). */
+export const TPMS_SENSITIVE_CREATE = struct('TPMS_SENSITIVE_CREATE', { userAuth: TPM2B_AUTH, data: TPM2B_SENSITIVE_DATA });
+export type TPMS_SENSITIVE_CREATE = Infer<typeof TPMS_SENSITIVE_CREATE>;
+export const TPM2B_SENSITIVE_CREATE = sized('TPM2B_SENSITIVE_CREATE', TPMS_SENSITIVE_CREATE);
+
+// ---------------------------------------------------------------- schemes (§11.1.17–11.2)
+
+/** TPMS_SCHEME_HASH (§11.1.17): also TPMS_SIG_SCHEME_*, TPMS_ENC_SCHEME_OAEP, TPMS_KEY_SCHEME_*, TPMS_SCHEME_HMAC. */
+export const TPMS_SCHEME_HASH = struct('TPMS_SCHEME_HASH', { hashAlg: TPMI_ALG_HASH });
+/** TPMS_SCHEME_ECDAA (§11.1.18). */
+export const TPMS_SCHEME_ECDAA = struct('TPMS_SCHEME_ECDAA', { hashAlg: TPMI_ALG_HASH, count: u16 });
+/** TPMS_SCHEME_XOR (§11.1.20). */
+export const TPMS_SCHEME_XOR = struct('TPMS_SCHEME_XOR', { hashAlg: TPMI_ALG_HASH, kdf: u16 });
+
+/** TPMT_KEYEDHASH_SCHEME (§11.1.23). */
+export const TPMT_KEYEDHASH_SCHEME = struct('TPMT_KEYEDHASH_SCHEME', {
+  scheme: u16,
+  details: union('TPMU_SCHEME_KEYEDHASH', 'scheme', { [A.HMAC]: TPMS_SCHEME_HASH, [A.XOR]: TPMS_SCHEME_XOR, [A.NULL]: none }),
+});
+
+/** TPMT_SIG_SCHEME (§11.2.1.5) with TPMU_SIG_SCHEME (§11.2.1.4). */
+export const TPMT_SIG_SCHEME = struct('TPMT_SIG_SCHEME', {
+  scheme: u16,
+  details: union('TPMU_SIG_SCHEME', 'scheme', {
+    [A.RSASSA]: TPMS_SCHEME_HASH,
+    [A.RSAPSS]: TPMS_SCHEME_HASH,
+    [A.ECDSA]: TPMS_SCHEME_HASH,
+    [A.ECDAA]: TPMS_SCHEME_ECDAA,
+    [A.SM2]: TPMS_SCHEME_HASH,
+    [A.ECSCHNORR]: TPMS_SCHEME_HASH,
+    [A.HMAC]: TPMS_SCHEME_HASH,
+    [A.NULL]: none,
+  }),
+});
+export type TPMT_SIG_SCHEME = Infer<typeof TPMT_SIG_SCHEME>;
+
+/** TPMT_KDF_SCHEME (§11.2.3.3). */
+export const TPMT_KDF_SCHEME = struct('TPMT_KDF_SCHEME', {
+  scheme: u16,
+  details: union('TPMU_KDF_SCHEME', 'scheme', {
+    [A.MGF1]: TPMS_SCHEME_HASH,
+    [A.KDF1_SP800_56A]: TPMS_SCHEME_HASH,
+    [A.KDF2]: TPMS_SCHEME_HASH,
+    [A.KDF1_SP800_108]: TPMS_SCHEME_HASH,
+    [A.NULL]: none,
+  }),
+});
+
+/** TPMT_RSA_SCHEME (§11.2.4.2) with the RSA arms of TPMU_ASYM_SCHEME (§11.2.3.5). */
+export const TPMT_RSA_SCHEME = struct('TPMT_RSA_SCHEME', {
+  scheme: u16,
+  details: union('TPMU_ASYM_SCHEME', 'scheme', {
+    [A.RSASSA]: TPMS_SCHEME_HASH,
+    [A.RSAPSS]: TPMS_SCHEME_HASH,
+    [A.RSAES]: none,
+    [A.OAEP]: TPMS_SCHEME_HASH,
+    [A.NULL]: none,
+  }),
+});
+
+/** TPMT_ECC_SCHEME (§11.2.5.6) with the ECC arms of TPMU_ASYM_SCHEME. */
+export const TPMT_ECC_SCHEME = struct('TPMT_ECC_SCHEME', {
+  scheme: u16,
+  details: union('TPMU_ASYM_SCHEME', 'scheme', {
+    [A.ECDSA]: TPMS_SCHEME_HASH,
+    [A.ECDH]: TPMS_SCHEME_HASH,
+    [A.ECDAA]: TPMS_SCHEME_ECDAA,
+    [A.SM2]: TPMS_SCHEME_HASH,
+    [A.ECSCHNORR]: TPMS_SCHEME_HASH,
+    [A.ECMQV]: TPMS_SCHEME_HASH,
+    [A.NULL]: none,
+  }),
+});
+
+// ---------------------------------------------------------------- signatures (§11.3)
+
+/** TPMS_SIGNATURE_RSA (§11.3.1). */
+export const TPMS_SIGNATURE_RSA = struct('TPMS_SIGNATURE_RSA', { hash: TPMI_ALG_HASH, sig: TPM2B_PUBLIC_KEY_RSA });
+/** TPMS_SIGNATURE_ECC (§11.3.2). */
+export const TPMS_SIGNATURE_ECC = struct('TPMS_SIGNATURE_ECC', {
+  hash: TPMI_ALG_HASH,
+  signatureR: TPM2B_ECC_PARAMETER,
+  signatureS: TPM2B_ECC_PARAMETER,
+});
+
+/** TPMT_SIGNATURE (§11.3.4) with TPMU_SIGNATURE (§11.3.3). */
+export const TPMT_SIGNATURE = struct('TPMT_SIGNATURE', {
+  sigAlg: u16,
+  signature: union('TPMU_SIGNATURE', 'sigAlg', {
+    [A.RSASSA]: TPMS_SIGNATURE_RSA,
+    [A.RSAPSS]: TPMS_SIGNATURE_RSA,
+    [A.ECDSA]: TPMS_SIGNATURE_ECC,
+    [A.ECDAA]: TPMS_SIGNATURE_ECC,
+    [A.SM2]: TPMS_SIGNATURE_ECC,
+    [A.ECSCHNORR]: TPMS_SIGNATURE_ECC,
+    [A.HMAC]: TPMT_HA,
+    [A.NULL]: none,
+  }),
+});
+export type TPMT_SIGNATURE = Infer<typeof TPMT_SIGNATURE>;
+
+// ---------------------------------------------------------------- public area (§12.2)
+
+/** TPMS_ECC_POINT (§11.2.5.2). */
+export const TPMS_ECC_POINT = struct('TPMS_ECC_POINT', { x: TPM2B_ECC_PARAMETER, y: TPM2B_ECC_PARAMETER });
+export type TPMS_ECC_POINT = Infer<typeof TPMS_ECC_POINT>;
+
+/** TPMS_KEYEDHASH_PARMS (§12.2.3.3). */
+export const TPMS_KEYEDHASH_PARMS = struct('TPMS_KEYEDHASH_PARMS', { scheme: TPMT_KEYEDHASH_SCHEME });
+/** TPMS_SYMCIPHER_PARMS (§11.1.9). */
+export const TPMS_SYMCIPHER_PARMS = struct('TPMS_SYMCIPHER_PARMS', { sym: TPMT_SYM_DEF_OBJECT });
+/** TPMS_RSA_PARMS (§12.2.3.5): exponent 0 means the default 65537. */
+export const TPMS_RSA_PARMS = struct('TPMS_RSA_PARMS', {
+  symmetric: TPMT_SYM_DEF_OBJECT,
+  scheme: TPMT_RSA_SCHEME,
+  keyBits: u16,
+  exponent: u32,
+});
+export type TPMS_RSA_PARMS = Infer<typeof TPMS_RSA_PARMS>;
+/** TPMS_ECC_PARMS (§12.2.3.6). */
+export const TPMS_ECC_PARMS = struct('TPMS_ECC_PARMS', {
+  symmetric: TPMT_SYM_DEF_OBJECT,
+  scheme: TPMT_ECC_SCHEME,
+  curveID: u16,
+  kdf: TPMT_KDF_SCHEME,
+});
+export type TPMS_ECC_PARMS = Infer<typeof TPMS_ECC_PARMS>;
+
+/** TPMT_PUBLIC (§12.2.4): `type` selects both `parameters` and `unique`. */
+export const TPMT_PUBLIC = struct('TPMT_PUBLIC', {
+  type: TPMI_ALG_PUBLIC,
+  nameAlg: TPMI_ALG_HASH_NULL,
+  objectAttributes: u32,
+  authPolicy: TPM2B_DIGEST,
+  parameters: union('TPMU_PUBLIC_PARMS', 'type', {
+    [A.KEYEDHASH]: TPMS_KEYEDHASH_PARMS,
+    [A.SYMCIPHER]: TPMS_SYMCIPHER_PARMS,
+    [A.RSA]: TPMS_RSA_PARMS,
+    [A.ECC]: TPMS_ECC_PARMS,
+  }),
+  unique: union('TPMU_PUBLIC_ID', 'type', {
+    [A.KEYEDHASH]: TPM2B_DIGEST,
+    [A.SYMCIPHER]: TPM2B_DIGEST,
+    [A.RSA]: TPM2B_PUBLIC_KEY_RSA,
+    [A.ECC]: TPMS_ECC_POINT,
+  }),
+});
+export type TPMT_PUBLIC = Infer<typeof TPMT_PUBLIC>;
+/** TPM2B_PUBLIC (§12.2.5). */
+export const TPM2B_PUBLIC = sized('TPM2B_PUBLIC', TPMT_PUBLIC);
+
+// ---------------------------------------------------------------- creation data (§15)
+
+/** TPMS_CREATION_DATA (§15.1). */
+export const TPMS_CREATION_DATA = struct('TPMS_CREATION_DATA', {
+  pcrSelect: TPML_PCR_SELECTION,
+  pcrDigest: TPM2B_DIGEST,
+  locality: u8,
+  parentNameAlg: u16,
+  parentName: TPM2B_NAME,
+  parentQualifiedName: TPM2B_NAME,
+  outsideInfo: TPM2B_DATA,
+});
+export type TPMS_CREATION_DATA = Infer<typeof TPMS_CREATION_DATA>;
+/** TPM2B_CREATION_DATA (§15.2). */
+export const TPM2B_CREATION_DATA = sized('TPM2B_CREATION_DATA', TPMS_CREATION_DATA);
+
+/** Every named structure codec, for the decoder tool and the fuzz tests. */
+export const STRUCTURES: Record<string, Codec<any>> = {
+  TPMT_HA,
+  TPMS_PCR_SELECTION,
+  TPML_PCR_SELECTION,
+  TPMT_TK_CREATION,
+  TPMT_TK_VERIFIED,
+  TPMT_TK_HASHCHECK,
+  TPMS_CAPABILITY_DATA,
+  TPMT_SYM_DEF,
+  TPMT_SYM_DEF_OBJECT,
+  TPMS_SENSITIVE_CREATE,
+  TPM2B_SENSITIVE_CREATE,
+  TPMT_SIG_SCHEME,
+  TPMT_KDF_SCHEME,
+  TPMT_RSA_SCHEME,
+  TPMT_ECC_SCHEME,
+  TPMT_KEYEDHASH_SCHEME,
+  TPMT_SIGNATURE,
+  TPMS_ECC_POINT,
+  TPMS_RSA_PARMS,
+  TPMS_ECC_PARMS,
+  TPMT_PUBLIC,
+  TPM2B_PUBLIC,
+  TPMS_CREATION_DATA,
+  TPM2B_CREATION_DATA,
+  TPM2B_DIGEST,
+  TPM2B_PRIVATE,
+  TPM2B_NAME,
+};
+
+// ---------------------------------------------------------------- policy (§10.7.5, §10.4.11)
+
+/** TPM2B_TIMEOUT (§10.4.11): sizeof(UINT64). */
+export const TPM2B_TIMEOUT = tpm2b('TPM2B_TIMEOUT', 8);
+/** TPMT_TK_AUTH (§10.7.5): tag TPM_ST_AUTH_SECRET or TPM_ST_AUTH_SIGNED. */
+export const TPMT_TK_AUTH = struct('TPMT_TK_AUTH', {
+  tag: oneOf('TPMT_TK_AUTH.tag', u16, [0x8023, 0x8025]),
+  hierarchy: TPM_HANDLE,
+  digest: TPM2B_DIGEST,
+});
+export type TPMT_TK_AUTH = Infer<typeof TPMT_TK_AUTH>;
+STRUCTURES.TPMT_TK_AUTH = TPMT_TK_AUTH;

@@ -1,0 +1,106 @@
+/**
+ * The generic executor: runs any command descriptor over a transport. It marshals the frame
+ * (password session for empty auth unless the caller supplies a session), sends it, retries
+ * with bounded back-off while the TPM says RETRY / YIELDED / TESTING, and decodes the
+ * response strictly. One instance per transport; the transport serializes commands.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  marshalCommand,
+  responseCode,
+  unmarshalResponse,
+  type AuthResponse,
+  type Authorization,
+  type AuthHandleName,
+  type CommandDescriptor,
+  type CommandInput,
+  type CommandOutput,
+} from './command.js';
+import { TpmError, isRetryable } from './rc.js';
+import type { SendOptions, Transport } from './transport/types.js';
+
+export interface RunOptions extends SendOptions {
+  /** Authorizations for handles that need them, by handle name; default: empty password. */
+  auth?: Partial<Record<string, Authorization>>;
+}
+
+export interface TpmOptions {
+  /** How many times to re-send after RETRY/YIELDED/TESTING (default 6). */
+  maxRetries?: number;
+  /** First back-off delay in ms; doubles each time, capped at 1 s (default 20). */
+  retryDelayMs?: number;
+  /** Observer for every command/response exchanged (for tracing). */
+  onExchange?: (e: { command: string; request: Uint8Array; response?: Uint8Array; error?: unknown; ms: number }) => void;
+}
+
+export class Tpm {
+  private readonly maxRetries: number;
+  private readonly retryDelayMs: number;
+
+  constructor(
+    readonly transport: Transport,
+    private readonly options: TpmOptions = {},
+  ) {
+    this.maxRetries = options.maxRetries ?? 6;
+    this.retryDelayMs = options.retryDelayMs ?? 20;
+  }
+
+  /** Runs one command and returns its response handles and parameters. */
+  async run<C extends CommandDescriptor<any, any, any, any>>(
+    cmd: C,
+    input: CommandInput<C>,
+    opts: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, Authorization>> } = {},
+  ): Promise<CommandOutput<C>> {
+    return (await this.runWithAuths(cmd, input, opts)).output;
+  }
+
+  /** As `run`, also returning the response's authorization area. */
+  async runWithAuths<C extends CommandDescriptor<any, any, any, any>>(
+    cmd: C,
+    input: CommandInput<C>,
+    opts: RunOptions = {},
+  ): Promise<{ output: CommandOutput<C>; auths: AuthResponse[] }> {
+    const request = marshalCommand(cmd, input, opts.auth);
+    const sendOpts: SendOptions = { signal: opts.signal, timeoutMs: opts.timeoutMs };
+    let delay = this.retryDelayMs;
+    for (let attempt = 0; ; attempt++) {
+      const t0 = performance.now();
+      let response: Uint8Array;
+      try {
+        response = await this.transport.send(request, sendOpts);
+      } catch (error) {
+        this.options.onExchange?.({ command: cmd.name, request, error, ms: performance.now() - t0 });
+        throw error;
+      }
+      this.options.onExchange?.({ command: cmd.name, request, response, ms: performance.now() - t0 });
+      const rc = responseCode(response);
+      if (rc !== undefined && isRetryable(rc) && attempt < this.maxRetries) {
+        opts.signal?.throwIfAborted();
+        await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : undefined);
+        delay = Math.min(delay * 2, 1000);
+        continue;
+      }
+      try {
+        return unmarshalResponse(cmd, response);
+      } catch (e) {
+        if (e instanceof TpmError) annotate(e, cmd);
+        throw e;
+      }
+    }
+  }
+}
+
+/** Names the handle/parameter/session a format-one error points at (go-tpm style). */
+function annotate(e: TpmError, cmd: CommandDescriptor<any, any, any, any>): void {
+  if (e.index === undefined) return;
+  let subject: string | undefined;
+  if (e.kind === 'handle') subject = cmd.handles[e.index - 1]?.name;
+  else if (e.kind === 'parameter') {
+    const meta = cmd.params.meta;
+    if (meta.kind === 'struct') subject = Object.keys(meta.fields)[e.index - 1];
+  } else if (e.kind === 'session') {
+    const h = cmd.handles.filter((x) => x.auth === 'auth')[e.index - 1];
+    subject = h ? `authorization of ${h.name}` : undefined;
+  }
+  if (subject) (e as { subject?: string }).subject = subject;
+}
