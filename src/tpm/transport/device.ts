@@ -44,6 +44,8 @@ interface OpenDevice {
   /** Settles when the last exchange on this fd has stopped touching it (TTY only). */
   idle: Promise<void>;
   dead: boolean;
+  /** Per fd: a read abandoned in the threadpool may still write into it. */
+  buf: Uint8Array;
 }
 
 function errnoOf(e: unknown): string | undefined {
@@ -56,7 +58,6 @@ export class DeviceTransport extends QueuedTransport {
   readonly description: string;
   private readonly maxPollMs: number;
   private dev: OpenDevice | undefined;
-  private readonly buf = new Uint8Array(READ_SIZE);
 
   constructor(opts: DeviceTransportOptions | string = {}) {
     const o = typeof opts === 'string' ? { path: opts } : opts;
@@ -90,7 +91,8 @@ export class DeviceTransport extends QueuedTransport {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      if (dev.outstanding > 0) await this.readFrame(dev, signal); // late response of an abandoned command
+      // TTY: late responses of abandoned commands come first; read and drop them.
+      while (dev.outstanding > 0) await this.readFrame(dev, signal);
       await this.write(dev, command, signal);
       return await this.readFrame(dev, signal);
     } catch (e) {
@@ -119,6 +121,7 @@ export class DeviceTransport extends QueuedTransport {
         outstanding: 0,
         idle: Promise.resolve(),
         dead: false,
+        buf: new Uint8Array(READ_SIZE),
       };
       if (dev.tty) await this.flushInput(dev);
       if (signal.aborted) throw signal.reason;
@@ -160,10 +163,10 @@ export class DeviceTransport extends QueuedTransport {
     }
   }
 
-  /** One non-blocking read into this.buf; 0 when nothing is available yet. */
+  /** One non-blocking read into dev.buf; 0 when nothing is available yet. */
   private async readOnce(dev: OpenDevice): Promise<number> {
     try {
-      const { bytesRead } = await dev.fh.read(this.buf, 0, this.buf.length, null);
+      const { bytesRead } = await dev.fh.read(dev.buf, 0, dev.buf.length, null);
       return bytesRead;
     } catch (e) {
       const code = errnoOf(e);
@@ -213,7 +216,7 @@ export class DeviceTransport extends QueuedTransport {
         continue;
       }
       attempt = 0;
-      const frames = dev.framer.push(this.buf.subarray(0, n));
+      const frames = dev.framer.push(dev.buf.subarray(0, n));
       if (frames.length > 0) {
         if (frames.length > dev.outstanding) {
           throw new TpmTransportError('PROTOCOL', `${this.path} sent a response to no command`);
@@ -221,9 +224,6 @@ export class DeviceTransport extends QueuedTransport {
         dev.outstanding -= frames.length;
         if (dev.outstanding === 0 && dev.framer.buffered > 0) {
           throw new TpmTransportError('PROTOCOL', `${this.path} sent ${dev.framer.buffered} bytes after the response`);
-        }
-        if (frames.length > 1 && dev.outstanding === 0) {
-          throw new TpmTransportError('PROTOCOL', `${this.path} sent ${frames.length - 1} extra frame(s) after the response`);
         }
         return frames[frames.length - 1]!;
       }

@@ -1,0 +1,46 @@
+/**
+ * Object housekeeping: read a public area, make an object persistent, evict it, flush.
+ */
+import { EvictControl, FlushContext, ReadPublic } from '../commands.js';
+import { TPM_RH } from '../constants.js';
+import type { TPMT_PUBLIC } from '../structures.js';
+import type { RunOptions, Tpm } from '../tpm.js';
+
+export interface PublicInfo {
+  publicArea: TPMT_PUBLIC;
+  name: Uint8Array;
+  qualifiedName: Uint8Array;
+}
+
+/** TPM2_ReadPublic (Part 3 §12.4). */
+export async function readPublic(tpm: Tpm, handle: number, opts: RunOptions = {}): Promise<PublicInfo> {
+  const r = await tpm.run(ReadPublic, { objectHandle: handle }, opts);
+  return { publicArea: r.outPublic, name: r.name, qualifiedName: r.qualifiedName };
+}
+
+/** TPM2_FlushContext (Part 3 §28.4). */
+export async function flush(tpm: Tpm, handle: number, opts: RunOptions = {}): Promise<void> {
+  await tpm.run(FlushContext, { flushHandle: handle }, opts);
+}
+
+/**
+ * Flushes, ignoring failures: used on cleanup paths, where the original error matters more
+ * and the handle may already be gone (TPM reset, transport closed).
+ */
+export async function flushQuietly(tpm: Tpm, handle: number): Promise<void> {
+  try {
+    await flush(tpm, handle);
+  } catch {
+    // best effort
+  }
+}
+
+/** Makes a loaded object persistent at `persistentHandle` (TPM2_EvictControl, owner auth). */
+export async function makePersistent(tpm: Tpm, objectHandle: number, persistentHandle: number, opts: RunOptions = {}): Promise<void> {
+  await tpm.run(EvictControl, { auth: TPM_RH.OWNER, objectHandle, persistentHandle }, opts);
+}
+
+/** Removes a persistent object (TPM2_EvictControl on the persistent handle itself). */
+export async function evictPersistent(tpm: Tpm, persistentHandle: number, opts: RunOptions = {}): Promise<void> {
+  await tpm.run(EvictControl, { auth: TPM_RH.OWNER, objectHandle: persistentHandle, persistentHandle }, opts);
+}
