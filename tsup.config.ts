@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 // Two outputs:
@@ -16,7 +17,12 @@ export default defineConfig([
     outDir: 'dist',
   },
   {
-    entry: { 'bin/tpm2-decode': 'src/bin/tpm2-decode.ts' },
+    // Every file in src/bin/ is one executable (tpm2-decode, eve-tpm-service, eve_tools_tpm2_*).
+    entry: Object.fromEntries(
+      readdirSync('src/bin')
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => [`bin/${f.slice(0, -3)}`, `src/bin/${f}`]),
+    ),
     format: ['cjs'],
     platform: 'node',
     target: 'node20',

@@ -131,9 +131,9 @@ async function waitUntil(
   }
 }
 
-function canConnect(path: string): Promise<boolean> {
+function canConnect(target: { path: string } | { host: string; port: number }): Promise<boolean> {
   return new Promise((resolve) => {
-    const s: Socket = createConnection(path);
+    const s: Socket = createConnection(target);
     s.once('connect', () => {
       s.destroy();
       resolve(true);
@@ -168,12 +168,16 @@ export interface SwtpmOptions {
   extraArgs?: string[];
   /** How long to wait for swtpm to accept connections (default 15 s). */
   startTimeoutMs?: number;
+  /** Serve the TPM on 127.0.0.1:tcpPort instead of the unix socket (sockPath is then unused). */
+  tcpPort?: number;
 }
 
 export interface SwtpmInstance {
   /** Temp dir holding the sockets (and the state, unless stateDir was given). */
   readonly dir: string;
+  /** Unix server socket (unless tcpPort was given). */
   readonly sockPath: string;
+  readonly tcpPort: number | undefined;
   readonly ctrlPath: string;
   readonly stateDir: string;
   /** Current swtpm process id (changes on restart). */
@@ -198,7 +202,7 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
     'socket',
     '--tpm2',
     '--server',
-    `type=unixio,path=${sockPath}`,
+    opts.tcpPort === undefined ? `type=unixio,path=${sockPath}` : `type=tcp,port=${opts.tcpPort},bindaddr=127.0.0.1`,
     '--ctrl',
     `type=unixio,path=${ctrlPath}`,
     '--tpmstate',
@@ -217,7 +221,8 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
     await rm(ctrlPath, { force: true });
     const p = spawnTracked('swtpm', args);
     proc = p;
-    await waitUntil('swtpm', () => canConnect(sockPath), p.child, p.stderr, opts.startTimeoutMs ?? 15_000);
+    const target = opts.tcpPort === undefined ? { path: sockPath } : { host: '127.0.0.1', port: opts.tcpPort };
+    await waitUntil('swtpm', () => canConnect(target), p.child, p.stderr, opts.startTimeoutMs ?? 15_000);
   };
   const halt = async (): Promise<void> => {
     if (proc) await terminate(proc.child);
@@ -234,6 +239,7 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
   return {
     dir,
     sockPath,
+    tcpPort: opts.tcpPort,
     ctrlPath,
     stateDir,
     get pid() {
@@ -241,7 +247,9 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
     },
     transport(topts?: TransportOptions) {
       if (stopped) throw new Error('swtpm instance stopped');
-      const t = new SwtpmSocketTransport({ ...topts, path: sockPath });
+      const t = new SwtpmSocketTransport(
+        opts.tcpPort === undefined ? { ...topts, path: sockPath } : { ...topts, host: '127.0.0.1', port: opts.tcpPort },
+      );
       transports.add(t);
       return t;
     },

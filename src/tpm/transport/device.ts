@@ -34,6 +34,7 @@ export interface DeviceTransportOptions extends TransportOptions {
 
 /** Read size: the Linux driver's TPM_BUFSIZE, the largest response a TPM gives. */
 const READ_SIZE = 4096;
+const EMPTY = new Uint8Array(0);
 
 interface OpenDevice {
   fh: fsp.FileHandle;
@@ -209,6 +210,7 @@ export class DeviceTransport extends QueuedTransport {
     for (let attempt = 0; ; ) {
       const n = await this.readOnce(dev);
       if (n === 0) {
+        if (dev.tty) await this.checkHangup(dev);
         // Checked only when idle: bytes already read must reach the framer, so that an
         // abandoned response is accounted for even if it arrives as we give up.
         if (signal.aborted) throw signal.reason;
@@ -230,6 +232,18 @@ export class DeviceTransport extends QueuedTransport {
     }
   }
 
+  /**
+   * A TTY whose other end is gone reads as 0 bytes (EOF), but so does a live one set to VMIN=0;
+   * only a write tells them apart: a hung-up TTY fails even an empty write with EIO.
+   */
+  private async checkHangup(dev: OpenDevice): Promise<void> {
+    try {
+      await dev.fh.write(EMPTY, 0, 0, null);
+    } catch (e) {
+      throw this.ioError('read from', e);
+    }
+  }
+
   /** 0, 0 (next loop turn), then 1, 1, 2, 2, 4, 4, ... ms up to maxPollIntervalMs. */
   private pollDelay(attempt: number): number {
     if (attempt < 2) return 0;
@@ -238,7 +252,7 @@ export class DeviceTransport extends QueuedTransport {
 
   private ioError(what: string, e: unknown): TpmTransportError {
     const code = errnoOf(e);
-    const hint = code === 'EIO' ? ' (the other end of the terminal is gone)' : '';
+    const hint = code === 'EIO' ? ' (the other end of the terminal hung up)' : '';
     return new TpmTransportError('IO', `cannot ${what} ${this.path}: ${code ?? String(e)}${hint}`, { cause: e });
   }
 
