@@ -49,3 +49,4 @@ export * from './ops/session.js';
 export * from './ops/ek.js';
 export * from './ops/ak.js';
 export * from './ops/sign.js';
+export * from './decode/index.js';

@@ -17,7 +17,7 @@ import { TpmDecodeError, TpmEncodeError } from '../wire/errors.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { handleName, hex32, sessionFlags } from './names.js';
-import { fromView, parseBytes, parseInt32ish, toView } from './view.js';
+import { fromView, parseBytes, parseInteger, toView } from './view.js';
 
 type Descriptor = CommandDescriptor<any, any, any, any>;
 
@@ -210,7 +210,9 @@ export function decodeResponseFrame(bytes: Uint8Array, commandCode: number | str
     if (r.remaining !== 0) r.fail(`error response carries ${r.remaining} unexpected bytes`);
     return { ...head, error: errorView(rc, cmd) };
   }
-  const n = sessionCount ?? (tag === TPM_ST.SESSIONS ? (countResponseSessions(cmd, bytes) ?? 1) : 0);
+  // TPM_ST_SESSIONS promises at least one session: with none found, let the strict decoder
+  // report the missing auth area rather than a tag mismatch.
+  const n = sessionCount ?? (tag === TPM_ST.SESSIONS ? countResponseSessions(cmd, bytes) || 1 : 0);
   const { output, auths } = unmarshalResponse(cmd, bytes, n);
   const out = output as Record<string, unknown>;
   return {
@@ -270,7 +272,7 @@ function record(v: unknown, path: string[]): Record<string, unknown> {
 
 function descriptorOfView(v: Record<string, unknown>, path: string[]): Descriptor {
   const cmd = typeof v.command === 'string' ? lookupCommand(v.command) : undefined;
-  const byCode = v.commandCode !== undefined ? lookupCommand(parseInt32ish(v.commandCode, [...path, 'commandCode'])) : undefined;
+  const byCode = v.commandCode !== undefined ? lookupCommand(parseInteger(v.commandCode, [...path, 'commandCode'])) : undefined;
   const d = byCode ?? cmd;
   if (!d) throw new TpmEncodeError('unknown command', path.join('.'));
   return d;
@@ -282,20 +284,20 @@ export function encodeCommandFrame(view: CommandFrameView | Record<string, unkno
   const cmd = descriptorOfView(v, ['command']);
   const hs = record(v.handles ?? {}, ['handles']);
   const handles: Record<string, number> = {};
-  for (const h of cmd.handles) handles[h.name] = parseInt32ish(hs[h.name], ['handles', h.name]);
+  for (const h of cmd.handles) handles[h.name] = parseInteger(hs[h.name], ['handles', h.name]);
   const sessions = Array.isArray(v.sessions) ? v.sessions : [];
   const auths: Authorization[] = sessions.map((s, i) => {
     const p = ['sessions', `[${i}]`];
     const o = record(s, p);
     return {
-      sessionHandle: parseInt32ish(o.handle, [...p, 'handle']),
+      sessionHandle: parseInteger(o.handle, [...p, 'handle']),
       nonceCaller: parseBytes(o.nonce, [...p, 'nonce']),
-      sessionAttributes: parseInt32ish(o.attributes, [...p, 'attributes']),
+      sessionAttributes: parseInteger(o.attributes, [...p, 'attributes']),
       hmac: parseBytes(o.hmac, [...p, 'hmac']),
     };
   });
   const params = fromView(cmd.params, v.parameters, ['parameters']) as Record<string, unknown>;
-  const tag = v.tag === undefined ? (auths.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS) : parseInt32ish(v.tag, ['tag']);
+  const tag = v.tag === undefined ? (auths.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS) : parseInteger(v.tag, ['tag']);
   return remarshalCommand(cmd, { tag, commandCode: cmd.code, handles, auths, params });
 }
 
@@ -303,18 +305,18 @@ export function encodeCommandFrame(view: CommandFrameView | Record<string, unkno
 export function encodeResponseFrame(view: ResponseFrameView | Record<string, unknown>): Uint8Array {
   const v = record(view, []);
   const cmd = descriptorOfView(v, ['response']);
-  const rc = v.rc === undefined ? 0 : parseInt32ish(v.rc, ['rc']);
+  const rc = v.rc === undefined ? 0 : parseInteger(v.rc, ['rc']);
   if (rc !== 0) {
     // An error response is its header alone.
     const w = new Writer(10);
-    w.u16(v.tag === undefined ? TPM_ST.NO_SESSIONS : parseInt32ish(v.tag, ['tag']));
+    w.u16(v.tag === undefined ? TPM_ST.NO_SESSIONS : parseInteger(v.tag, ['tag']));
     w.u32(10);
     w.u32(rc);
     return w.finish();
   }
   const hs = record(v.handles ?? {}, ['handles']);
   const output: Record<string, unknown> = {};
-  for (const h of cmd.responseHandles) output[h] = parseInt32ish(hs[h], ['handles', h]);
+  for (const h of cmd.responseHandles) output[h] = parseInteger(hs[h], ['handles', h]);
   Object.assign(output, fromView(cmd.response, v.parameters, ['parameters']));
   const sessions = Array.isArray(v.sessions) ? v.sessions : [];
   const auths: AuthResponse[] = sessions.map((s, i) => {
@@ -322,7 +324,7 @@ export function encodeResponseFrame(view: ResponseFrameView | Record<string, unk
     const o = record(s, p);
     return {
       nonceTPM: parseBytes(o.nonce, [...p, 'nonce']),
-      sessionAttributes: parseInt32ish(o.attributes, [...p, 'attributes']),
+      sessionAttributes: parseInteger(o.attributes, [...p, 'attributes']),
       hmac: parseBytes(o.hmac, [...p, 'hmac']),
     };
   });

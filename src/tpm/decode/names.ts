@@ -2,7 +2,7 @@
  * Names for the numbers in a decoded frame. Codecs know only shapes (a `u16` is a `u16`), so
  * which table names a field is decided here from the field's name and the codec it sits in.
  */
-import { TPMA_OBJECT, TPMA_SESSION, TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU, hex32, nameOf } from '../constants.js';
+import { TPMA_OBJECT, TPMA_SESSION, TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU, hex32, nameOf } from '../constants.js';
 import { COMMANDS } from '../commands.js';
 import type { Codec } from '../wire/codec.js';
 
@@ -52,9 +52,9 @@ function flags(t: Readonly<Record<string, number>>) {
 export const sessionFlags = flags(TPMA_SESSION);
 const objectFlags = flags(TPMA_OBJECT);
 
-/** TPM_CC name of a command code known to the library (`Sign`), else undefined. */
+/** Name of a command code the library knows (`Sign`), else undefined. */
 export function commandName(code: number): string | undefined {
-  return COMMANDS.get(code)?.name;
+  return COMMANDS.get(code)?.name ?? nameOf(TPM_CC, code);
 }
 
 const ALG: Annotation = { label: algName, suffix: 'Name' };

@@ -88,7 +88,7 @@ function fail(path: string[], reason: string): never {
 }
 
 /** An integer from a number, a "0x.." hex string or a decimal string. */
-export function parseInt32ish(v: unknown, path: string[]): number {
+export function parseInteger(v: unknown, path: string[]): number {
   if (typeof v === 'number' && Number.isInteger(v)) return v;
   if (typeof v === 'string') {
     const s = v.trim();
@@ -113,7 +113,7 @@ export function fromView(codec: Codec<any>, view: unknown, path: string[] = [], 
     case 'u16':
     case 'u32':
     case 'i32':
-      return parseInt32ish(view, path);
+      return parseInteger(view, path);
     case 'u64':
       if (typeof view === 'bigint') return view;
       if (typeof view === 'number' && Number.isSafeInteger(view)) return BigInt(view);
@@ -122,7 +122,7 @@ export function fromView(codec: Codec<any>, view: unknown, path: string[] = [], 
     case 'oneOf':
       // TPMI_YES_NO is a boolean in values; the other interface types are numbers.
       if (typeof view === 'boolean') return view;
-      return parseInt32ish(view, path);
+      return parseInteger(view, path);
     case 'fixed':
     case 'tpm2b':
       return parseBytes(view, path);

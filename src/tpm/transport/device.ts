@@ -34,7 +34,8 @@ export interface DeviceTransportOptions extends TransportOptions {
 
 /** Read size: the Linux driver's TPM_BUFSIZE, the largest response a TPM gives. */
 const READ_SIZE = 4096;
-const EMPTY = new Uint8Array(0);
+/** Node skips the syscall for an empty buffer, so the zero-length write uses a 1-byte one. */
+const PROBE_BUF = new Uint8Array(1);
 
 interface OpenDevice {
   fh: fsp.FileHandle;
@@ -71,10 +72,21 @@ export class DeviceTransport extends QueuedTransport {
   }
 
   protected async exchange(command: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
-    const dev = this.dev ?? (this.dev = await this.open(signal));
-    if (dev.tty) {
-      // The previous (abandoned) exchange may still be finishing a poll on this fd.
+    for (;;) {
+      let dev = this.dev;
+      if (!dev) {
+        dev = await this.open(signal);
+        if (this.closed) {
+          this.discard(dev);
+          throw new TpmTransportError('CLOSED', `transport ${this.description} closed`);
+        }
+        this.dev = dev;
+      }
+      if (!dev.tty) return this.run(dev, command, signal);
+      // The previous (abandoned) exchange may still be finishing a poll on this fd, and may
+      // give the fd up (garbage in the late response): then start over with a fresh one.
       await untilAborted(dev.idle, signal);
+      if (dev.dead) continue;
       const run = this.run(dev, command, signal);
       dev.idle = run.then(
         () => {},
@@ -82,7 +94,6 @@ export class DeviceTransport extends QueuedTransport {
       );
       return run;
     }
-    return this.run(dev, command, signal);
   }
 
   private async run(dev: OpenDevice, command: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
@@ -160,18 +171,18 @@ export class DeviceTransport extends QueuedTransport {
   private async flushInput(dev: OpenDevice): Promise<void> {
     for (let i = 0; i < 64; i++) {
       const n = await this.readOnce(dev);
-      if (n === 0) return;
+      if (n === 'again' || n === 0) return;
     }
   }
 
-  /** One non-blocking read into dev.buf; 0 when nothing is available yet. */
-  private async readOnce(dev: OpenDevice): Promise<number> {
+  /** One non-blocking read into dev.buf: bytes read, or 'again' (EAGAIN) when none are ready. */
+  private async readOnce(dev: OpenDevice): Promise<number | 'again'> {
     try {
       const { bytesRead } = await dev.fh.read(dev.buf, 0, dev.buf.length, null);
       return bytesRead;
     } catch (e) {
       const code = errnoOf(e);
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 'again';
       throw this.ioError('read from', e);
     }
   }
@@ -209,8 +220,9 @@ export class DeviceTransport extends QueuedTransport {
   private async readFrame(dev: OpenDevice, signal: AbortSignal): Promise<Uint8Array> {
     for (let attempt = 0; ; ) {
       const n = await this.readOnce(dev);
-      if (n === 0) {
-        if (dev.tty) await this.checkHangup(dev);
+      if (n === 'again' || n === 0) {
+        // tpm-dev reads 0 until the response is ready; a TTY reads 0 when hung up (or VMIN=0).
+        if (n === 0 && dev.tty) await this.checkHangup(dev);
         // Checked only when idle: bytes already read must reach the framer, so that an
         // abandoned response is accounted for even if it arrives as we give up.
         if (signal.aborted) throw signal.reason;
@@ -238,7 +250,7 @@ export class DeviceTransport extends QueuedTransport {
    */
   private async checkHangup(dev: OpenDevice): Promise<void> {
     try {
-      await dev.fh.write(EMPTY, 0, 0, null);
+      await dev.fh.write(PROBE_BUF, 0, 0, null);
     } catch (e) {
       throw this.ioError('read from', e);
     }
