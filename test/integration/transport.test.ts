@@ -37,6 +37,17 @@ function getRandom(n: number): Uint8Array {
 /** TPM2_GetCapability (Part 3, 30.2): TPM_CAP_TPM_PROPERTIES, TPM_PT_MANUFACTURER, count 1. */
 const GET_CAP_MANUFACTURER = hex('8001 00000016 0000017a 00000006 00000105 00000001');
 
+/**
+ * TPM2_CreatePrimary (Part 3, 24.1) of an RSA-2048 storage key under TPM_RH_OWNER with the
+ * empty-password session: slow enough (tens of ms on swtpm) to be given up on.
+ */
+const CREATE_PRIMARY_RSA = hex(`
+  8002 00000043 00000131 40000001
+  00000009 40000009 0000 00 0000
+  0004 0000 0000
+  001a 0001 000b 00030072 0000 0006 0080 0043 0010 0800 00000000 0000
+  0000 00000000`);
+
 function expectRandom(resp: Uint8Array, n: number): Uint8Array {
   expect(u16(resp, 0)).toBe(0x8001);
   expect(u32(resp, 6)).toBe(0); // TPM_RC_SUCCESS
@@ -149,6 +160,9 @@ describe.each(rigs)('%s', (_name, make, available) => {
   });
 
   it.skipIf(!available)('answers 20 concurrent commands, each its own, in order', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): number => warnings.push(w);
+    process.on('warning', onWarning);
     const done: number[] = [];
     // Distinct sizes make a mixed-up response visible.
     const results = await Promise.all(
@@ -161,6 +175,24 @@ describe.each(rigs)('%s', (_name, make, available) => {
     );
     results.forEach((r, i) => (i % 2 ? expectManufacturer(r) : expectRandom(r, i + 1)));
     expect(done).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    expect(warnings.map((w) => w.message)).toEqual([]); // e.g. MaxListenersExceededWarning
+  });
+
+  it.skipIf(!available)('a command given up on (timeout, abort) never answers the next one', async () => {
+    const t = rig.transport;
+    const r1 = await t.send(CREATE_PRIMARY_RSA, { timeoutMs: 2 }).catch((e: unknown) => e);
+    if (r1 instanceof Uint8Array) expect(u32(r1, 6)).toBe(0); // the TPM was faster than 2 ms
+    else expect((r1 as TpmTransportError).code).toBe('TIMEOUT');
+    expectRandom(await t.send(getRandom(16)), 16);
+    const ac = new AbortController();
+    const p = t.send(CREATE_PRIMARY_RSA, { signal: ac.signal }).catch((e: unknown) => e);
+    setTimeout(() => ac.abort(), 1);
+    const r2 = await p;
+    if (!(r2 instanceof Uint8Array)) expect((r2 as TpmTransportError).code).toBe('ABORTED');
+    expectRandom(await t.send(getRandom(7)), 7);
+    expectManufacturer(await t.send(GET_CAP_MANUFACTURER));
   });
 
   it.skipIf(!available)('reports a TPM error code as a response, not a transport error', async () => {
@@ -556,6 +588,21 @@ describe.skipIf(!haveSocat)('device transport on a PTY against misbehaving peers
       expect((await rejection(t.send(taggedCmd(1), { timeoutMs: 150 }))).code).toBe('TIMEOUT');
       expect((await t.send(taggedCmd(2)))[10]).toBe(2);
       expect((await t.send(taggedCmd(3)))[10]).toBe(3);
+    } finally {
+      await pty.stop();
+    }
+  });
+
+  it('close fails a pending command with CLOSED', async () => {
+    const fake = await fakeTpm(silent);
+    const pty = await startPty(fake.path);
+    try {
+      const t = pty.transport();
+      const p = rejection(t.send(taggedCmd(1)));
+      await new Promise((r) => setTimeout(r, 50));
+      await t.close();
+      expect((await p).code).toBe('CLOSED');
+      expect((await rejection(t.send(taggedCmd(2)))).code).toBe('CLOSED');
     } finally {
       await pty.stop();
     }

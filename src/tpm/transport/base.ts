@@ -26,7 +26,8 @@ function checkTimeout(ms: number, what: string): number {
 
 /**
  * One command's deadline: a signal that fires (with a TpmTransportError as its reason) on the
- * timeout, on the caller's signal, or when the transport closes, and a promise rejecting then.
+ * timeout, on the caller's signal, or on fail() (the transport closing), and a promise
+ * rejecting then.
  */
 class Deadline {
   private readonly ctl = new AbortController();
@@ -34,29 +35,26 @@ class Deadline {
   private readonly unlisten: Array<() => void> = [];
   readonly failed: Promise<never>;
 
-  constructor(timeoutMs: number, userSignal: AbortSignal | undefined, closeSignal: AbortSignal, description: string) {
-    const fail = (err: TpmTransportError): void => {
-      if (!this.ctl.signal.aborted) this.ctl.abort(err);
-    };
+  constructor(timeoutMs: number, userSignal: AbortSignal | undefined, description: string) {
     this.failed = new Promise<never>((_, reject) => {
       this.ctl.signal.addEventListener('abort', () => reject(this.ctl.signal.reason), { once: true });
     });
     this.failed.catch(() => {}); // observed through race(); never an unhandled rejection
     const onUser = (): void =>
-      fail(new TpmTransportError('ABORTED', `command to ${description} aborted`, { cause: userSignal?.reason }));
-    const onClose = (): void => fail(new TpmTransportError('CLOSED', `transport ${description} closed`));
+      this.fail(new TpmTransportError('ABORTED', `command to ${description} aborted`, { cause: userSignal?.reason }));
     this.timer = setTimeout(
-      () => fail(new TpmTransportError('TIMEOUT', `no response from ${description} within ${timeoutMs} ms`)),
+      () => this.fail(new TpmTransportError('TIMEOUT', `no response from ${description} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    for (const [s, f] of [[closeSignal, onClose], [userSignal, onUser]] as const) {
-      if (!s) continue;
-      if (s.aborted) f();
-      else {
-        s.addEventListener('abort', f, { once: true });
-        this.unlisten.push(() => s.removeEventListener('abort', f));
-      }
+    if (userSignal?.aborted) onUser();
+    else if (userSignal) {
+      userSignal.addEventListener('abort', onUser, { once: true });
+      this.unlisten.push(() => userSignal.removeEventListener('abort', onUser));
     }
+  }
+
+  fail(err: TpmTransportError): void {
+    if (!this.ctl.signal.aborted) this.ctl.abort(err);
   }
 
   get signal(): AbortSignal {
@@ -79,7 +77,10 @@ export abstract class QueuedTransport implements Transport {
   protected readonly maxFrameSize: number;
   /** Settles when the last queued command has finished (never rejects). */
   private tail: Promise<void> = Promise.resolve();
-  private readonly closeCtl = new AbortController();
+  /** Deadlines of queued and running commands, failed by close(). (Not listeners on one shared
+   * signal: 11+ concurrent commands would trip Node's MaxListeners warning.) */
+  private readonly pending = new Set<Deadline>();
+  private isClosed = false;
   private closing: Promise<void> | undefined;
 
   constructor(opts: TransportOptions = {}) {
@@ -91,7 +92,7 @@ export abstract class QueuedTransport implements Transport {
   }
 
   get closed(): boolean {
-    return this.closeCtl.signal.aborted;
+    return this.isClosed;
   }
 
   async send(command: Uint8Array, opts: SendOptions = {}): Promise<Uint8Array> {
@@ -100,7 +101,8 @@ export abstract class QueuedTransport implements Transport {
     const timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');
     // Our own copy: the caller may reuse its buffer while the command waits in the queue.
     const cmd = command.slice();
-    const deadline = new Deadline(timeoutMs, opts.signal, this.closeCtl.signal, this.description);
+    const deadline = new Deadline(timeoutMs, opts.signal, this.description);
+    this.pending.add(deadline);
 
     const prev = this.tail;
     let release!: () => void;
@@ -111,6 +113,7 @@ export abstract class QueuedTransport implements Transport {
       ourTurn = true;
       return await deadline.race(this.exchange(cmd, deadline.signal));
     } finally {
+      this.pending.delete(deadline);
       deadline.dispose();
       // Giving up while queued must not let the next command overtake the running one.
       if (ourTurn) release();
@@ -120,7 +123,9 @@ export abstract class QueuedTransport implements Transport {
 
   close(): Promise<void> {
     if (!this.closing) {
-      this.closeCtl.abort();
+      this.isClosed = true;
+      const err = new TpmTransportError('CLOSED', `transport ${this.description} closed`);
+      for (const d of this.pending) d.fail(err);
       this.closing = this.dispose();
     }
     return this.closing;

@@ -214,8 +214,9 @@ export class DeviceTransport extends QueuedTransport {
   }
 
   /**
-   * Reads until the oldest outstanding response is complete and returns it. With more than one
-   * outstanding (TTY after an abandoned command) it returns the oldest; the caller discards it.
+   * Reads until at least one outstanding response is complete and returns the last one
+   * completed. Right after a write with nothing else outstanding, that is the write's response;
+   * while draining late responses on a TTY the caller drops what it returns.
    */
   private async readFrame(dev: OpenDevice, signal: AbortSignal): Promise<Uint8Array> {
     for (let attempt = 0; ; ) {
