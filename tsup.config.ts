@@ -28,6 +28,7 @@ export default defineConfig([
     target: 'node20',
     outDir: 'dist',
     noExternal: [/.*/],
+    shims: true,
     external: ['node-vsock-linux-x64-gnu'],
     banner: { js: '#!/usr/bin/env node' },
     outExtension: () => ({ js: '.cjs' }),

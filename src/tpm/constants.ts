@@ -109,9 +109,14 @@ export const TPM_PT = {
   HR_PERSISTENT_MIN: 0x10f,
   MAX_DIGEST: 0x120,
   VAR: 0x200,
+  HR_NV_INDEX: 0x202,
+  HR_LOADED: 0x203,
+  HR_LOADED_AVAIL: 0x204,
+  HR_ACTIVE: 0x205,
+  HR_ACTIVE_AVAIL: 0x206,
   HR_TRANSIENT_AVAIL: 0x207,
-  HR_PERSISTENT_AVAIL: 0x20a,
-  HR_LOADED: 0x208,
+  HR_PERSISTENT: 0x208,
+  HR_PERSISTENT_AVAIL: 0x209,
 } as const;
 
 /** TPM_HT: the most significant octet of a handle (Part 2 §7.2). */

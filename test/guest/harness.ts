@@ -1,0 +1,129 @@
+/**
+ * Host side of the guest tests: bundle a guest script into one .cjs, lay out a folder for the
+ * qemu guest (script + vsock addon), boot the guest once with shared/tools/qemu-tpm, and read
+ * back the `RESULT name PASS|FAIL detail` lines the script prints.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { REPO_ROOT, SHARED_DIR } from '../helpers/shared.js';
+
+export const QEMU_TPM_DIR = join(SHARED_DIR, 'tools/qemu-tpm');
+export const RUN_IN_GUEST = join(QEMU_TPM_DIR, 'run-in-guest.sh');
+/** Seconds before run-in-guest.sh kills the guest. */
+export const GUEST_TIMEOUT_S = Number(process.env.GUEST_TIMEOUT ?? 240);
+/** Vitest timeout for the hook that boots the guest (boot + work + first-time cache build). */
+export const GUEST_HOOK_TIMEOUT_MS = (GUEST_TIMEOUT_S + 60) * 1000;
+
+const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+/**
+ * Why the guest cannot run here, or undefined when it can. Under CI the caller fails instead
+ * of skipping.
+ */
+export function guestUnavailableReason(): string | undefined {
+  const missing = ['qemu-system-x86_64', 'swtpm', 'cpio'].filter((c) => !has(c));
+  if (missing.length) return `${missing.join(', ')} not installed (apt-get install qemu-system-x86 swtpm swtpm-tools cpio)`;
+  if (!existsSync(RUN_IN_GUEST)) return `${RUN_IN_GUEST} not found (shared/ is expected beside the checkout, or EVE_SHARED_DIR)`;
+  return undefined;
+}
+
+export const isCI = (): boolean => !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
+
+/** A fresh folder for the guest (shared with it over 9p). */
+export function guestDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `${prefix}-`));
+}
+
+export function removeDir(dir: string | undefined): void {
+  if (dir && !process.env.KEEP_GUEST_DIR) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Bundles `entry` (a TypeScript file importing from src/) into `dir/<name>.cjs`, all deps inlined but the addon. */
+export async function bundle(entry: string, dir: string, name: string): Promise<string> {
+  const { build } = await import('tsup');
+  await build({
+    entry: { [name]: resolve(REPO_ROOT, entry) },
+    format: ['cjs'],
+    platform: 'node',
+    target: 'node20',
+    outDir: dir,
+    noExternal: [/.*/],
+    external: ['node-vsock-linux-x64-gnu'],
+    outExtension: () => ({ js: '.cjs' }),
+    config: false,
+    dts: false,
+    sourcemap: false,
+    splitting: false,
+    clean: false,
+    silent: true,
+    tsconfig: resolve(REPO_ROOT, 'tsconfig.json'),
+  });
+  const out = join(dir, `${name}.cjs`);
+  if (!existsSync(out)) throw new Error(`bundling ${entry} produced no ${out}`);
+  return out;
+}
+
+/**
+ * Copies the vsock addon into `dir/node_modules/`: the installed optional dependency, else
+ * the copy fetch-vsock-addon.sh keeps in the guest cache.
+ */
+export function installAddon(dir: string): string {
+  let src = resolve(REPO_ROOT, 'node_modules/node-vsock-linux-x64-gnu');
+  if (!existsSync(join(src, 'node-vsock.linux-x64-gnu.node'))) {
+    const r = spawnSync(join(QEMU_TPM_DIR, 'fetch-vsock-addon.sh'), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`vsock addon not installed and fetch-vsock-addon.sh failed: ${r.stderr}`);
+    src = r.stdout.trim();
+  }
+  const dest = join(dir, 'node_modules/node-vsock-linux-x64-gnu');
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  cpSync(src, dest, { recursive: true });
+  return dest;
+}
+
+export interface GuestRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Boots the guest once and runs `command` (sh -c) in `dir`. */
+export function runInGuest(dir: string, command: string): Promise<GuestRun> {
+  const start = Date.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(RUN_IN_GUEST, [dir, command], {
+      env: { ...process.env, GUEST_TIMEOUT: String(GUEST_TIMEOUT_S) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr, ms: Date.now() - start }));
+  });
+}
+
+export interface GuestResult {
+  ok: boolean;
+  detail: string;
+}
+
+/** `RESULT <name> PASS|FAIL <detail>` lines → name → result. */
+export function parseResults(stdout: string): Map<string, GuestResult> {
+  const out = new Map<string, GuestResult>();
+  for (const line of stdout.split('\n')) {
+    const m = /^RESULT (\S+) (PASS|FAIL) ?(.*)$/.exec(line.trim());
+    if (m) out.set(m[1]!, { ok: m[2] === 'PASS', detail: m[3] ?? '' });
+  }
+  return out;
+}
+
+/** A readable account of a run for failure messages. */
+export function describeRun(run: GuestRun | undefined): string {
+  if (!run) return 'the guest did not run';
+  const tail = (s: string, n: number): string => s.split('\n').slice(-n).join('\n');
+  return `guest exit ${String(run.code)} after ${run.ms} ms\n--- stdout (tail)\n${tail(run.stdout, 40)}\n--- stderr (tail)\n${tail(run.stderr, 40)}`;
+}
