@@ -89,7 +89,7 @@ export function peerFromEntries(entries: SsVsockEntry[], pid: number, fd: number
 export interface SsRunnerOptions {
   /** `ss` binary (default `$EVE_TOOLS_SS`, else `ss` on PATH). */
   ssPath?: string;
-  /** Kill `ss` after this long (default 5000 ms). */
+  /** Kill `ss` after this long (default 15 s: it is slow on a loaded or emulated machine). */
   timeoutMs?: number;
 }
 
@@ -100,7 +100,7 @@ export function runSs(opts: SsRunnerOptions = {}): Promise<SsVsockEntry[]> {
     execFile(
       bin,
       ['--vsock', '-a', '-H', '-n', '-p'],
-      { timeout: opts.timeoutMs ?? 5000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' }, windowsHide: true },
+      { timeout: opts.timeoutMs ?? 15_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' }, windowsHide: true },
       (err, stdout, stderr) => {
         if (err) {
           const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${bin} not found (iproute2's ss is needed to learn vsock peer CIDs)` : `${bin} failed: ${err.message.trim()} ${String(stderr).trim()}`;
