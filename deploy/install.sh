@@ -1,0 +1,149 @@
+#!/bin/sh
+# Installs the eve_tools_tpm2_* container tools, and optionally writes their config file.
+# For images built without cloud-init; cloud-init (deploy/cloud-init.yaml) calls this too.
+#
+#   install.sh [--from DIR] [--prefix DIR] [--service ADDRESS] [--secret-file FILE | --secret-env]
+#              [--config FILE] [--owner USER[:GROUP]]
+#   install.sh --bundle OUT.tar.gz      (in a built checkout: make the tarball this script installs)
+#   install.sh --uninstall [--prefix DIR]
+#
+# The tools are self-contained Node.js files (Node >= 20, no node_modules). The vsock addon
+# (node-vsock-linux-x64-gnu) is copied beside them when present; it exists for x86-64 glibc only.
+# See docs/TOOLS.md, "Installing".
+set -eu
+
+TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik"
+ADDON=node-vsock-linux-x64-gnu
+
+prog=$(basename "$0")
+die() { echo "$prog: $*" >&2; exit 1; }
+say() { echo "$prog: $*"; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+from=""
+prefix=/usr/local
+service=""
+secret_file=""
+secret_env=0
+config=${EVE_TOOLS_CONFIG:-/etc/eve-tools/config.json}
+owner=""
+bundle=""
+uninstall=0
+
+need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --from) need_arg "$@"; from=$2; shift 2 ;;
+    --prefix) need_arg "$@"; prefix=$2; shift 2 ;;
+    --service) need_arg "$@"; service=$2; shift 2 ;;
+    --secret-file) need_arg "$@"; secret_file=$2; shift 2 ;;
+    --secret-env) secret_env=1; shift ;;
+    --config) need_arg "$@"; config=$2; shift 2 ;;
+    --owner) need_arg "$@"; owner=$2; shift 2 ;;
+    --bundle) need_arg "$@"; bundle=$2; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+libdir=$prefix/lib/eve-tools
+bindir=$prefix/bin
+
+if [ "$uninstall" = 1 ]; then
+  for t in $TOOLS; do rm -f "$bindir/$t"; done
+  rm -rf "$libdir"
+  say "removed the tools from $prefix (config $config left in place)"
+  exit 0
+fi
+
+# Where the built files are: an unpacked bundle has bin/ beside this script; a checkout has dist/bin.
+if [ -z "$from" ]; then
+  if [ -f "$here/bin/eve_tools_tpm2_sign.cjs" ]; then from=$here
+  elif [ -f "$here/../dist/bin/eve_tools_tpm2_sign.cjs" ]; then from=$(cd "$here/.." && pwd)/dist
+  else die "no built tools found beside this script or in ../dist (run 'npx tsup' first, or pass --from DIR)"
+  fi
+fi
+for t in $TOOLS; do
+  [ -f "$from/bin/$t.cjs" ] || die "missing $from/bin/$t.cjs"
+done
+# The addon: in an unpacked bundle under node_modules/, in a checkout under ../node_modules/.
+addon_dir=""
+for d in "$from/node_modules/$ADDON" "$from/../node_modules/$ADDON"; do
+  if [ -f "$d/package.json" ]; then addon_dir=$(cd "$d" && pwd); break; fi
+done
+
+if [ -n "$bundle" ]; then
+  stage=$(mktemp -d)
+  trap 'rm -rf "$stage"' EXIT
+  mkdir -p "$stage/eve-tools/bin"
+  for t in $TOOLS; do cp "$from/bin/$t.cjs" "$stage/eve-tools/bin/"; done
+  cp "$0" "$stage/eve-tools/install.sh"
+  chmod 755 "$stage/eve-tools/install.sh"
+  if [ -n "$addon_dir" ]; then
+    mkdir -p "$stage/eve-tools/node_modules/$ADDON"
+    cp "$addon_dir"/package.json "$addon_dir"/*.node "$stage/eve-tools/node_modules/$ADDON/"
+  fi
+  case "$bundle" in /*) out=$bundle ;; *) out=$(pwd)/$bundle ;; esac
+  tar -C "$stage" -czf "$out" eve-tools
+  say "wrote $out$( [ -n "$addon_dir" ] && echo ' (with the x86-64 glibc vsock addon)')"
+  exit 0
+fi
+
+# Node >= 20 runs the tools; older versions fail in confusing ways, so refuse now.
+if ! command -v node >/dev/null 2>&1; then
+  die "node not found: install Node.js 20 or later first (e.g. apt-get install nodejs, apk add nodejs)"
+fi
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  die "node $(node --version) is too old: the tools need Node.js 20 or later"
+
+mkdir -p "$libdir/bin" "$bindir"
+for t in $TOOLS; do
+  # Copy then rename so a running tool never sees a half-written file.
+  cp "$from/bin/$t.cjs" "$libdir/bin/.$t.cjs.new"
+  chmod 755 "$libdir/bin/.$t.cjs.new"
+  mv -f "$libdir/bin/.$t.cjs.new" "$libdir/bin/$t.cjs"
+  # A symlink, so require() of the addon resolves from $libdir (node follows it to the real path).
+  ln -sf "$libdir/bin/$t.cjs" "$bindir/$t"
+done
+
+arch=$(uname -m)
+libc=glibc
+if ldd --version 2>&1 | grep -qi musl || [ -e /lib/ld-musl-x86_64.so.1 ] || [ -e /lib/ld-musl-aarch64.so.1 ]; then libc=musl; fi
+if [ -n "$addon_dir" ] && [ "$arch" = x86_64 ] && [ "$libc" = glibc ]; then
+  mkdir -p "$libdir/node_modules/$ADDON"
+  cp "$addon_dir"/package.json "$addon_dir"/*.node "$libdir/node_modules/$ADDON/"
+  vsock="vsock addon installed"
+else
+  vsock="no vsock addon for $arch/$libc: reach the service through a unix socket or tcp (see docs/TOOLS.md, 'Without the vsock addon')"
+fi
+say "installed $(echo $TOOLS | wc -w) tools in $bindir ($vsock)"
+
+# Config file: only when asked to write one, so a reinstall never drops a provisioned secret.
+secret=""
+if [ -n "$secret_file" ]; then
+  [ -r "$secret_file" ] || die "cannot read secret file '$secret_file'"
+  secret=$(cat "$secret_file")
+elif [ "$secret_env" = 1 ]; then
+  secret=${EVE_TOOLS_SECRET:-}
+  [ -n "$secret" ] || die "--secret-env given but EVE_TOOLS_SECRET is empty"
+fi
+if [ -n "$service" ] || [ -n "$secret" ]; then
+  cfgdir=$(dirname "$config")
+  mkdir -p "$cfgdir"
+  tmp=$(mktemp "$cfgdir/.config.json.XXXXXX")
+  chmod 600 "$tmp"
+  # JSON-escape with node (present by now) rather than trusting the secret to have no quotes.
+  # Settings not given now are kept from an existing config file.
+  EVE_CFG=$config EVE_SVC=$service EVE_SEC=$secret node -e '
+    let o = {};
+    try { o = JSON.parse(require("fs").readFileSync(process.env.EVE_CFG, "utf8")); } catch {}
+    if (o === null || typeof o !== "object" || Array.isArray(o)) o = {};
+    if (process.env.EVE_SVC) o.service = process.env.EVE_SVC;
+    if (process.env.EVE_SEC) o.secret = process.env.EVE_SEC;
+    process.stdout.write(JSON.stringify(o, null, 2) + "\n");
+  ' >"$tmp"
+  [ -z "$owner" ] || chown "$owner" "$tmp"
+  mv -f "$tmp" "$config"
+  say "wrote $config (mode 0600${owner:+, owner $owner})"
+fi

@@ -1,0 +1,214 @@
+/**
+ * The part of the service client the tools use, and the translation of its failures into one
+ * clear line and an exit code. The interface is structural so unit tests can pass a fake.
+ */
+import { CliError, EXIT, type ExitCode } from './errors.js';
+import type { HashName, KeyType, PublicFormat, SignatureFormat } from './args.js';
+import type { ServiceSettings } from './config.js';
+
+export interface KeyInfo {
+  handle: string;
+  type: string;
+  hashAlg: string;
+  name?: string;
+  pem?: string;
+  createdAt?: string;
+}
+
+export interface PublicResult {
+  handle: string;
+  format: string;
+  pem?: string;
+  /** der/tss bytes: base64 text as on the wire, or already decoded. */
+  data?: string | Uint8Array;
+}
+
+export interface SignResult {
+  handle: string;
+  sigAlg: string;
+  hashAlg: string;
+  format: string;
+  /** base64 text as on the wire, or already decoded. */
+  signature: string | Uint8Array;
+  digest?: string;
+  messageLength?: number;
+}
+
+export interface ClientLike {
+  createKey(req: { type: KeyType; hashAlg?: HashName }): Promise<KeyInfo>;
+  listKeys(): Promise<{ keys: KeyInfo[] } | KeyInfo[]>;
+  getKey(handle: string): Promise<KeyInfo>;
+  getPublic(handle: string, format: PublicFormat): Promise<PublicResult>;
+  sign(
+    handle: string,
+    req: {
+      message: Uint8Array | NodeJS.ReadableStream;
+      length?: number;
+      hashAlg?: string;
+      format?: SignatureFormat;
+      onProgress?: (bytesSent: number) => void;
+    },
+  ): Promise<SignResult>;
+  deleteKey(handle: string): Promise<unknown>;
+  close?(): void | Promise<void>;
+}
+
+export interface ClientOptions {
+  address: string;
+  secret?: string;
+  timeoutMs?: number;
+}
+
+export type ClientFactory = (opts: ClientOptions) => ClientLike | Promise<ClientLike>;
+
+/** Bytes from a field that is base64 on the wire (the client may or may not have decoded it). */
+export function bytesOf(v: string | Uint8Array): Uint8Array {
+  return typeof v === 'string' ? new Uint8Array(Buffer.from(v, 'base64')) : v;
+}
+
+/** What the request was about, to name it in messages. */
+export interface ErrorContext {
+  settings: ServiceSettings;
+  handle?: string;
+}
+
+interface ServiceErrorLike {
+  status: number;
+  code: string;
+  message: string;
+  tpmRc?: string | number;
+  tpmText?: string;
+  retryAfter?: number | string;
+}
+
+function isServiceError(e: unknown): e is ServiceErrorLike {
+  const o = e as Partial<ServiceErrorLike> | null;
+  return !!o && typeof o === 'object' && typeof o.status === 'number' && typeof o.code === 'string';
+}
+
+function isUnreachable(e: unknown): boolean {
+  const n = (e as Error | null)?.name;
+  return n === 'ServiceUnreachableError';
+}
+
+function isTimeout(e: unknown): boolean {
+  const o = e as { name?: string; code?: string } | null;
+  return (
+    !!o &&
+    (o.name === 'TimeoutError' || o.name === 'ServiceTimeoutError' || o.code === 'ETIMEDOUT' || o.code === 'TIMEOUT' || o.code === 'ABORT_ERR')
+  );
+}
+
+/** The service's message without a trailing period, so it reads well after a colon. */
+const clean = (s: string): string => s.trim().replace(/\.$/, '');
+
+function tpmRcText(rc: string | number | undefined): string | undefined {
+  if (rc === undefined) return undefined;
+  if (typeof rc === 'number') return `0x${rc.toString(16).padStart(8, '0')}`;
+  return rc;
+}
+
+function secretHint(settings: ServiceSettings): string {
+  return settings.secret === undefined
+    ? 'no secret is configured (use --secret-file, EVE_TOOLS_SECRET or the config file)'
+    : `the secret came from ${settings.secretSource}`;
+}
+
+/** Turns anything the client throws into a CliError. CliErrors pass through. */
+export function toCliError(e: unknown, ctx: ErrorContext): CliError {
+  if (e instanceof CliError) return e;
+  const where = `${ctx.settings.address}${ctx.settings.addressSource === 'default' ? '' : ` (from ${sourceText(ctx.settings)})`}`;
+  if (isUnreachable(e)) {
+    const u = e as Error & { reason?: string };
+    // The client's message already says "cannot reach the TPM service at ADDR: why"; keep the why.
+    const why = clean((u.message || 'no answer').replace(/^cannot reach the TPM service at \S+: /, ''));
+    if (u.reason === 'ETIMEDOUT') {
+      return new CliError(`timed out waiting for the TPM service at ${where}: ${why}`, EXIT.TIMEOUT, 'TIMEOUT');
+    }
+    return new CliError(`cannot reach the TPM service at ${where}: ${why}`, EXIT.UNREACHABLE, 'UNREACHABLE', u.reason ? { reason: u.reason } : {});
+  }
+  if (isServiceError(e)) return fromServiceError(e, ctx);
+  if (isTimeout(e)) {
+    return new CliError(`timed out waiting for the TPM service at ${where}`, EXIT.TIMEOUT, 'TIMEOUT');
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new CliError(`unexpected error: ${msg}`, EXIT.GENERAL, 'INTERNAL');
+}
+
+function sourceText(s: ServiceSettings): string {
+  switch (s.addressSource) {
+    case 'flag':
+      return '--service';
+    case 'env':
+      return 'EVE_TOOLS_SERVICE';
+    case 'config':
+      return 'the config file';
+    default:
+      return 'the default';
+  }
+}
+
+function fromServiceError(e: ServiceErrorLike, ctx: ErrorContext): CliError {
+  const msg = clean(e.message || e.code);
+  const details: Record<string, unknown> = { status: e.status, code: e.code };
+  const mk = (text: string, exit: ExitCode): CliError => new CliError(text, exit, e.code, details);
+  const key = ctx.handle ? `key ${ctx.handle}` : 'the key';
+  switch (e.code) {
+    case 'BAD_REQUEST':
+      return mk(`the service rejected the request: ${msg}`, EXIT.USAGE);
+    case 'UNAUTHENTICATED':
+      return mk(`the TPM service did not accept this application's identity: ${msg}; ${secretHint(ctx.settings)}`, EXIT.AUTH);
+    case 'FORBIDDEN':
+      // The service gives the same answer for another app's key, EVE's, a reserved or a free
+      // handle (so nothing leaks); the line says what it means for this app.
+      details.serviceMessage = e.message;
+      return mk(
+        ctx.handle ? `${key} is not yours: only keys this application created can be used` : `the TPM service refused the request: ${msg}`,
+        EXIT.AUTH,
+      );
+    case 'QUOTA_EXCEEDED':
+      return mk(`key quota reached: ${msg}; delete a key with eve_tools_tpm2_evictaik first`, EXIT.CONFLICT);
+    case 'CONFLICT':
+      return mk(`${msg}`, EXIT.CONFLICT);
+    case 'UNSUPPORTED':
+      return mk(`not supported: ${msg}`, EXIT.UNSUPPORTED);
+    case 'PAYLOAD_TOO_LARGE':
+      return mk(`too large for the TPM service: ${msg}`, EXIT.UNSUPPORTED);
+    case 'BUSY': {
+      const ra = e.retryAfter !== undefined ? ` (retry after ${e.retryAfter} s)` : '';
+      return mk(`the TPM service is busy${ra}: ${msg}`, EXIT.BUSY);
+    }
+    case 'TPM_UNAVAILABLE':
+      return mk(`the TPM service cannot reach its TPM: ${msg}`, EXIT.TPM);
+    case 'TPM_ERROR': {
+      details.tpmRc = tpmRcText(e.tpmRc);
+      if (e.tpmText) details.tpmText = e.tpmText;
+      const rc = tpmRcText(e.tpmRc);
+      // tpm2-tss's text is what people search for; the service's sentence is the fallback.
+      const what = e.tpmText ?? msg;
+      return mk(`TPM error: ${what}${rc ? ` (rc ${rc})` : ''}`, EXIT.TPM);
+    }
+    case 'DEADLINE':
+    case 'REQUEST_TIMEOUT':
+      return mk(`timed out: ${msg}`, EXIT.TIMEOUT);
+    case 'NOT_FOUND':
+    case 'METHOD_NOT_ALLOWED':
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return mk(`the TPM service does not understand this request (different version?): ${msg}`, EXIT.GENERAL);
+    case 'INTERNAL':
+      return mk(`the TPM service failed: ${msg}`, EXIT.GENERAL);
+    case 'BAD_RESPONSE':
+      return mk(msg, EXIT.GENERAL);
+    default:
+      break;
+  }
+  // Unknown code: fall back on the status class.
+  if (e.status === 401 || e.status === 403) return mk(`access denied by the TPM service: ${msg}`, EXIT.AUTH);
+  if (e.status === 429 || e.status === 503) return mk(`the TPM service is busy: ${msg}`, EXIT.BUSY);
+  if (e.status === 504) return mk(`timed out: ${msg}`, EXIT.TIMEOUT);
+  if (e.status === 502) return mk(`TPM error: ${msg}`, EXIT.TPM);
+  if (e.status === 422) return mk(`not supported: ${msg}`, EXIT.UNSUPPORTED);
+  if (e.status === 409) return mk(msg, EXIT.CONFLICT);
+  if (e.status >= 400 && e.status < 500) return mk(`the service rejected the request: ${msg}`, EXIT.USAGE);
+  return mk(`the TPM service failed (HTTP ${e.status} ${e.code}): ${msg}`, EXIT.GENERAL);
+}

@@ -1,0 +1,167 @@
+import { fstatSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { parseHandle, parseHash, parseSignatureFormat, type HashName } from '../args.js';
+import { CliError, EXIT, fileError } from '../errors.js';
+import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
+import { Progress } from '../progress.js';
+import type { ToolDef } from '../run.js';
+import { bytesOf } from '../service.js';
+
+interface Opts {
+  key: string;
+  message: string;
+  hashAlgorithm?: string;
+  signature: string;
+  format: string;
+  progress: boolean;
+}
+
+interface MessageSource {
+  stream: NodeJS.ReadableStream;
+  /** Known for regular files (lets the client send Content-Length and us show time left). */
+  length: number | undefined;
+  /** Set when reading the input failed, so that failure is reported instead of its echo. */
+  failure: () => unknown;
+  close(): Promise<void>;
+}
+
+async function openMessage(path: string, stdin: NodeJS.ReadableStream): Promise<MessageSource> {
+  let failure: unknown;
+  if (path === STDOUT) {
+    let length: number | undefined;
+    const fd = (stdin as { fd?: number }).fd;
+    if (typeof fd === 'number') {
+      try {
+        const st = fstatSync(fd);
+        if (st.isFile()) length = st.size;
+      } catch {
+        // not stat-able: stream without a length
+      }
+    }
+    stdin.once('error', (e) => (failure = e));
+    return { stream: stdin, length, failure: () => failure, close: async () => {} };
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileError('cannot read message file', path, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    const stream = fh.createReadStream({ highWaterMark: 256 * 1024, autoClose: false });
+    stream.once('error', (e) => (failure = e));
+    return {
+      stream,
+      // FIFOs and devices have no meaningful size: stream them without one.
+      length: st.isFile() ? st.size : undefined,
+      failure: () => failure,
+      close: async () => {
+        // Stop reading first: after an early error answer the stream may still be flowing.
+        stream.destroy();
+        await fh.close().catch(() => {});
+      },
+    };
+  } catch (e) {
+    await fh.close().catch(() => {});
+    throw fileError('cannot read message file', path, e);
+  }
+}
+
+const HASH_IDS: Readonly<Record<HashName, string>> = { sha1: '0x4', sha256: '0xB', sha384: '0xC', sha512: '0xD' };
+
+export const sign: ToolDef<Opts> = {
+  name: 'eve_tools_tpm2_sign',
+  summary: "Sign a message (any size, streamed) with one of this application's keys.",
+  configure(cmd) {
+    cmd
+      .requiredOption('-k, --key <handle>', 'persistent handle of the key, e.g. 0x81010000')
+      .requiredOption('-m, --message <file>', 'message to sign (- for standard input)')
+      .option(
+        '-g, --hash-algorithm <alg>',
+        "hash, TPM_ALG_ID or name: 0x4 (sha1), 0xB (sha256), 0xC (sha384), 0xD (sha512); must match the key's scheme (default: the key's hash)",
+      )
+      .requiredOption('-s, --signature <file>', 'file to write the signature to (- for standard output)')
+      .option('--format <format>', 'plain (what openssl dgst -verify takes), der (same as plain) or tss (TPMT_SIGNATURE)', 'plain')
+      .option('--no-progress', 'never show the progress line (shown on a terminal for long uploads)')
+      .addHelpText(
+        'after',
+        '\nExample:\n  $ eve_tools_tpm2_sign -k 0x81010000 -m message.txt -g 0x00B -s sign.bin\n  $ openssl dgst -sha256 -verify ak.pem -signature sign.bin message.txt\n  Verified OK',
+      );
+  },
+  async run(opts, ctx) {
+    const handle = parseHandle(opts.key, '-k');
+    const wanted = opts.hashAlgorithm !== undefined ? parseHash(opts.hashAlgorithm, '-g') : undefined;
+    const format = parseSignatureFormat(opts.format);
+    const out = opts.signature;
+    ctx.about(handle);
+    // Everything local is checked before the service and the TPM spend any time.
+    checkOutputPath(out, 'signature file');
+    if (out === STDOUT && !ctx.json && ctx.io.stdout.isTTY) {
+      throw new CliError('refusing to write a binary signature to a terminal; use -s FILE', EXIT.USAGE, 'USAGE');
+    }
+    const msg = await openMessage(opts.message, ctx.io.stdin);
+    let progress: Progress | undefined;
+    try {
+      const client = await ctx.client();
+      // An AK's scheme fixes its hash. Asking first gives a precise message before a large
+      // message is streamed for nothing, and lets -g be left out.
+      const key = await client.getKey(handle);
+      if (wanted !== undefined && key.hashAlg !== wanted) {
+        const id = HASH_IDS[wanted];
+        throw new CliError(
+          `key ${handle} signs with ${key.hashAlg} only (an AK's hash is fixed when it is created), not ${wanted}; ` +
+            `create a ${wanted} key with: eve_tools_tpm2_genaik -g ${key.type} -G ${id}`,
+          EXIT.UNSUPPORTED,
+          'UNSUPPORTED',
+          { keyHashAlg: key.hashAlg, hashAlg: wanted },
+        );
+      }
+      const hashAlg = wanted ?? key.hashAlg;
+      if (opts.message === STDOUT && (ctx.io.stdin as { isTTY?: boolean }).isTTY) {
+        ctx.warn('reading the message from the terminal; end it with Ctrl-D');
+      }
+      progress = new Progress({
+        label: 'sending message',
+        total: msg.length,
+        stream: ctx.io.stderr,
+        enabled: opts.progress === false ? false : ctx.io.stderr.isTTY === true,
+      });
+      const p = progress;
+      let res;
+      try {
+        res = await client.sign(handle, {
+          message: msg.stream,
+          ...(msg.length !== undefined ? { length: msg.length } : {}),
+          hashAlg,
+          format,
+          onProgress: (n) => p.update(n),
+        });
+      } catch (e) {
+        const f = msg.failure();
+        if (f) throw fileError('cannot read message file', opts.message === STDOUT ? 'standard input' : opts.message, f);
+        throw e;
+      }
+      progress.end();
+      const sig = bytesOf(res.signature);
+      if (sig.length === 0) throw new CliError('the TPM service sent an empty signature', EXIT.GENERAL, 'PROTOCOL');
+      if (out !== STDOUT || !ctx.json) await writeOutput(out, sig, 'signature file', ctx.io.stdout);
+      if (ctx.json) {
+        await ctx.printJson({
+          handle,
+          sigAlg: res.sigAlg,
+          hashAlg: res.hashAlg,
+          format: res.format ?? format,
+          ...(out === STDOUT ? { signature: Buffer.from(sig).toString('base64') } : { file: out }),
+          signatureLength: sig.length,
+          digest: res.digest,
+          messageLength: res.messageLength,
+        });
+      }
+    } finally {
+      progress?.end();
+      await msg.close();
+    }
+  },
+};

@@ -1,0 +1,133 @@
+/**
+ * In-process harness for the tools: fake streams and a fake client, so argument parsing,
+ * output writing, error mapping and --json can be tested without a service.
+ */
+import { PassThrough, Readable } from 'node:stream';
+import { runTool, type CliIO, type ToolDef } from '../../src/cli/run.js';
+import type { ClientLike, ClientOptions, KeyInfo } from '../../src/cli/service.js';
+
+export class FakeServiceError extends Error {
+  override name = 'ServiceError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly tpmRc?: string,
+    readonly tpmText?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class FakeUnreachable extends Error {
+  override name = 'ServiceUnreachableError';
+}
+
+export interface FakeState {
+  keys: Map<string, KeyInfo>;
+  calls: string[];
+  options: ClientOptions[];
+  /** When set, every call throws it. */
+  fail?: unknown;
+  signed: Uint8Array[];
+  next: number;
+}
+
+export function fakeClientFactory(state: FakeState): (o: ClientOptions) => ClientLike {
+  return (o) => {
+    state.options.push(o);
+    const guard = (what: string): void => {
+      state.calls.push(what);
+      if (state.fail) throw state.fail;
+    };
+    const own = (h: string): KeyInfo => {
+      const k = state.keys.get(h);
+      if (!k) throw new FakeServiceError(403, 'FORBIDDEN', 'the handle does not belong to this application');
+      return k;
+    };
+    return {
+      async createKey(req) {
+        guard(`createKey ${req.type} ${req.hashAlg ?? ''}`.trim());
+        const handle = `0x${(state.next++).toString(16)}`;
+        const k = { handle, type: req.type, hashAlg: req.hashAlg ?? 'sha256', name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
+        state.keys.set(handle, k);
+        return { ...k, pem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' };
+      },
+      async listKeys() {
+        guard('listKeys');
+        return { keys: [...state.keys.values()] };
+      },
+      async getKey(h) {
+        guard(`getKey ${h}`);
+        return own(h);
+      },
+      async getPublic(h, format) {
+        guard(`getPublic ${h} ${format}`);
+        own(h);
+        return format === 'pem'
+          ? { handle: h, format, pem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' }
+          : { handle: h, format, data: Buffer.from([1, 2, 3]).toString('base64') };
+      },
+      async sign(h, req) {
+        guard(`sign ${h} ${req.hashAlg} ${req.format}`);
+        const k = own(h);
+        const chunks: Buffer[] = [];
+        if (req.message instanceof Uint8Array) chunks.push(Buffer.from(req.message));
+        else {
+          let n = 0;
+          for await (const c of req.message as AsyncIterable<Buffer>) {
+            chunks.push(c);
+            n += c.length;
+            req.onProgress?.(n);
+          }
+        }
+        const msg = Buffer.concat(chunks);
+        state.signed.push(msg);
+        if (req.hashAlg !== k.hashAlg) throw new FakeServiceError(422, 'UNSUPPORTED', 'hash does not match the key scheme');
+        return { handle: h, sigAlg: 'rsassa', hashAlg: k.hashAlg, format: req.format ?? 'plain', signature: Buffer.from('SIG').toString('base64'), digest: 'ab', messageLength: msg.length };
+      },
+      async deleteKey(h) {
+        guard(`deleteKey ${h}`);
+        own(h);
+        state.keys.delete(h);
+      },
+    };
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+export function newState(): FakeState {
+  return { keys: new Map(), calls: [], options: [], signed: [], next: 0x81010000 };
+}
+
+export async function run(
+  def: ToolDef<any>,
+  argv: string[],
+  opts: { state?: FakeState; env?: NodeJS.ProcessEnv; stdin?: Buffer | string; stdoutTTY?: boolean } = {},
+): Promise<RunResult & { state: FakeState }> {
+  const state = opts.state ?? newState();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  if (opts.stdoutTTY) Object.assign(stdout, { isTTY: true });
+  const io: CliIO = {
+    // A config path that does not exist keeps the machine's /etc out of unit tests.
+    env: { EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json', ...opts.env },
+    stdout,
+    stderr,
+    stdin: Readable.from(opts.stdin !== undefined ? [Buffer.from(opts.stdin)] : []),
+    createClient: fakeClientFactory(state),
+  };
+  const code = await runTool(def, argv, io);
+  const stdoutBytes = Buffer.concat(out);
+  return { code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes, state };
+}
