@@ -109,6 +109,9 @@ export function policyAuth(
   };
 }
 
+/** The default authorization (empty password), shared: marshalCommand only reads it. */
+const EMPTY_PASSWORD: Authorization = passwordAuth();
+
 /** TPMS_AUTH_RESPONSE (Part 2 §10.13.3). */
 export interface AuthResponse {
   nonceTPM: Uint8Array;
@@ -127,12 +130,16 @@ export function marshalCommand<C extends CommandDescriptor>(
   const authHandles = cmd.handles.filter((h) => h.auth === 'auth');
   const tag = authHandles.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS;
   const obj = input as Record<string, unknown>;
-  // Parameters first: an HMAC session signs their bytes (cpHash).
-  const pw = new Writer(256);
-  cmd.params.encode(pw, input as any);
-  const paramBytes = pw.finish();
+  // An HMAC session signs the parameters' bytes (cpHash): then they are encoded first. Else
+  // they go straight into the frame.
+  let paramBytes: Uint8Array | undefined;
+  if (authHandles.some((h) => auths[h.name]?.hmacFor)) {
+    const pw = new Writer(256);
+    cmd.params.encode(pw, input as any);
+    paramBytes = pw.finish();
+  }
 
-  const w = new Writer(paramBytes.length + 128);
+  const w = new Writer((paramBytes?.length ?? 256) + 128);
   w.path.push(cmd.name);
   w.u16(tag);
   w.u32(0); // size, patched below
@@ -146,12 +153,12 @@ export function marshalCommand<C extends CommandDescriptor>(
     const at = w.length;
     w.u32(0);
     for (const h of authHandles) {
-      const a = auths[h.name] ?? passwordAuth();
+      const a = auths[h.name] ?? EMPTY_PASSWORD;
       w.path.push(`authorization(${h.name})`);
       let hmac = a.hmac;
       if (a.hmacFor) {
         const handleNames = cmd.handles.map((x) => names[x.name] ?? defaultName(obj[x.name] as number, x.name, w));
-        hmac = sessionHmac(a.hmacFor, cpHash(a.hmacFor.hashAlg, cmd.code, handleNames, paramBytes), a.nonceCaller, a.sessionAttributes);
+        hmac = sessionHmac(a.hmacFor, cpHash(a.hmacFor.hashAlg, cmd.code, handleNames, paramBytes!), a.nonceCaller, a.sessionAttributes);
       }
       w.u32(a.sessionHandle);
       TPM2B_NONCE.encode(w, a.nonceCaller);
@@ -162,7 +169,8 @@ export function marshalCommand<C extends CommandDescriptor>(
     w.patchU32(at, w.length - at - 4);
   }
   w.path.pop();
-  w.bytes(paramBytes);
+  if (paramBytes) w.bytes(paramBytes);
+  else cmd.params.encode(w, input as any);
   w.patchU32(2, w.length);
   return w.finish();
 }

@@ -41,17 +41,19 @@ export async function getTpmProperty(tpm: Tpm, property: number, opts: RunOption
   return props.find((p) => p.property === property)?.value;
 }
 
-const inputBufferCache = new WeakMap<Tpm, number>();
+const inputBufferCache = new WeakMap<object, number>();
 
 /**
  * TPM_PT_INPUT_BUFFER: the largest TPM2B_MAX_BUFFER the TPM takes (≥ 1024 by the PC Client
- * profile). Asked once per Tpm; capped at 1024 because our TPM2B_MAX_BUFFER codec is.
+ * profile). Asked once per transport (i.e. per TPM connection: wrappers such as the service's
+ * per-job Tpm views share it); capped at 1024 because our TPM2B_MAX_BUFFER codec is.
  */
 export async function maxInputBuffer(tpm: Tpm, opts: RunOptions = {}): Promise<number> {
-  const cached = inputBufferCache.get(tpm);
+  const key: object = tpm.transport ?? tpm;
+  const cached = inputBufferCache.get(key);
   if (cached !== undefined) return cached;
   const v = (await getTpmProperty(tpm, TPM_PT.INPUT_BUFFER, opts)) ?? 1024;
   const size = Math.max(1, Math.min(v, 1024));
-  inputBufferCache.set(tpm, size);
+  inputBufferCache.set(key, size);
   return size;
 }

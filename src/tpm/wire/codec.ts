@@ -38,7 +38,8 @@ function atomic<T>(r: Reader, name: string | undefined, fn: () => T): T {
   if (name) r.path.push(name);
   try {
     const v = fn();
-    r.path.length = depth;
+    // Codecs leave the path balanced on success: one pop (setting .length is far slower).
+    if (name) r.path.pop();
     return v;
   } catch (e) {
     r.offset = start;
@@ -220,23 +221,29 @@ type StructValue<F extends Record<string, Codec<any>>> = { [K in keyof F]: Infer
 /** A TPMS/TPMT structure: fields in order; unions among them see the fields before them. */
 export function struct<F extends Record<string, Codec<any>>>(name: string, fields: F): Codec<StructValue<F>> {
   const entries = Object.entries(fields);
+  const keys = entries.map(([k]) => k);
+  const codecs = entries.map(([, c]) => c);
   return {
     meta: { kind: 'struct', name, fields },
     encode: (w, v) =>
       named(w, name, () => {
         if (typeof v !== 'object' || v === null) w.fail(`expected an object, got ${describe(v)}`);
         const obj = v as Record<string, unknown>;
-        for (const [k, c] of entries) {
-          if (!(k in obj)) named(w, k, () => w.fail('missing field'));
-          named(w, k, () => c.encode(w, obj[k], obj));
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
+          w.path.push(k);
+          if (!(k in obj)) w.fail('missing field');
+          codecs[i]!.encode(w, obj[k], obj);
+          w.path.pop();
         }
       }),
     decode: (r) =>
       atomic(r, name, () => {
         const out: Record<string, unknown> = {};
-        for (const [k, c] of entries) {
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
           r.path.push(k);
-          out[k] = c.decode(r, out);
+          out[k] = codecs[i]!.decode(r, out);
           r.path.pop();
         }
         return out as StructValue<F>;

@@ -10,10 +10,16 @@ export class Reader {
   private readonly view: DataView;
   offset = 0;
   /** Names of the structures/fields being decoded, for error messages. */
-  readonly path: string[] = [];
+  readonly path: string[];
 
-  constructor(readonly buf: Uint8Array, private readonly end = buf.length) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  constructor(
+    readonly buf: Uint8Array,
+    private readonly end = buf.length,
+    /** Used by `exactly` only: a sub-reader shares its parent's view and path. */
+    parent?: Reader,
+  ) {
+    this.view = parent ? parent.view : new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.path = parent ? parent.path : [];
   }
 
   get remaining(): number {
@@ -66,7 +72,9 @@ export class Reader {
   /** A copy of the next n bytes (copies, so decoded values never alias a reused buffer). */
   bytes(n: number): Uint8Array {
     this.need(n, `${n}-byte array`);
-    const out = this.buf.slice(this.offset, this.offset + n);
+    // new Uint8Array(view) copies; it is several times faster than slice() in V8 (and, unlike
+    // Buffer#slice, always a copy even when the input is a Buffer).
+    const out = new Uint8Array(this.buf.subarray(this.offset, this.offset + n));
     this.offset += n;
     return out;
   }
@@ -78,9 +86,11 @@ export class Reader {
   exactly<T>(n: number, what: string, fn: (r: Reader) => T): T {
     this.need(n, what);
     const start = this.offset;
-    const sub = new Reader(this.buf, start + n);
+    // The sub-reader shares this reader's DataView and path (no copies): it is used only
+    // inside `fn`, codecs leave the path balanced on success, and an error's path is read
+    // when the error is made.
+    const sub = new Reader(this.buf, start + n, this);
     sub.offset = start;
-    sub.path.push(...this.path);
     const v = fn(sub);
     if (sub.offset !== start + n) {
       this.fail(`${what}: size field says ${n} bytes but the structure used ${sub.offset - start}`, sub.offset);

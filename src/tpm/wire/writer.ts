@@ -12,8 +12,8 @@ export class Writer {
   readonly path: string[] = [];
 
   constructor(initial = 256) {
-    this.buf = new Uint8Array(initial);
-    this.view = new DataView(this.buf.buffer);
+    this.buf = workBuffer(initial);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   fail(reason: string): never {
@@ -24,10 +24,10 @@ export class Writer {
     if (this.length + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.length + n) size *= 2;
-    const next = new Uint8Array(size);
+    const next = workBuffer(size);
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   private checkInt(v: unknown, max: number, what: string): asserts v is number {
@@ -96,8 +96,18 @@ export class Writer {
 
   /** The bytes written so far (a copy). */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    return new Uint8Array(this.buf.subarray(0, this.length)); // a copy; faster than slice() in V8
   }
+}
+
+/**
+ * The writer's private working memory: a slice of Node's shared Buffer pool (no allocation of
+ * its own for frames under 4 KiB, where a fresh Uint8Array costs an off-heap allocation). Its
+ * old contents are never exposed: only bytes written are copied out by finish(), and patches
+ * land inside them.
+ */
+function workBuffer(size: number): Uint8Array {
+  return Buffer.allocUnsafe(size);
 }
 
 export function describe(v: unknown): string {

@@ -1,0 +1,189 @@
+/**
+ * eve-tpm-service: the host microservice giving application VMs policed TPM access, and its
+ * host-side administration.
+ *
+ *   eve-tpm-service [serve] --tpm /dev/tpmrm0 --listen vsock:8877 --tenants FILE --state-dir DIR
+ *   eve-tpm-service tenant add --id APP [--cid N] [--max-keys N] --tenants FILE
+ *   eve-tpm-service tenant list --tenants FILE --state-dir DIR
+ *   eve-tpm-service tenant remove --id APP [--purge] --tenants FILE --state-dir DIR
+ *
+ * Exit codes: 0 done (also after a SIGTERM/SIGINT drain), 1 runtime failure, 2 bad
+ * configuration or arguments, 3 a listener or the state directory could not be opened.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { addTenant, AdminError, listTenants, removeTenant } from '../service/admin.js';
+import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
+import { ListenError } from '../service/http/listeners.js';
+import { StateLockedError } from '../service/lock.js';
+import { createLogger } from '../service/logger.js';
+import { startService } from '../service/service.js';
+import { RegistryFormatError } from '../service/registry.js';
+import { VERSION } from '../service/version.js';
+
+const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, START: 3 } as const;
+
+function integer(v: string): number {
+  if (!/^(?:0x[0-9a-fA-F]{1,8}|[0-9]{1,15})$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer (decimal or 0x-hex)');
+  return v.startsWith('0x') ? Number.parseInt(v.slice(2), 16) : Number(v);
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`eve-tpm-service: ${message}\n`);
+  process.exit(code);
+}
+
+/** Config from defaults ← --config file ← flags; flags commander left undefined do not count. */
+function configFrom(opts: Record<string, unknown>): ServiceConfig {
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  const { config: _c, ...flags } = opts;
+  return resolveConfig(file, flags as Partial<Record<keyof ServiceConfig, unknown>>);
+}
+
+async function serve(opts: Record<string, unknown>): Promise<void> {
+  let config: ServiceConfig;
+  try {
+    config = configFrom(opts);
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message, EXIT.CONFIG);
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  let service;
+  try {
+    service = await startService(config, { logger: log });
+  } catch (e) {
+    if (e instanceof ListenError || e instanceof StateLockedError || e instanceof RegistryFormatError) {
+      log.fatal({ event: 'start-failed', err: (e as Error).message }, (e as Error).message);
+      fail(`cannot start: ${(e as Error).message}`, EXIT.START);
+    }
+    log.fatal({ event: 'start-failed', err: e }, 'cannot start');
+    fail(`cannot start: ${(e as Error).message}`, EXIT.FAILURE);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'signal', signal }, `received ${signal}; draining`);
+    service.close().then(
+      () => process.exit(EXIT.OK),
+      (e: unknown) => {
+        log.error({ event: 'stop-failed', err: e }, 'error while stopping');
+        process.exit(EXIT.FAILURE);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void service.reload());
+  process.on('uncaughtException', (e) => {
+    log.fatal({ event: 'crash', err: e }, 'uncaught exception');
+    process.exit(EXIT.FAILURE);
+  });
+}
+
+function adminError(e: unknown): never {
+  if (e instanceof AdminError || e instanceof ConfigError || e instanceof StateLockedError || e instanceof RegistryFormatError) fail((e as Error).message, EXIT.CONFIG);
+  fail((e as Error).message ?? String(e), EXIT.FAILURE);
+}
+
+const program = new Command('eve-tpm-service')
+  .description('TPM operations for EVE application VMs over vsock: tenant isolation, crash-safe key ownership, fair TPM queue')
+  .version(VERSION)
+  .showHelpAfterError();
+
+program
+  .command('serve', { isDefault: true })
+  .description('run the service (the default command)')
+  .option('--config <file>', 'JSON file with the same keys as these flags (camelCase); flags override it')
+  .option('--tpm <spec>', 'TPM: device path (default /dev/tpmrm0), swtpm:unix:PATH or swtpm:tcp:HOST:PORT')
+  .option('--listen <address>', 'vsock:PORT (default vsock:8877), unix:PATH or tcp:127.0.0.1:PORT; repeatable', collect)
+  .option('--tenants <file>', 'tenants file (JSON); required unless --single-tenant')
+  .option('--state-dir <dir>', 'where the key registry and key blobs live (default /var/lib/eve-tpm-service)')
+  .option('--pool-start <handle>', 'first persistent handle handed to tenants (default 0x81010000)', integer)
+  .option('--pool-size <n>', 'number of handles in the pool (default 0x10000)', integer)
+  .addOption(new Option('--key-store <mode>', 'blobs: keys kept as wrapped blobs (default); tpm: persistent TPM objects').choices(['blobs', 'tpm']))
+  .option('--tpm-free-floor <n>', 'tpm key store: persistent slots kept free for EVE (default 2)', integer)
+  .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .option('--single-tenant', 'DEVELOPMENT ONLY: no identity; every caller is the tenant "default"')
+  .option('--allow-non-loopback', 'allow tcp listeners on non-loopback addresses')
+  .option('--default-max-keys <n>', 'key quota of tenants that set none (default 8)', integer)
+  .option('--deadline-ms <ms>', 'deadline of a request (default 30000)', integer)
+  .option('--stream-deadline-ms <ms>', 'deadline of a streamed sign (default 600000)', integer)
+  .option('--headers-timeout-ms <ms>', 'time allowed for request headers (default 10000)', integer)
+  .option('--body-timeout-ms <ms>', 'longest pause inside a request body (default 10000)', integer)
+  .option('--max-connections <n>', 'connections served at once (default 64)', integer)
+  .option('--queue-capacity <n>', 'TPM jobs waiting in total (default 256)', integer)
+  .option('--queue-per-tenant <n>', 'TPM jobs one tenant may have waiting (default 64)', integer)
+  .option('--hash-slots <n>', 'hash sequences open at once (default 1)', integer)
+  .option('--max-stream-bytes <n>', 'largest streamed message, 0 = unlimited (default 0)', integer)
+  .option('--drain-timeout-ms <ms>', 'how long SIGTERM waits for requests in flight (default 30000)', integer)
+  .action(async (opts: Record<string, unknown>) => serve(opts));
+
+const tenant = program.command('tenant').description('manage tenants (host-side only)');
+
+tenant
+  .command('add')
+  .description('add a tenant: generates its secret (printed once, stored only as a hash) and prints cloud-init user-data for the VM')
+  .requiredOption('--id <id>', 'tenant (application instance) id')
+  .requiredOption('--tenants <file>', 'tenants file (created if absent)')
+  .option('--cid <n>', 'vsock CID of the application VM', integer)
+  .option('--max-keys <n>', 'key quota (default 8)', integer)
+  .option('--service-address <address>', 'service address as seen from the VM', 'vsock:2:8877')
+  .action(async (o: { id: string; tenants: string; cid?: number; maxKeys?: number; serviceAddress: string }) => {
+    try {
+      const r = await addTenant({ tenantsFile: o.tenants, id: o.id, cid: o.cid, maxKeys: o.maxKeys, service: o.serviceAddress });
+      process.stdout.write(
+        `Tenant ${o.id} added${o.cid === undefined ? '' : ` (CID ${o.cid})`}, quota ${r.tenant.maxKeys} keys.\n` +
+          `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n\n` +
+          `cloud-init user-data for the application VM:\n\n${r.snippet}`,
+      );
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+tenant
+  .command('list')
+  .description('list tenants and their keys (from the registry)')
+  .requiredOption('--tenants <file>', 'tenants file')
+  .requiredOption('--state-dir <dir>', 'service state directory')
+  .option('--json', 'print JSON')
+  .action((o: { tenants: string; stateDir: string; json?: boolean }) => {
+    try {
+      const list = listTenants(o.tenants, o.stateDir);
+      if (o.json) return void process.stdout.write(JSON.stringify({ tenants: list }, null, 2) + '\n');
+      if (list.length === 0) return void process.stdout.write('no tenants\n');
+      for (const t of list) {
+        const cid = t.cid === undefined ? '' : ` cid=${t.cid}`;
+        process.stdout.write(`${t.id}${cid} maxKeys=${t.maxKeys}${t.hasSecret ? ' secret=yes' : ''} keys=${t.keys.length}\n`);
+        for (const k of t.keys) process.stdout.write(`  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`);
+      }
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+tenant
+  .command('remove')
+  .description('remove a tenant; with --purge also delete its keys from the TPM and the state directory')
+  .requiredOption('--id <id>', 'tenant id')
+  .requiredOption('--tenants <file>', 'tenants file')
+  .option('--purge', "delete the tenant's keys")
+  .option('--config <file>', 'service config file (for --state-dir, --tpm, --key-store)')
+  .option('--state-dir <dir>', 'service state directory')
+  .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
+  .action(async (o: { id: string; tenants: string; purge?: boolean; config?: string; stateDir?: string; tpm?: string }) => {
+    try {
+      const config = configFrom({ config: o.config, stateDir: o.stateDir, tpm: o.tpm, tenants: o.tenants, listen: ['unix:/nonexistent'] });
+      const r = await removeTenant({ tenantsFile: o.tenants, id: o.id, purge: o.purge === true, config, log: createLogger('warn') });
+      process.stdout.write(
+        o.purge ? `Tenant ${o.id} removed; ${r.purged} key(s) purged${r.remaining ? `, ${r.remaining} left (see the service log)` : ''}.\n` : `Tenant ${o.id} removed; ${r.remaining} key(s) kept (use --purge to delete them).\n`,
+      );
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => fail((e as Error).message, EXIT.FAILURE));

@@ -1,0 +1,196 @@
+/**
+ * The endpoints of docs/API.md. Each handler parses its input strictly, asks the policy, logs
+ * the decision to the audit log, and only then lets the key manager near the TPM.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TPM_ALG, publicToSpkiDer } from '../tpm/index.js';
+import { badRequest, quotaExceeded, conflict, payloadTooLarge } from './errors.js';
+import { formatHandle, parseHandle } from './handles.js';
+import { bodyPieces, expectNoBody, mediaType, readWholeBody, type ByteBudget } from './http/body.js';
+import { parseQuery } from './http/query.js';
+import { sendJson, sendNoContent } from './http/respond.js';
+import type { Route } from './http/router.js';
+import { decodeBase64, parseJsonObject } from './http/strict-json.js';
+import type { KeyManager } from './keys.js';
+import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from './params.js';
+import { authorizeKey } from './policy.js';
+import type { HandlePool } from './pool.js';
+import type { KeyEntry, KeyRegistry } from './registry.js';
+import type { Tenant } from './tenants.js';
+import type { ServiceConfig } from './config.js';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  route: Route;
+  tenant: Tenant;
+  /** Fires on the request's deadline or when the client goes away. */
+  signal: AbortSignal;
+  query: string | undefined;
+  audit(decision: 'grant' | 'deny', reason: string, handle?: number): void;
+  /** Runs when the request is over (releases memory budget). */
+  onFinish(fn: () => void): void;
+  /** Set once the handle is known, for the request log. */
+  handle?: number;
+}
+
+export interface ApiDeps {
+  registry: KeyRegistry;
+  keys: KeyManager;
+  pool: HandlePool;
+  jsonBudget: ByteBudget;
+  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs'>;
+}
+
+const SIG_ALG_NAMES: Readonly<Record<number, string>> = {
+  [TPM_ALG.RSASSA]: 'rsassa',
+  [TPM_ALG.RSAPSS]: 'rsapss',
+  [TPM_ALG.ECDSA]: 'ecdsa',
+  [TPM_ALG.ECDAA]: 'ecdaa',
+  [TPM_ALG.SM2]: 'sm2',
+  [TPM_ALG.ECSCHNORR]: 'ecschnorr',
+};
+
+function keySummary(e: KeyEntry): Record<string, string> {
+  return { handle: formatHandle(e.handle), type: e.type, hashAlg: e.hashAlg, name: e.name, createdAt: e.createdAt };
+}
+
+export class Api {
+  constructor(private readonly d: ApiDeps) {}
+
+  async handle(ctx: RequestContext): Promise<void> {
+    switch (ctx.route.op) {
+      case 'create-key':
+        return this.createKey(ctx);
+      case 'list-keys':
+        return this.listKeys(ctx);
+      case 'get-key':
+        return this.getKey(ctx);
+      case 'get-public':
+        return this.getPublic(ctx);
+      case 'sign':
+        return this.sign(ctx);
+      case 'delete-key':
+        return this.deleteKey(ctx);
+      default:
+        throw badRequest('unsupported operation');
+    }
+  }
+
+  /** Path handle → the caller's committed key, or a 400/403/409 (audited either way). */
+  private ownKey(ctx: RequestContext): KeyEntry {
+    const handle = parseHandle(ctx.route.handle);
+    ctx.handle = handle;
+    const d = authorizeKey(this.d.registry, this.d.pool, ctx.tenant, handle);
+    if (!d.ok) {
+      ctx.audit('deny', d.reason, handle);
+      throw d.error;
+    }
+    ctx.audit('grant', 'owner', handle);
+    return d.entry;
+  }
+
+  private async jsonBody(ctx: RequestContext, allowed: readonly string[]): Promise<Record<string, unknown>> {
+    const { bytes, release } = await readWholeBody(ctx.req, {
+      maxBytes: this.d.config.maxJsonBytes,
+      idleMs: this.d.config.bodyTimeoutMs,
+      signal: ctx.signal,
+      budget: this.d.jsonBudget,
+    });
+    ctx.onFinish(release);
+    return parseJsonObject(bytes, allowed);
+  }
+
+  private async createKey(ctx: RequestContext): Promise<void> {
+    parseQuery(ctx.query, []);
+    if (mediaType(ctx.req) !== 'json') throw badRequest('creating a key takes a JSON body { "type": "rsa" | "ecc" }');
+    const body = await this.jsonBody(ctx, ['type', 'hashAlg']);
+    if (body.type === undefined) throw badRequest('field "type" is required (rsa or ecc)');
+    const type = parseKeyType(body.type);
+    const hashAlg = body.hashAlg === undefined ? 'sha256' : parseHashAlg(body.hashAlg);
+    const have = this.d.registry.ofTenant(ctx.tenant.id).length;
+    if (have >= ctx.tenant.maxKeys) {
+      ctx.audit('deny', `quota of ${ctx.tenant.maxKeys} keys reached`);
+      throw quotaExceeded(`you already have ${have} key(s); your quota is ${ctx.tenant.maxKeys}`);
+    }
+    ctx.audit('grant', 'within quota');
+    const { entry, pem } = await this.d.keys.create(ctx.tenant, type, hashAlg, ctx.signal);
+    ctx.handle = entry.handle;
+    sendJson(ctx.res, 201, { ...keySummary(entry), pem }, { Location: `/v1/keys/${formatHandle(entry.handle)}` });
+  }
+
+  private listKeys(ctx: RequestContext): void {
+    parseQuery(ctx.query, []);
+    expectNoBody(ctx.req);
+    ctx.audit('grant', 'own keys only');
+    const keys = this.d.registry.ofTenant(ctx.tenant.id).filter((e) => e.state === 'committed').map(keySummary);
+    sendJson(ctx.res, 200, { keys });
+  }
+
+  private getKey(ctx: RequestContext): void {
+    parseQuery(ctx.query, []);
+    expectNoBody(ctx.req);
+    const entry = this.ownKey(ctx);
+    const pem = this.d.keys.pem(entry);
+    if (pem === undefined) throw conflict(`the public part of ${formatHandle(entry.handle)} is missing on the host`);
+    sendJson(ctx.res, 200, { ...keySummary(entry), pem });
+  }
+
+  private getPublic(ctx: RequestContext): void {
+    const q = parseQuery(ctx.query, ['format']);
+    expectNoBody(ctx.req);
+    const format = q.format === undefined ? 'pem' : parsePublicFormat(q.format);
+    const entry = this.ownKey(ctx);
+    const blobs = this.d.keys.blobsOf(entry);
+    if (!blobs) throw conflict(`the public part of ${formatHandle(entry.handle)} is missing on the host`);
+    const handle = formatHandle(entry.handle);
+    if (format === 'pem') return sendJson(ctx.res, 200, { handle, format, pem: this.d.keys.pem(entry) });
+    // tss: TPM2B_PUBLIC as tpm2_readpublic -o writes it; der: SubjectPublicKeyInfo.
+    const data = format === 'tss' ? blobs.public : publicToSpkiDer(blobs.publicArea);
+    sendJson(ctx.res, 200, { handle, format, data: Buffer.from(data).toString('base64') });
+  }
+
+  private async sign(ctx: RequestContext): Promise<void> {
+    const kind = mediaType(ctx.req);
+    const entry = this.ownKey(ctx);
+    let message: Uint8Array | AsyncIterable<Uint8Array>;
+    let hashAlg: HashName;
+    let format: SignFormat;
+    if (kind === 'json') {
+      parseQuery(ctx.query, []); // parameters live in the body; two places would be ambiguous
+      const body = await this.jsonBody(ctx, ['message', 'hashAlg', 'format']);
+      if (body.message === undefined) throw badRequest('field "message" (base64) is required');
+      message = decodeBase64(body.message, 'message');
+      if (message.length > this.d.config.maxInlineMessageBytes) {
+        throw payloadTooLarge(`an inline message may be at most ${this.d.config.maxInlineMessageBytes} bytes; stream larger ones as application/octet-stream`);
+      }
+      hashAlg = body.hashAlg === undefined ? entry.hashAlg : parseHashAlg(body.hashAlg);
+      format = body.format === undefined ? 'plain' : parseSignFormat(body.format);
+    } else if (kind === 'octet-stream') {
+      const q = parseQuery(ctx.query, ['hashAlg', 'format']);
+      hashAlg = q.hashAlg === undefined ? entry.hashAlg : parseHashAlg(q.hashAlg);
+      format = q.format === undefined ? 'plain' : parseSignFormat(q.format);
+      message = bodyPieces(ctx.req, { maxBytes: this.d.config.maxStreamBytes, idleMs: this.d.config.bodyTimeoutMs, signal: ctx.signal });
+    } else {
+      throw badRequest('signing takes a JSON body { "message": "<base64>" } or an application/octet-stream body');
+    }
+    const r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal });
+    sendJson(ctx.res, 200, {
+      handle: formatHandle(entry.handle),
+      sigAlg: SIG_ALG_NAMES[r.sig.sigAlg] ?? `0x${r.sig.sigAlg.toString(16)}`,
+      hashAlg,
+      format,
+      signature: Buffer.from(r.signature).toString('base64'),
+      digest: Buffer.from(r.digest).toString('hex'),
+      messageLength: r.messageLength,
+    });
+  }
+
+  private async deleteKey(ctx: RequestContext): Promise<void> {
+    parseQuery(ctx.query, []);
+    expectNoBody(ctx.req);
+    const entry = this.ownKey(ctx);
+    await this.d.keys.remove(ctx.tenant, entry);
+    sendNoContent(ctx.res);
+  }
+}

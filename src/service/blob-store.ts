@@ -1,0 +1,84 @@
+/**
+ * The keys' TPM-wrapped blobs (TPM2B_PUBLIC and TPM2B_PRIVATE, encrypted by the EK: useless
+ * outside this TPM), one file per handle in `<state-dir>/keys/`, kept in memory as well so
+ * that no request reads the disk. Kept in both key-store modes: they are what lets recovery
+ * re-create a persistent object.
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseBlobs, type KeyBlobs, type TPMT_PUBLIC } from '../tpm/index.js';
+import { removeFileDurable, writeFileDurable } from './durable-file.js';
+import { formatHandle, parseHandle } from './handles.js';
+
+const FILE = /^(0x[0-9a-f]{8})\.json$/;
+
+export interface StoredBlobs extends KeyBlobs {
+  tenant: string;
+  publicArea: TPMT_PUBLIC;
+}
+
+export interface BlobFileProblem {
+  file: string;
+  problem: string;
+}
+
+export class BlobStore {
+  private readonly cache = new Map<number, StoredBlobs>();
+
+  constructor(readonly dir: string) {}
+
+  fileOf(handle: number): string {
+    return join(this.dir, `${formatHandle(handle)}.json`);
+  }
+
+  get(handle: number): StoredBlobs | undefined {
+    return this.cache.get(handle);
+  }
+
+  handles(): number[] {
+    return [...this.cache.keys()];
+  }
+
+  async write(handle: number, tenant: string, blobs: KeyBlobs): Promise<void> {
+    const { publicArea } = parseBlobs(blobs);
+    const json = JSON.stringify({
+      handle: formatHandle(handle),
+      tenant,
+      public: Buffer.from(blobs.public).toString('base64'),
+      private: Buffer.from(blobs.private).toString('base64'),
+    });
+    await writeFileDurable(this.fileOf(handle), json + '\n');
+    this.cache.set(handle, { tenant, public: blobs.public.slice(), private: blobs.private.slice(), publicArea });
+  }
+
+  async remove(handle: number): Promise<void> {
+    await removeFileDurable(this.fileOf(handle));
+    this.cache.delete(handle);
+  }
+
+  /** Start-up: reads every blob file (synchronously). Unreadable files are reported, not loaded. */
+  loadAllSync(): BlobFileProblem[] {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const problems: BlobFileProblem[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const m = FILE.exec(name);
+      if (!m) continue;
+      try {
+        const handle = parseHandle(m[1]);
+        const j = JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as Record<string, unknown>;
+        if (j.handle !== m[1] || typeof j.tenant !== 'string' || typeof j.public !== 'string' || typeof j.private !== 'string') {
+          throw new Error('missing or mismatching fields');
+        }
+        const blobs: KeyBlobs = {
+          public: new Uint8Array(Buffer.from(j.public, 'base64')),
+          private: new Uint8Array(Buffer.from(j.private, 'base64')),
+        };
+        const { publicArea } = parseBlobs(blobs);
+        this.cache.set(handle, { ...blobs, tenant: j.tenant, publicArea });
+      } catch (e) {
+        problems.push({ file: name, problem: (e as Error).message });
+      }
+    }
+    return problems;
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * ServiceClient: the container tools' way to the service, over any listener kind
+ * (`unix:PATH`, `tcp:HOST:PORT`, `vsock:CID:PORT`). Small messages are signed inline (JSON),
+ * large ones and streams are sent as a streamed application/octet-stream body, so memory does
+ * not grow with the message. Failures throw ServiceError (the service answered) or
+ * ServiceUnreachableError (it could not be reached).
+ *
+ * Self-contained (node:http and the small address/error modules) so it bundles into the tools.
+ */
+import { request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parseAddress, type Address } from './address.js';
+import { ServiceError, ServiceUnreachableError } from './errors.js';
+
+export { ServiceError, ServiceUnreachableError } from './errors.js';
+
+export type KeyTypeArg = 'rsa' | 'ecc' | number | string;
+export type HashArg = 'sha1' | 'sha256' | 'sha384' | 'sha512' | number | string;
+export type HandleArg = number | string;
+
+export interface ClientOptions {
+  address: string;
+  secret?: string;
+  /** Connect timeout, and longest silence while waiting for an answer (default 60 s). */
+  timeoutMs?: number;
+}
+
+export interface Health {
+  status: 'ok' | 'degraded';
+  tpm: { reachable: boolean };
+  queue: { depth: number; capacity: number };
+  version: string;
+}
+
+export interface KeySummary {
+  handle: string;
+  type: 'rsa' | 'ecc';
+  hashAlg: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface KeyInfo extends KeySummary {
+  pem: string;
+}
+
+export interface PublicKey {
+  handle: string;
+  format: string;
+  pem?: string;
+  /** der/tss bytes. */
+  data?: Uint8Array;
+}
+
+export interface SignOptions {
+  message: Uint8Array | NodeJS.ReadableStream;
+  /** Byte length of a stream, when known (sent as Content-Length). */
+  length?: number;
+  hashAlg?: HashArg;
+  /** plain (default), der or tss. */
+  format?: 'plain' | 'der' | 'tss' | (string & {});
+  /** Streamed uploads: called with the bytes sent so far. */
+  onProgress?: (bytesSent: number) => void;
+}
+
+export interface SignResult {
+  handle: string;
+  sigAlg: string;
+  hashAlg: string;
+  format: string;
+  signature: Uint8Array;
+  /** Hex digest the TPM computed. */
+  digest: string;
+  messageLength: number;
+}
+
+/** Uint8Array messages up to this size are sent inline as JSON. */
+export const INLINE_MAX = 64 * 1024;
+
+/** Canonical `0x%08x` for a handle given as a number or a string (hex or decimal). */
+export function handleText(h: HandleArg): string {
+  let n: number;
+  if (typeof h === 'number') n = h;
+  else if (/^0[xX][0-9a-fA-F]{1,8}$/.test(h)) n = Number.parseInt(h.slice(2), 16);
+  else if (/^[0-9]{1,10}$/.test(h)) n = Number(h);
+  else throw new TypeError(`not a handle: ${JSON.stringify(h)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new TypeError(`handle out of range: ${String(h)}`);
+  return '0x' + n.toString(16).padStart(8, '0');
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'EACCES', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'ENOTSOCK', 'EAI_AGAIN', 'ENOTFOUND']);
+
+export class ServiceClient {
+  private readonly address: Address;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.address = parseAddress(opts.address, 'connect');
+    if (this.address.kind === 'vsock' && this.address.cid === undefined) throw new TypeError('a vsock address needs a CID: vsock:CID:PORT');
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+  }
+
+  health(): Promise<Health> {
+    return this.json<Health>('GET', '/v1/health');
+  }
+
+  createKey(opts: { type: KeyTypeArg; hashAlg?: HashArg }): Promise<KeyInfo> {
+    const body: Record<string, unknown> = { type: opts.type };
+    if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
+    return this.json<KeyInfo>('POST', '/v1/keys', body);
+  }
+
+  async listKeys(): Promise<KeySummary[]> {
+    return (await this.json<{ keys: KeySummary[] }>('GET', '/v1/keys')).keys;
+  }
+
+  getKey(handle: HandleArg): Promise<KeyInfo> {
+    return this.json<KeyInfo>('GET', `/v1/keys/${handleText(handle)}`);
+  }
+
+  /** `format`: pem (default), der or tss; anything else is the service's 400. */
+  async getPublic(handle: HandleArg, format: 'pem' | 'der' | 'tss' | (string & {}) = 'pem'): Promise<PublicKey> {
+    const r = await this.json<{ handle: string; format: string; pem?: string; data?: string }>(
+      'GET',
+      `/v1/keys/${handleText(handle)}/public?format=${encodeURIComponent(format)}`,
+    );
+    const out: PublicKey = { handle: r.handle, format: r.format };
+    if (r.pem !== undefined) out.pem = r.pem;
+    if (r.data !== undefined) out.data = new Uint8Array(Buffer.from(r.data, 'base64'));
+    return out;
+  }
+
+  async sign(handle: HandleArg, opts: SignOptions): Promise<SignResult> {
+    const path = `/v1/keys/${handleText(handle)}/sign`;
+    type Raw = Omit<SignResult, 'signature'> & { signature: string };
+    let raw: Raw;
+    const m = opts.message;
+    if (m instanceof Uint8Array && m.length <= INLINE_MAX) {
+      const body: Record<string, unknown> = { message: Buffer.from(m.buffer, m.byteOffset, m.byteLength).toString('base64') };
+      if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
+      if (opts.format !== undefined) body.format = opts.format;
+      raw = await this.json<Raw>('POST', path, body);
+      opts.onProgress?.(m.length);
+    } else {
+      const q = new URLSearchParams();
+      if (opts.hashAlg !== undefined) q.set('hashAlg', String(opts.hashAlg));
+      if (opts.format !== undefined) q.set('format', opts.format);
+      const qs = q.toString();
+      raw = await this.streamed<Raw>(path + (qs ? `?${qs}` : ''), m, opts.length ?? (m instanceof Uint8Array ? m.length : undefined), opts.onProgress);
+    }
+    return { ...raw, signature: new Uint8Array(Buffer.from(raw.signature, 'base64')) };
+  }
+
+  async deleteKey(handle: HandleArg): Promise<void> {
+    await this.call('DELETE', `/v1/keys/${handleText(handle)}`, undefined, (req) => req.end());
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const a = await this.call(method, path, text === undefined ? undefined : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) }, (req) =>
+      req.end(text),
+    );
+    try {
+      return JSON.parse(a.body.toString('utf8')) as T;
+    } catch {
+      throw new ServiceError(a.status, 'BAD_RESPONSE', `the service at ${this.opts.address} answered with something that is not JSON`);
+    }
+  }
+
+  private streamed<T>(path: string, message: Uint8Array | NodeJS.ReadableStream, length: number | undefined, onProgress?: (n: number) => void): Promise<T> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+    if (length !== undefined) headers['Content-Length'] = String(length);
+    return this.call('POST', path, headers, (req) => {
+      let sent = 0;
+      const count = (n: number): void => {
+        sent += n;
+        onProgress?.(sent);
+      };
+      if (message instanceof Uint8Array) {
+        // Written in pieces so progress is reported and the socket applies back-pressure.
+        const piece = 64 * 1024;
+        let off = 0;
+        const pump = (): void => {
+          while (off < message.length) {
+            const chunk = message.subarray(off, Math.min(off + piece, message.length));
+            off += chunk.length;
+            const more = req.write(chunk, () => count(chunk.length));
+            if (!more) return void req.once('drain', pump);
+          }
+          req.end();
+        };
+        pump();
+      } else {
+        const src = message as NodeJS.ReadableStream & { destroy?: (e?: Error) => void };
+        src.on('data', (c: Buffer | string) => {
+          const b = typeof c === 'string' ? Buffer.from(c) : c;
+          if (!req.write(b, () => count(b.length))) {
+            src.pause();
+            req.once('drain', () => src.resume());
+          }
+        });
+        src.once('end', () => req.end());
+        src.once('error', (e: Error) => req.destroy(e));
+        // Answered before the whole message was sent (an error): stop reading the source.
+        req.once('close', () => {
+          src.removeAllListeners('data');
+          if (!(src as { readableEnded?: boolean }).readableEnded) src.destroy?.();
+        });
+      }
+    }).then((a) => JSON.parse(a.body.toString('utf8')) as T);
+  }
+
+  private connectionOptions(): RequestOptions {
+    const a = this.address;
+    if (a.kind === 'unix') return { socketPath: a.path };
+    if (a.kind === 'tcp') return { host: a.host, port: a.port };
+    const { cid, port } = a;
+    const timeoutMs = this.timeoutMs;
+    return {
+      host: 'localhost',
+      // No agent: node:http uses createConnection only without one (`agent: false` would make
+      // a fresh Agent, which ignores it and dials localhost:80).
+      agent: undefined,
+      // node:http accepts a connection made asynchronously through the callback.
+      createConnection: ((_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
+        import('./vsock/index.js')
+          .then((v) => v.connectVsock(cid!, port, { timeoutMs }))
+          .then(
+            (s) => cb(null, s),
+            (e: Error) => cb(e),
+          );
+        return undefined;
+      }) as unknown as RequestOptions['createConnection'],
+    };
+  }
+
+  /** One request; resolves on any 2xx, throws ServiceError on an error answer. */
+  private call(method: string, path: string, headers: Record<string, string> | undefined, send: (req: ClientRequest) => void): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      // keep-alive, although each request gets its own connection (agent: false, destroyed after
+      // the answer): with `Connection: close` the server would close right after an early
+      // answer (an error while we are still uploading) and we could see a broken pipe instead.
+      const h: Record<string, string> = { Accept: 'application/json', Connection: 'keep-alive', ...headers };
+      if (this.opts.secret !== undefined) h.Authorization = `Bearer ${this.opts.secret}`;
+      let answered = false;
+      const req = request({ agent: false, ...this.connectionOptions(), method, path, headers: h, timeout: this.timeoutMs }, (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', (e) => reject(this.unreachable(e)));
+        res.once('end', () => {
+          req.destroy();
+          const body = Buffer.concat(chunks);
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body });
+          reject(this.errorFrom(status, res.headers, body));
+        });
+      });
+      req.once('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.once('error', (e) => {
+        if (!answered) reject(this.unreachable(e));
+      });
+      send(req);
+    });
+  }
+
+  private errorFrom(status: number, headers: IncomingMessage['headers'], body: Buffer): ServiceError {
+    const retry = Number(headers['retry-after']);
+    const details = Number.isFinite(retry) && retry >= 0 ? { retryAfter: retry } : {};
+    try {
+      const e = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown; message?: unknown; tpmRc?: unknown; tpmText?: unknown } }).error;
+      if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+        return new ServiceError(status, e.code, e.message, {
+          ...details,
+          ...(typeof e.tpmRc === 'string' ? { tpmRc: e.tpmRc } : {}),
+          ...(typeof e.tpmText === 'string' ? { tpmText: e.tpmText } : {}),
+        });
+      }
+    } catch {
+      // not JSON: fall through
+    }
+    return new ServiceError(status, 'HTTP_' + status, `the service at ${this.opts.address} answered HTTP ${status}`, details);
+  }
+
+  private unreachable(e: Error & { code?: string }): ServiceUnreachableError {
+    const code = e.code ?? (e.name === 'VsockUnavailableError' ? 'VSOCK_UNAVAILABLE' : 'EIO');
+    const why =
+      code === 'ECONNREFUSED'
+        ? 'connection refused (is eve-tpm-service running?)'
+        : code === 'ENOENT'
+          ? 'no such socket'
+          : code === 'ETIMEDOUT'
+            ? `no answer within ${this.timeoutMs} ms`
+            : UNREACHABLE.has(code)
+              ? code
+              : e.message;
+    return new ServiceUnreachableError(this.opts.address, code, `cannot reach the TPM service at ${this.opts.address}: ${why}`, { cause: e });
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The service's state and TPM machinery without any listener: state directory (locked),
+ * registry and blobs (file recovery done), the TPM queue and the key manager. The server and
+ * the offline admin commands both stand on it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { openTransport, Tpm } from '../tpm/index.js';
+import { BlobStore } from './blob-store.js';
+import type { ServiceConfig } from './config.js';
+import { KeyManager } from './keys.js';
+import { lockStateDir } from './lock.js';
+import { HandlePool } from './pool.js';
+import { LiveTransients } from './queued-tpm.js';
+import { TpmQueue } from './queue.js';
+import { reconcileTpm, recoverFiles } from './recovery.js';
+import { KeyRegistry } from './registry.js';
+import { Semaphore } from './semaphore.js';
+import { TpmSupervisor } from './tpm-supervisor.js';
+
+export const REGISTRY_FILE = 'registry.json';
+export const KEYS_DIR = 'keys';
+
+export interface Core {
+  registry: KeyRegistry;
+  blobs: BlobStore;
+  pool: HandlePool;
+  tpm: Tpm;
+  queue: TpmQueue;
+  keys: KeyManager;
+  supervisor: TpmSupervisor;
+  /** Stops the supervisor, closes the TPM transport (if this core opened it), releases the lock. */
+  close(): Promise<void>;
+}
+
+export type CoreConfig = Pick<
+  ServiceConfig,
+  'tpm' | 'stateDir' | 'poolStart' | 'poolSize' | 'keyStore' | 'tpmFreeFloor' | 'queueCapacity' | 'queuePerTenant' | 'hashSlots' | 'tpmCommandTimeoutMs'
+>;
+
+export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm): Promise<Core> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const unlock = lockStateDir(config.stateDir);
+  try {
+    const registry = KeyRegistry.loadSync(join(config.stateDir, REGISTRY_FILE));
+    const blobs = new BlobStore(join(config.stateDir, KEYS_DIR));
+    const badFiles = blobs.loadAllSync();
+    await recoverFiles(config.stateDir, registry, blobs, badFiles, log);
+    const pool = new HandlePool(config.poolStart, config.poolSize);
+    const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }));
+    const queue = new TpmQueue(tpm, { capacity: config.queueCapacity, perTenant: config.queuePerTenant });
+    const live = new LiveTransients();
+    const supervisor = new TpmSupervisor(
+      queue,
+      live,
+      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, busy: (h) => keys.busy(h) }, log),
+      log,
+    );
+    const keys: KeyManager = new KeyManager(
+      registry,
+      blobs,
+      queue,
+      new Semaphore(config.hashSlots),
+      live,
+      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor },
+      () => supervisor.requestMaintenance(),
+    );
+    return {
+      registry,
+      blobs,
+      pool,
+      tpm,
+      queue,
+      keys,
+      supervisor,
+      async close() {
+        supervisor.stop();
+        if (!givenTpm) await tpm.transport.close();
+        unlock();
+      },
+    };
+  } catch (e) {
+    unlock();
+    throw e;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Request bodies read under limits: a cap on size, a cap on the pause between two pieces
+ * (a stalled client frees its place), the request's AbortSignal, and — for JSON bodies, which
+ * are held in memory — a budget shared by all requests, so many large bodies at once cannot
+ * exhaust memory.
+ */
+import type { IncomingMessage } from 'node:http';
+import { badRequest, payloadTooLarge, requestTimeout, serviceBusy, unsupportedMediaType } from '../errors.js';
+
+/** The client closed the connection before the request was complete. */
+export class ClientGoneError extends Error {
+  override readonly name = 'ClientGoneError';
+  constructor() {
+    super('the client closed the connection');
+  }
+}
+
+/** Bytes of memory that all in-memory bodies together may use. */
+export class ByteBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
+export type MediaType = 'json' | 'octet-stream' | 'none';
+
+/** The body's media type from Content-Type (parameters other than charset=utf-8 refused). */
+export function mediaType(req: IncomingMessage): MediaType {
+  const ct = req.headers['content-type'];
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (ct === undefined) {
+    if (hasBody) throw unsupportedMediaType('a request body needs a Content-Type: application/json or application/octet-stream');
+    return 'none';
+  }
+  const m = /^([a-z]+\/[a-z0-9.+-]+)\s*(?:;\s*charset=(?:"utf-8"|utf-8)\s*)?$/i.exec(ct);
+  const type = m?.[1]!.toLowerCase();
+  if (type === 'application/json') return 'json';
+  if (type === 'application/octet-stream' && !/charset/i.test(ct)) return 'octet-stream';
+  throw unsupportedMediaType(`Content-Type ${JSON.stringify(ct.slice(0, 60))} is neither application/json nor application/octet-stream`);
+}
+
+/** Declared Content-Length, if any (Node's parser has already refused malformed ones). */
+export function declaredLength(req: IncomingMessage): number | undefined {
+  const v = req.headers['content-length'];
+  return v === undefined ? undefined : Number(v);
+}
+
+export interface ReadLimits {
+  /** Longest pause between two pieces, ms. */
+  idleMs: number;
+  signal: AbortSignal;
+}
+
+/** The next piece of the body, or null at its end. */
+function nextPiece(req: IncomingMessage, limits: ReadLimits): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('readable', tryRead);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onClose);
+      limits.signal.removeEventListener('abort', onAbort);
+    };
+    const tryRead = (): void => {
+      const c = req.read() as Buffer | null;
+      if (c !== null) {
+        done();
+        resolve(c);
+      }
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(null);
+    };
+    const onGone = (): void => {
+      done();
+      reject(new ClientGoneError());
+    };
+    const onClose = (): void => {
+      if (!req.complete) onGone();
+    };
+    const onAbort = (): void => {
+      done();
+      reject(limits.signal.reason);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(requestTimeout(`the request body stalled: nothing arrived for ${limits.idleMs} ms`));
+    }, limits.idleMs);
+    if (limits.signal.aborted) return onAbort();
+    if (req.readableEnded) return onEnd();
+    if (req.destroyed && !req.complete) return onGone();
+    req.on('readable', tryRead);
+    req.once('end', onEnd);
+    req.once('error', onGone);
+    req.once('close', onClose);
+    limits.signal.addEventListener('abort', onAbort, { once: true });
+    tryRead();
+  });
+}
+
+/** The body as it arrives, at most `maxBytes` (0: unlimited). */
+export async function* bodyPieces(req: IncomingMessage, limits: ReadLimits & { maxBytes: number }): AsyncGenerator<Uint8Array> {
+  const declared = declaredLength(req);
+  if (limits.maxBytes > 0 && declared !== undefined && declared > limits.maxBytes) {
+    throw payloadTooLarge(`the body of ${declared} bytes is over the limit of ${limits.maxBytes}`);
+  }
+  let total = 0;
+  for (;;) {
+    const piece = await nextPiece(req, limits);
+    if (piece === null) return;
+    total += piece.length;
+    if (limits.maxBytes > 0 && total > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
+    yield new Uint8Array(piece.buffer, piece.byteOffset, piece.length);
+  }
+}
+
+/**
+ * Reads a whole (JSON) body into memory, charged to `budget` until `release` is called — the
+ * caller releases when the request is over, since an inline message waits in the TPM queue.
+ */
+export async function readWholeBody(
+  req: IncomingMessage,
+  limits: ReadLimits & { maxBytes: number; budget: ByteBudget },
+): Promise<{ bytes: Uint8Array; release: () => void }> {
+  const declared = declaredLength(req);
+  if (declared !== undefined && declared > limits.maxBytes) throw payloadTooLarge(`the body of ${declared} bytes is over the limit of ${limits.maxBytes}`);
+  const pieces: Buffer[] = [];
+  let total = 0;
+  let released = false;
+  const release = (): void => {
+    if (!released) limits.budget.give(total);
+    released = true;
+  };
+  try {
+    for (;;) {
+      const piece = await nextPiece(req, limits);
+      if (piece === null) break;
+      if (total + piece.length > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
+      if (!limits.budget.take(piece.length)) throw serviceBusy('too many large requests are being handled at once');
+      total += piece.length;
+      pieces.push(piece);
+    }
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return { bytes: new Uint8Array(Buffer.concat(pieces, total)), release };
+}
+
+/** GET and DELETE carry no body; one that does is refused rather than ignored. */
+export function expectNoBody(req: IncomingMessage): void {
+  const len = req.headers['content-length'];
+  if ((len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined) throw badRequest('this request takes no body');
+}

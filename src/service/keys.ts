@@ -1,0 +1,300 @@
+/**
+ * The tenants' keys: create, delete, sign — each a sequence of registry transitions, file
+ * writes and TPM queue jobs ordered so that a crash between any two steps is resolvable (see
+ * registry.ts and recovery.ts). Callers have already authorized the tenant for the key.
+ */
+import {
+  TPM_RH,
+  TpmError,
+  TPM_RC,
+  createAk,
+  evictPersistent,
+  formatSignature,
+  getTpmProperty,
+  listHandles,
+  persistKey,
+  publicToPem,
+  readPublic,
+  signDigest,
+  tpmHash,
+  withLoadedKey,
+  type Tpm,
+  type CreatedKey,
+  type TPMT_SIGNATURE,
+  type TPMT_TK_HASHCHECK,
+} from '../tpm/index.js';
+import type { BlobStore, StoredBlobs } from './blob-store.js';
+import { crashPoint } from './crash-points.js';
+import { conflict, quotaExceeded, unsupported } from './errors.js';
+import { isTpmUnreachable } from './error-mapping.js';
+import { formatHandle } from './handles.js';
+import type { HandlePool } from './pool.js';
+import { HASH_ALG, type HashName, type KeyType, type SignFormat } from './params.js';
+import { GuardedTpm, PerCommandTpm, type LiveTransients } from './queued-tpm.js';
+import type { TpmQueue } from './queue.js';
+import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
+import type { Semaphore } from './semaphore.js';
+import type { Tenant } from './tenants.js';
+
+/**
+ * TPM_PT_HR_PERSISTENT_AVAIL is PT_VAR + 9 = 0x209 (Part 2 §6.13). The library's TPM_PT table
+ * has 0x20a there, which is TPM_PT_NV_COUNTERS; use the spec's value until it is fixed.
+ */
+export const TPM_PT_HR_PERSISTENT_AVAIL = 0x209;
+
+/** Largest message hashed with a single TPM2_Hash (the PC Client minimum input buffer). */
+const SINGLE_HASH_MAX = 1024;
+
+export interface KeyManagerOptions {
+  keyStore: KeyStoreKind;
+  pool: HandlePool;
+  /** tpm mode: persistent slots that must stay free for EVE. */
+  freeFloor: number;
+}
+
+export interface CreatedKeyInfo {
+  entry: KeyEntry;
+  pem: string;
+}
+
+export interface SignRequest {
+  /** The whole message, or its bytes as they arrive. */
+  message: Uint8Array | AsyncIterable<Uint8Array>;
+  hashAlg: HashName;
+  format: SignFormat;
+  signal: AbortSignal;
+}
+
+export interface SignResult {
+  signature: Uint8Array;
+  sig: TPMT_SIGNATURE;
+  digest: Uint8Array;
+  messageLength: number;
+}
+
+export class KeyManager {
+  /** Handles whose creation or deletion is under way here: recovery must not touch them. */
+  private readonly inFlight = new Set<number>();
+
+  constructor(
+    private readonly registry: KeyRegistry,
+    private readonly blobs: BlobStore,
+    private readonly queue: TpmQueue,
+    private readonly hashSlots: Semaphore,
+    private readonly live: LiveTransients,
+    private readonly opts: KeyManagerOptions,
+    /** Called when a step failed so that the TPM and the registry may disagree until recovery. */
+    private readonly needsReconcile: () => void,
+  ) {}
+
+  /** Whether a create or delete of `handle` is running in this process right now. */
+  busy(handle: number): boolean {
+    return this.inFlight.has(handle);
+  }
+
+  pem(entry: KeyEntry): string | undefined {
+    const b = this.blobs.get(entry.handle);
+    return b ? publicToPem(b.publicArea) : undefined;
+  }
+
+  blobsOf(entry: KeyEntry): StoredBlobs | undefined {
+    return this.blobs.get(entry.handle);
+  }
+
+  private checkQuota(tenant: Tenant, draft?: Map<number, KeyEntry>): void {
+    const have = draft ? [...draft.values()].filter((e) => e.tenant === tenant.id).length : this.registry.ofTenant(tenant.id).length;
+    if (have >= tenant.maxKeys) throw quotaExceeded(`you already have ${have} key(s); your quota is ${tenant.maxKeys}`);
+  }
+
+  private async checkFloor(tpm: Tpm): Promise<void> {
+    const avail = await getTpmProperty(tpm, TPM_PT_HR_PERSISTENT_AVAIL);
+    if (avail !== undefined && avail - 1 < this.opts.freeFloor) {
+      throw conflict(`the TPM has ${avail} free persistent slot(s) and ${this.opts.freeFloor} must stay free for EVE; no key can be made persistent now`);
+    }
+  }
+
+  async create(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
+    this.checkQuota(tenant);
+    const store = this.opts.keyStore;
+    const pool = this.opts.pool;
+    // 1. In the TPM: see which pool handles are occupied, make the key (nothing stays loaded).
+    const { key, occupied } = await this.queue.submit(
+      tenant.id,
+      'create-key',
+      async (tpm) => {
+        const g = new GuardedTpm(tpm, signal);
+        const occupied = new Set(await listHandles(g, pool.first, pool.last));
+        if (store === 'tpm') await this.checkFloor(g);
+        const key = await createAk(g, type, { hashAlg: HASH_ALG[hashAlg] });
+        return { key, occupied };
+      },
+      { signal },
+    );
+    crashPoint('create:after-tpm');
+    // 2. Intent: the handle is taken, the key not yet usable. From here on the request runs to
+    //    its end even if the client leaves, so the outcome does not depend on the client.
+    let reserved: number | undefined;
+    const entry = await this.registry.update((draft) => {
+      this.checkQuota(tenant, draft);
+      const handle = pool.allocate((h) => draft.has(h) || occupied.has(h) || this.inFlight.has(h));
+      if (handle === undefined) throw conflict(`the key handle pool ${pool.toString()} is exhausted`);
+      // In flight from the moment the entry exists (recovery after an outage must skip it).
+      reserved = handle;
+      this.inFlight.add(handle);
+      const e: KeyEntry = {
+        handle,
+        tenant: tenant.id,
+        type,
+        hashAlg,
+        name: Buffer.from(key.name).toString('hex'),
+        createdAt: new Date().toISOString(),
+        state: 'pending-create',
+        store,
+      };
+      draft.set(handle, e);
+      return e;
+    }).catch((e: unknown) => {
+      if (reserved !== undefined) this.inFlight.delete(reserved);
+      throw e;
+    });
+    try {
+      return await this.finishCreate(tenant, entry, key);
+    } finally {
+      this.inFlight.delete(entry.handle);
+    }
+  }
+
+  private async finishCreate(tenant: Tenant, entry: KeyEntry, key: CreatedKey): Promise<CreatedKeyInfo> {
+    const store = entry.store;
+    crashPoint('create:after-pending');
+    try {
+      await this.blobs.write(entry.handle, tenant.id, key);
+      crashPoint('create:after-blobs');
+      if (store === 'tpm') {
+        await this.queue.submit(tenant.id, 'persist-key', async (tpm) => {
+          await this.checkFloor(tpm);
+          await persistKey(tpm, key, entry.handle);
+        });
+        crashPoint('create:after-persist');
+      }
+    } catch (e) {
+      // The TPM answered (or was never asked): nothing is persistent, roll back now. If the
+      // TPM went away mid-command the object may exist: leave it pending for recovery.
+      if (store === 'tpm' && isTpmUnreachable(e)) this.needsReconcile();
+      else await this.forget(entry.handle).catch(() => this.needsReconcile());
+      throw e;
+    }
+    const committed = await this.registry.update((draft) => {
+      const e = draft.get(entry.handle)!;
+      e.state = 'committed';
+      return { ...e };
+    });
+    return { entry: committed, pem: publicToPem(key.publicArea) };
+  }
+
+  /** Removes blob file and registry entry (the last, durable step of a rollback or delete). */
+  private async forget(handle: number): Promise<void> {
+    await this.blobs.remove(handle);
+    await this.registry.update((draft) => void draft.delete(handle));
+  }
+
+  async remove(tenant: Tenant, entry: KeyEntry): Promise<void> {
+    if (this.inFlight.has(entry.handle)) throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
+    this.inFlight.add(entry.handle);
+    try {
+      await this.removeNow(tenant, entry);
+    } finally {
+      this.inFlight.delete(entry.handle);
+    }
+  }
+
+  private async removeNow(tenant: Tenant, entry: KeyEntry): Promise<void> {
+    await this.registry.update((draft) => {
+      const e = draft.get(entry.handle);
+      if (!e || e.tenant !== tenant.id || e.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
+      e.state = 'pending-delete';
+    });
+    crashPoint('delete:after-pending');
+    if (entry.store === 'tpm') {
+      try {
+        await this.queue.submit(tenant.id, 'evict-key', (tpm) => evictIfOurs(tpm, entry));
+      } catch (e) {
+        this.needsReconcile(); // the delete is recorded; recovery finishes it
+        throw e;
+      }
+      crashPoint('delete:after-evict');
+    }
+    await this.blobs.remove(entry.handle);
+    crashPoint('delete:after-blobs');
+    await this.registry.update((draft) => void draft.delete(entry.handle));
+  }
+
+  async sign(tenant: Tenant, entry: KeyEntry, req: SignRequest): Promise<SignResult> {
+    if (req.hashAlg !== entry.hashAlg) {
+      throw unsupported(`key ${formatHandle(entry.handle)} signs only ${entry.hashAlg} digests (its scheme is fixed), not ${req.hashAlg}`);
+    }
+    const alg = HASH_ALG[req.hashAlg];
+    const blobs = this.blobs.get(entry.handle);
+    if (!blobs && entry.store === 'blobs') throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
+
+    const signWith = async (tpm: Tpm, digest: Uint8Array, validation: TPMT_TK_HASHCHECK): Promise<TPMT_SIGNATURE> => {
+      // A DELETE may have started while the message was streaming in.
+      if (this.registry.get(entry.handle)?.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being deleted`);
+      if (validation.hierarchy === TPM_RH.NULL) {
+        throw unsupported('the message starts with TPM_GENERATED_VALUE (0xFF544347); an attestation key never signs such data');
+      }
+      if (entry.store === 'tpm') {
+        // The persistent object must still be this key: never sign with whatever sits there.
+        const info = await readPublic(tpm, entry.handle);
+        if (Buffer.from(info.name).toString('hex') !== entry.name) throw conflict(`the TPM object at ${formatHandle(entry.handle)} is not this key any more`);
+        return signDigest(tpm, entry.handle, digest, validation);
+      }
+      return withLoadedKey(tpm, blobs!, (h) => signDigest(tpm, h, digest, validation));
+    };
+
+    const msg = req.message;
+    if (msg instanceof Uint8Array && msg.length <= SINGLE_HASH_MAX) {
+      // Small: hash and sign in one job.
+      return this.queue.submit(
+        tenant.id,
+        'sign',
+        async (tpm) => {
+          const g = new GuardedTpm(tpm, req.signal);
+          const h = await tpmHash(g, msg, alg);
+          const sig = await signWith(g, h.digest, h.validation);
+          return { sig, digest: h.digest, messageLength: h.length, signature: formatSignature(sig, req.format) };
+        },
+        { signal: req.signal },
+      );
+    }
+    // Large or streamed: the hash sequence advances one queue job per command, so the TPM is
+    // never held while the client's next bytes are awaited; a hash slot bounds how many
+    // sequences are open (each takes one of the TPM's few object slots).
+    const release = await this.hashSlots.acquire(req.signal);
+    let h: Awaited<ReturnType<typeof tpmHash>>;
+    try {
+      h = await tpmHash(new PerCommandTpm(this.queue, tenant.id, req.signal, this.live), msg, alg);
+    } finally {
+      release();
+    }
+    const done = h;
+    const sig = await this.queue.submit(tenant.id, 'sign', (tpm) => signWith(new GuardedTpm(tpm, req.signal), done.digest, done.validation), {
+      signal: req.signal,
+    });
+    return { sig, digest: done.digest, messageLength: done.length, signature: formatSignature(sig, req.format) };
+  }
+}
+
+/** Evicts the persistent object at the entry's handle if it is the entry's key; absent is fine. */
+export async function evictIfOurs(tpm: Tpm, entry: KeyEntry): Promise<'evicted' | 'absent' | 'foreign'> {
+  let name: string;
+  try {
+    name = Buffer.from((await readPublic(tpm, entry.handle)).name).toString('hex');
+  } catch (e) {
+    if (e instanceof TpmError && e.is(TPM_RC.HANDLE)) return 'absent';
+    throw e;
+  }
+  if (name !== entry.name) return 'foreign';
+  await evictPersistent(tpm, entry.handle);
+  return 'evicted';
+}

@@ -1,0 +1,56 @@
+/**
+ * The small vocabulary of request values (key type, hash, output formats), parsed strictly:
+ * names or TPM_ALG_ID numbers, one meaning each, everything else a 400.
+ */
+import { badRequest } from './errors.js';
+
+export type KeyType = 'rsa' | 'ecc';
+export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type SignFormat = 'plain' | 'der' | 'tss';
+export type PublicFormat = 'pem' | 'der' | 'tss';
+
+/** TPM_ALG_ID of each hash (TCG Algorithm Registry). */
+export const HASH_ALG: Readonly<Record<HashName, number>> = { sha1: 0x0004, sha256: 0x000b, sha384: 0x000c, sha512: 0x000d };
+const KEY_ALG: Readonly<Record<KeyType, number>> = { rsa: 0x0001, ecc: 0x0023 };
+
+/** An algorithm id as a JSON number or a string: decimal, or 0x with up to 4 hex digits. */
+function algNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= 0xffff ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  if (/^0x[0-9a-fA-F]{1,4}$/.test(v)) return Number.parseInt(v.slice(2), 16);
+  if (/^(?:0|[1-9][0-9]{0,4})$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function byNameOrId<N extends string>(v: unknown, table: Readonly<Record<N, number>>, what: string): N {
+  if (typeof v === 'string' && Object.hasOwn(table, v)) return v as N;
+  const n = algNumber(v);
+  for (const [name, id] of Object.entries(table) as [N, number][]) if (id === n) return name;
+  const names = Object.keys(table).join(', ');
+  throw badRequest(`unknown ${what} ${JSON.stringify(String(v).slice(0, 40))}: use one of ${names} (or its TPM_ALG_ID)`);
+}
+
+export function parseKeyType(v: unknown): KeyType {
+  return byNameOrId(v, KEY_ALG, 'key type');
+}
+
+export function parseHashAlg(v: unknown): HashName {
+  return byNameOrId(v, HASH_ALG, 'hash algorithm');
+}
+
+function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string): T {
+  if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
+  throw badRequest(`unknown ${what} ${JSON.stringify(String(v).slice(0, 40))}: use one of ${allowed.join(', ')}`);
+}
+
+export function parseSignFormat(v: unknown): SignFormat {
+  return oneOf(v, ['plain', 'der', 'tss'] as const, 'signature format');
+}
+
+export function parsePublicFormat(v: unknown): PublicFormat {
+  return oneOf(v, ['pem', 'der', 'tss'] as const, 'public key format');
+}
+
+export function hashName(alg: number): HashName | undefined {
+  return (Object.entries(HASH_ALG) as [HashName, number][]).find(([, id]) => id === alg)?.[0];
+}

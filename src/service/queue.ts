@@ -1,0 +1,174 @@
+/**
+ * The TPM queue: the one place that runs work on the TPM. Jobs (a whole operation, or one
+ * command of a long hash) run one at a time; waiting jobs are served round-robin across
+ * tenants, so a tenant with fifty queued requests delays another tenant's single request by
+ * at most one job. Cleanup jobs (flushes) jump the queue: they free TPM memory and never wait
+ * behind tenants. Bounded: a full queue refuses at once (503), as does a tenant over its
+ * share (429).
+ */
+import { EventEmitter } from 'node:events';
+import type { Tpm } from '../tpm/index.js';
+import { serviceBusy, tenantBusy } from './errors.js';
+
+export interface QueueOptions {
+  /** Jobs that may wait in total (running one not counted). */
+  capacity: number;
+  /** Jobs one tenant may have waiting. */
+  perTenant: number;
+}
+
+export interface SubmitOptions {
+  /** Withdraws the job while it waits; its promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** `cleanup`: runs before any waiting tenant job, never refused, never withdrawn. */
+  lane?: 'normal' | 'cleanup';
+}
+
+export interface JobEvent {
+  seq: number;
+  tenant: string;
+  label: string;
+}
+
+interface Job {
+  seq: number;
+  tenant: string;
+  label: string;
+  run: (tpm: Tpm) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  unlisten?: () => void;
+}
+
+export class TpmQueue {
+  /** 'enqueue' and 'start' (JobEvent), 'done' (JobEvent & { error?: unknown }). */
+  readonly events = new EventEmitter();
+  private readonly waiting = new Map<string, Job[]>();
+  /** Tenants with waiting jobs, in the order they will be served. */
+  private ring: string[] = [];
+  private readonly cleanups: Job[] = [];
+  private queued = 0;
+  private running: Job | undefined;
+  private seq = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly tpm: Tpm,
+    private readonly opts: QueueOptions,
+  ) {}
+
+  /** Waiting plus running jobs. */
+  get depth(): number {
+    return this.queued + this.cleanups.length + (this.running ? 1 : 0);
+  }
+
+  get capacity(): number {
+    return this.opts.capacity;
+  }
+
+  submit<T>(tenant: string, label: string, run: (tpm: Tpm) => Promise<T>, opts: SubmitOptions = {}): Promise<T> {
+    const cleanup = opts.lane === 'cleanup';
+    if (!cleanup) {
+      if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+      if (this.queued >= this.opts.capacity) return Promise.reject(serviceBusy(`the TPM queue is full (${this.opts.capacity} waiting)`));
+      if ((this.waiting.get(tenant)?.length ?? 0) >= this.opts.perTenant) {
+        return Promise.reject(tenantBusy(`too many of your requests are waiting for the TPM (${this.opts.perTenant})`));
+      }
+    }
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = { seq: ++this.seq, tenant, label, run, resolve: resolve as (v: unknown) => void, reject };
+      if (cleanup) this.cleanups.push(job);
+      else {
+        let list = this.waiting.get(tenant);
+        if (!list) this.waiting.set(tenant, (list = []));
+        list.push(job);
+        if (list.length === 1) this.ring.push(tenant);
+        this.queued++;
+        const signal = opts.signal;
+        if (signal) {
+          const onAbort = (): void => this.withdraw(job, signal.reason);
+          signal.addEventListener('abort', onAbort, { once: true });
+          job.unlisten = () => signal.removeEventListener('abort', onAbort);
+        }
+      }
+      this.events.emit('enqueue', { seq: job.seq, tenant, label } satisfies JobEvent);
+      this.pump();
+    });
+  }
+
+  /** Resolves when nothing runs or waits. */
+  idle(): Promise<void> {
+    if (this.depth === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Fails every waiting tenant job with `error` (shutdown); the running job finishes. */
+  rejectWaiting(error: unknown): void {
+    for (const list of this.waiting.values()) for (const job of [...list]) this.withdraw(job, error);
+  }
+
+  private withdraw(job: Job, reason: unknown): void {
+    const list = this.waiting.get(job.tenant);
+    const i = list?.indexOf(job) ?? -1;
+    if (!list || i < 0) return; // already running or done
+    list.splice(i, 1);
+    this.queued--;
+    if (list.length === 0) {
+      this.waiting.delete(job.tenant);
+      this.ring = this.ring.filter((t) => t !== job.tenant);
+    }
+    job.unlisten?.();
+    job.reject(reason);
+    this.notifyIdle();
+  }
+
+  private next(): Job | undefined {
+    const c = this.cleanups.shift();
+    if (c) return c;
+    const tenant = this.ring.shift();
+    if (tenant === undefined) return undefined;
+    const list = this.waiting.get(tenant)!;
+    const job = list.shift()!;
+    this.queued--;
+    if (list.length > 0) this.ring.push(tenant);
+    else this.waiting.delete(tenant);
+    job.unlisten?.();
+    return job;
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const job = this.next();
+    if (!job) {
+      this.notifyIdle();
+      return;
+    }
+    this.running = job;
+    const ev: JobEvent = { seq: job.seq, tenant: job.tenant, label: job.label };
+    this.events.emit('start', ev);
+    let p: Promise<unknown>;
+    try {
+      p = job.run(this.tpm);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (v) => {
+        this.events.emit('done', ev);
+        job.resolve(v);
+      },
+      (e: unknown) => {
+        this.events.emit('done', { ...ev, error: e });
+        job.reject(e);
+      },
+    ).finally(() => {
+      this.running = undefined;
+      this.pump();
+    });
+  }
+
+  private notifyIdle(): void {
+    if (this.depth !== 0) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Start-up recovery: brings registry, blob files and TPM back into agreement after a crash at
+ * any instant. Each state resolves one way only:
+ *
+ * - pending-create: the client never got its 201 → roll back (evict the object if it is there
+ *   and is this key, remove blobs and entry);
+ * - pending-delete: the delete was asked for → finish it (same steps);
+ * - committed, tpm store, object missing → re-persist from the blobs (or report if none);
+ * - a blob file without an entry → removed (a key nobody owns);
+ * - tpm mode: an AK-shaped object in the pool that no entry owns → evicted (the intent log means
+ *   we never persist without an entry, so such an object can only be ours from a lost
+ *   registry); any other object there is someone else's and is left alone, only reported.
+ *
+ * The file steps need no TPM and run before the listeners open; the TPM steps run as the first
+ * queue job and again whenever the TPM comes back.
+ */
+import type { Logger } from 'pino';
+import {
+  TpmError,
+  TPM_RC,
+  akTemplate,
+  evictPersistent,
+  flush,
+  listHandles,
+  matchesTemplate,
+  persistKey,
+  readPublic,
+  type Tpm,
+  type TPMT_PUBLIC,
+} from '../tpm/index.js';
+import type { BlobFileProblem, BlobStore } from './blob-store.js';
+import { removeFileDurable, removeStaleTempFiles } from './durable-file.js';
+import { formatHandle, isReservedHandle } from './handles.js';
+import { evictIfOurs } from './keys.js';
+import { HASH_ALG } from './params.js';
+import type { HandlePool } from './pool.js';
+import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
+import { join } from 'node:path';
+
+/** File-only recovery: blobs-store pending entries, orphan and stale files. */
+export async function recoverFiles(
+  stateDir: string,
+  registry: KeyRegistry,
+  blobs: BlobStore,
+  badFiles: readonly BlobFileProblem[],
+  log: Logger,
+): Promise<void> {
+  for (const dir of [stateDir, blobs.dir]) {
+    for (const f of await removeStaleTempFiles(dir)) log.info({ event: 'recovery', file: f }, 'removed a temp file left by a crash');
+  }
+  for (const e of registry.all()) {
+    if (e.store !== 'blobs' || e.state === 'committed') continue;
+    await blobs.remove(e.handle);
+    await registry.update((d) => void d.delete(e.handle));
+    log.warn(
+      { event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant, state: e.state },
+      e.state === 'pending-create' ? 'rolled back an unfinished key creation' : 'finished an interrupted key deletion',
+    );
+  }
+  for (const h of blobs.handles()) {
+    if (registry.get(h)) continue;
+    await blobs.remove(h);
+    log.warn({ event: 'recovery', handle: formatHandle(h) }, 'removed the blobs of a key no entry owns');
+  }
+  for (const p of badFiles) {
+    const handleText = p.file.slice(0, -'.json'.length);
+    const owner = registry.all().find((e) => formatHandle(e.handle) === handleText);
+    if (owner) {
+      log.error({ event: 'recovery', file: p.file, handle: handleText, tenant: owner.tenant, problem: p.problem }, 'the blob file of a registered key is unreadable; the key cannot be used');
+    } else {
+      await removeFileDurable(join(blobs.dir, p.file));
+      log.warn({ event: 'recovery', file: p.file, problem: p.problem }, 'removed an unreadable blob file no entry owns');
+    }
+  }
+  for (const e of registry.all()) {
+    if (e.state === 'committed' && e.store === 'blobs' && !blobs.get(e.handle)) {
+      log.error({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant }, 'a registered key has no blobs; it cannot be used');
+    }
+  }
+}
+
+function looksLikeOurKey(pub: TPMT_PUBLIC): boolean {
+  for (const type of ['rsa', 'ecc'] as const) {
+    for (const alg of Object.values(HASH_ALG)) if (matchesTemplate(pub, akTemplate(type, alg))) return true;
+  }
+  return false;
+}
+
+async function nameAt(tpm: Tpm, handle: number): Promise<string | undefined> {
+  try {
+    return Buffer.from((await readPublic(tpm, handle)).name).toString('hex');
+  } catch (e) {
+    if (e instanceof TpmError && e.is(TPM_RC.HANDLE)) return undefined;
+    throw e;
+  }
+}
+
+/** TPM recovery; run inside a queue job. Returns handles of committed keys found unusable. */
+export async function reconcileTpm(
+  tpm: Tpm,
+  registry: KeyRegistry,
+  blobs: BlobStore,
+  opts: { keyStore: KeyStoreKind; pool: HandlePool; busy?: (handle: number) => boolean },
+  log: Logger,
+): Promise<void> {
+  const busy = opts.busy ?? (() => false);
+  const resolvePending = async (e: KeyEntry): Promise<void> => {
+    const outcome = await evictIfOurs(tpm, e);
+    if (outcome === 'foreign') log.error({ event: 'recovery', handle: formatHandle(e.handle) }, 'a different object sits at the handle of an unfinished key; left alone');
+    await blobs.remove(e.handle);
+    await registry.update((d) => void d.delete(e.handle));
+    log.warn(
+      { event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant, state: e.state, tpm: outcome },
+      e.state === 'pending-create' ? 'rolled back an unfinished key creation' : 'finished an interrupted key deletion',
+    );
+  };
+
+  for (const e of registry.all()) {
+    // A create or delete running right now (recovery after an outage) is left to finish.
+    if (e.store !== 'tpm' || busy(e.handle)) continue;
+    if (e.state !== 'committed') {
+      await resolvePending(e);
+      continue;
+    }
+    const name = await nameAt(tpm, e.handle);
+    if (name === e.name) continue;
+    const b = blobs.get(e.handle);
+    if (name === undefined && b) {
+      await persistKey(tpm, b, e.handle);
+      log.warn({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant }, 're-persisted a committed key that was missing from the TPM');
+    } else {
+      log.error(
+        { event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant, found: name ?? null },
+        name === undefined ? 'a committed key is missing from the TPM and has no blobs to re-create it' : 'a different object sits at the handle of a committed key',
+      );
+    }
+  }
+
+  if (opts.keyStore !== 'tpm') return;
+  for (const h of await listHandles(tpm, opts.pool.first, opts.pool.last)) {
+    if (isReservedHandle(h) || registry.get(h) || busy(h)) continue;
+    let pub: TPMT_PUBLIC;
+    try {
+      pub = (await readPublic(tpm, h)).publicArea;
+    } catch (e) {
+      if (e instanceof TpmError && e.is(TPM_RC.HANDLE)) continue;
+      throw e;
+    }
+    if (looksLikeOurKey(pub)) {
+      await evictPersistent(tpm, h);
+      log.warn({ event: 'recovery', handle: formatHandle(h) }, 'evicted an attestation key in the pool that no registry entry owns');
+    } else {
+      log.warn({ event: 'recovery', handle: formatHandle(h) }, 'a foreign object occupies a pool handle; left alone and never allocated');
+    }
+  }
+}
+
+/** Flushes transient objects and sessions left loaded (a TPM without a resource manager keeps them). */
+export async function flushLeftovers(tpm: Tpm, keep: ReadonlySet<number>, log: Logger): Promise<number> {
+  let n = 0;
+  for (const [first, last] of [
+    [0x80000000, 0x80ffffff],
+    [0x02000000, 0x03ffffff],
+  ] as const) {
+    for (const h of await listHandles(tpm, first, last)) {
+      if (keep.has(h)) continue;
+      try {
+        await flush(tpm, h);
+        n++;
+      } catch (e) {
+        log.warn({ event: 'tpm-cleanup', handle: formatHandle(h), err: (e as Error).message }, 'could not flush a leftover handle');
+      }
+    }
+  }
+  if (n > 0) log.warn({ event: 'tpm-cleanup', flushed: n }, 'flushed transient objects/sessions left loaded in the TPM');
+  return n;
+}

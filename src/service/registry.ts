@@ -1,0 +1,152 @@
+/**
+ * The key registry: which tenant owns which handle, and where each key is in its life.
+ * Creation and deletion are two-phase so that a crash at any instant can be resolved at
+ * start-up (see recovery.ts):
+ *
+ *   (absent) → pending-create → committed → pending-delete → (absent)
+ *
+ * The file is rewritten atomically and durably on every change; changes are serialized, and
+ * memory shows a change only once it is on disk.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFileDurable } from './durable-file.js';
+import { formatHandle, isPersistentHandle, parseHandle } from './handles.js';
+import { HASH_ALG, type HashName, type KeyType } from './params.js';
+
+export type KeyState = 'pending-create' | 'committed' | 'pending-delete';
+/** `blobs`: wrapped blobs in the state dir, loaded when used; `tpm`: also a persistent object. */
+export type KeyStoreKind = 'blobs' | 'tpm';
+
+export interface KeyEntry {
+  handle: number;
+  tenant: string;
+  type: KeyType;
+  hashAlg: HashName;
+  /** The key's TPM Name, hex. */
+  name: string;
+  createdAt: string;
+  state: KeyState;
+  store: KeyStoreKind;
+}
+
+const STATES: readonly KeyState[] = ['pending-create', 'committed', 'pending-delete'];
+
+export class RegistryFormatError extends Error {
+  override readonly name = 'RegistryFormatError';
+}
+
+function parseEntry(raw: unknown, i: number): KeyEntry {
+  const where = `keys[${i}]`;
+  if (typeof raw !== 'object' || raw === null) throw new RegistryFormatError(`${where} is not an object`);
+  const r = raw as Record<string, unknown>;
+  let handle: number;
+  try {
+    handle = parseHandle(r.handle);
+  } catch {
+    throw new RegistryFormatError(`${where}.handle is not a handle`);
+  }
+  if (!isPersistentHandle(handle)) throw new RegistryFormatError(`${where}.handle is not persistent`);
+  const ok =
+    typeof r.tenant === 'string' &&
+    (r.type === 'rsa' || r.type === 'ecc') &&
+    typeof r.hashAlg === 'string' &&
+    Object.hasOwn(HASH_ALG, r.hashAlg) &&
+    typeof r.name === 'string' &&
+    /^[0-9a-f]*$/.test(r.name) &&
+    typeof r.createdAt === 'string' &&
+    STATES.includes(r.state as KeyState) &&
+    (r.store === 'blobs' || r.store === 'tpm');
+  if (!ok) throw new RegistryFormatError(`${where} (${formatHandle(handle)}) has missing or invalid fields`);
+  return {
+    handle,
+    tenant: r.tenant as string,
+    type: r.type as KeyType,
+    hashAlg: r.hashAlg as HashName,
+    name: r.name as string,
+    createdAt: r.createdAt as string,
+    state: r.state as KeyState,
+    store: r.store as KeyStoreKind,
+  };
+}
+
+export function serializeRegistry(entries: Iterable<KeyEntry>): string {
+  const keys = [...entries].sort((a, b) => a.handle - b.handle).map((e) => ({ ...e, handle: formatHandle(e.handle) }));
+  return JSON.stringify({ version: 1, keys }, null, 2) + '\n';
+}
+
+export function parseRegistry(text: string): KeyEntry[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new RegistryFormatError(`not JSON: ${(e as Error).message}`);
+  }
+  const top = json as { version?: unknown; keys?: unknown };
+  if (typeof json !== 'object' || json === null || top.version !== 1 || !Array.isArray(top.keys)) {
+    throw new RegistryFormatError('expected { "version": 1, "keys": [...] }');
+  }
+  const entries = top.keys.map(parseEntry);
+  const seen = new Set<number>();
+  for (const e of entries) {
+    if (seen.has(e.handle)) throw new RegistryFormatError(`handle ${formatHandle(e.handle)} appears twice`);
+    seen.add(e.handle);
+  }
+  return entries;
+}
+
+export class KeyRegistry {
+  private entries: Map<number, KeyEntry>;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly path: string,
+    entries: Iterable<KeyEntry> = [],
+  ) {
+    this.entries = new Map([...entries].map((e) => [e.handle, e]));
+  }
+
+  /** Reads the registry file (absent: empty). Start-up and admin only: synchronous. */
+  static loadSync(path: string): KeyRegistry {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return new KeyRegistry(path);
+      throw e;
+    }
+    try {
+      return new KeyRegistry(path, parseRegistry(text));
+    } catch (e) {
+      throw new RegistryFormatError(`key registry ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  get(handle: number): KeyEntry | undefined {
+    return this.entries.get(handle);
+  }
+
+  all(): KeyEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.handle - b.handle);
+  }
+
+  ofTenant(tenant: string): KeyEntry[] {
+    return this.all().filter((e) => e.tenant === tenant);
+  }
+
+  /**
+   * Applies `mutate` to a copy of the entries, writes the copy durably, then makes it current.
+   * Serialized: `mutate` sees every earlier update. If the write fails nothing changes.
+   */
+  update<T>(mutate: (draft: Map<number, KeyEntry>) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      const draft = new Map([...this.entries].map(([h, e]) => [h, { ...e }]));
+      const result = mutate(draft);
+      await writeFileDurable(this.path, serializeRegistry(draft.values()));
+      this.entries = draft;
+      return result;
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+}

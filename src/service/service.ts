@@ -1,0 +1,276 @@
+/**
+ * The running service: state and TPM core, tenants, the HTTP front and its listeners, and
+ * the request pipeline — route → identity → (the endpoint's own parsing and policy) → TPM
+ * queue — with one log line per request and an audit line per decision.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, promises as fsp } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Tpm } from '../tpm/index.js';
+import { parseAddress } from './address.js';
+import { Api, type RequestContext } from './api.js';
+import { authenticate, bearerSecret, type Peer } from './auth.js';
+import type { ServiceConfig } from './config.js';
+import { openCore, type Core } from './core.js';
+import { deadline, serviceBusy, type ServiceError } from './errors.js';
+import { toServiceError } from './error-mapping.js';
+import { formatHandle } from './handles.js';
+import { ByteBudget, ClientGoneError, expectNoBody, mediaType } from './http/body.js';
+import { HttpFront } from './http/front.js';
+import { openListener, type Listener } from './http/listeners.js';
+import { parseQuery, splitTarget } from './http/query.js';
+import { sendError, sendJson } from './http/respond.js';
+import { route, type Route } from './http/router.js';
+import { createLogger } from './logger.js';
+import { purgeTenantKeys, readPurgeRequests, writePurgeRequests } from './purge.js';
+import { parseTenants, TenantDirectory, type Tenant } from './tenants.js';
+import { VERSION } from './version.js';
+
+export interface ServiceDeps {
+  /** Use this TPM instead of opening config.tpm (tests wrap it to count commands). */
+  tpm?: Tpm;
+  logger?: Logger;
+}
+
+export interface RunningService {
+  /** Addresses actually listened on (tcp port 0 resolved). */
+  readonly addresses: string[];
+  readonly core: Core;
+  readonly logger: Logger;
+  /** Re-reads the tenants file and carries out purge requests. */
+  reload(): Promise<void>;
+  /** Stops accepting, finishes or times out requests in flight, releases everything. */
+  close(): Promise<void>;
+}
+
+const SINGLE_TENANT_ID = 'default';
+/** How long the rest of an unwanted request body is read (and dropped) after an error answer. */
+const BODY_GRACE_MS = 2000;
+
+function loadTenantsSync(path: string, defaultMaxKeys: number): TenantDirectory {
+  return new TenantDirectory(parseTenants(JSON.parse(readFileSync(path, 'utf8')), defaultMaxKeys));
+}
+
+export async function startService(config: ServiceConfig, deps: ServiceDeps = {}): Promise<RunningService> {
+  const log = deps.logger ?? createLogger(config.logLevel);
+  if (config.singleTenant) {
+    log.warn({ event: 'single-tenant' }, 'SINGLE-TENANT DEVELOPMENT MODE: callers are not identified and share one set of keys; never use this in production');
+  }
+  let tenants = config.singleTenant ? new TenantDirectory([]) : loadTenantsSync(config.tenants!, config.defaultMaxKeys);
+  const singleTenant: Tenant = { id: SINGLE_TENANT_ID, maxKeys: config.defaultMaxKeys };
+
+  const core = await openCore(config, log, deps.tpm);
+  const api = new Api({ registry: core.registry, keys: core.keys, pool: core.pool, jsonBudget: new ByteBudget(config.jsonMemoryBudget), config });
+
+  const health = (): Record<string, unknown> => ({
+    status: core.supervisor.healthy ? 'ok' : 'degraded',
+    tpm: { reachable: core.supervisor.reachable === true },
+    queue: { depth: core.queue.depth, capacity: core.queue.capacity },
+    version: VERSION,
+  });
+
+  const handle = (req: IncomingMessage, res: ServerResponse, peer: Peer): void => {
+    const started = performance.now();
+    const requestId = randomBytes(8).toString('hex');
+    res.setHeader('X-Request-Id', requestId);
+    const ctl = new AbortController();
+    const finishers: Array<() => void> = [];
+    let r: Route | undefined;
+    let tenant: Tenant | undefined;
+    let handleNum: number | undefined;
+    let outcome = 'ok';
+    let timer: NodeJS.Timeout | undefined;
+
+    const audit = (op: string, decision: 'grant' | 'deny', reason: string, h?: number): void => {
+      log.info(
+        { event: 'audit', requestId, tenant: tenant?.id ?? null, op, handle: h === undefined ? null : formatHandle(h), decision, reason, listener: peer.listener, cid: peer.cid },
+        `${decision} ${op}`,
+      );
+    };
+
+    res.once('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) {
+        ctl.abort(new ClientGoneError());
+        if (outcome === 'ok') outcome = 'client-gone';
+      }
+      for (const f of finishers) f();
+      const fields = {
+        event: 'request',
+        requestId,
+        tenant: tenant?.id ?? null,
+        op: r?.op ?? null,
+        handle: handleNum === undefined ? null : formatHandle(handleNum),
+        outcome,
+        status: res.statusCode,
+        durationMs: Math.round(performance.now() - started),
+        listener: peer.listener,
+        cid: peer.cid,
+      };
+      if (config.singleTenant) log.warn(fields, 'request served in SINGLE-TENANT mode (no identity checked)');
+      else log.info(fields, 'request');
+    });
+
+    const fail = (e: unknown): void => {
+      if (e instanceof ClientGoneError || res.destroyed) {
+        outcome = 'client-gone';
+        return;
+      }
+      const se: ServiceError = toServiceError(e);
+      if (se.status === 500) log.error({ event: 'internal-error', requestId, err: e }, 'internal error');
+      outcome = se.code;
+      if (res.headersSent) return void res.destroy();
+      sendError(res, se);
+      // A body not read to its end: read the rest and drop it, keeping the connection open, so a
+      // client still uploading reads this answer instead of a broken pipe (unless it asked for
+      // `Connection: close`: node then closes after the answer); one that keeps sending or
+      // stalls loses the connection after a short grace.
+      if (!req.complete) {
+        req.resume();
+        res.once('finish', () => setTimeout(() => !req.complete && req.socket.destroy(), BODY_GRACE_MS).unref());
+      }
+    };
+
+    const run = async (): Promise<void> => {
+      const target = splitTarget(req.url);
+      r = route(req.method, target.segments);
+      if (front.draining) throw serviceBusy('the service is shutting down');
+      if (r.op === 'health') {
+        parseQuery(target.query, []);
+        expectNoBody(req);
+        return sendJson(res, 200, health());
+      }
+      const op = r.op;
+      try {
+        tenant = config.singleTenant ? singleTenant : authenticate(tenants, peer, bearerSecret(req.rawHeaders));
+      } catch (e) {
+        audit(op, 'deny', 'unauthenticated');
+        throw e;
+      }
+      const streamed = op === 'sign' && mediaType(req) === 'octet-stream';
+      const ms = streamed ? config.streamDeadlineMs : config.deadlineMs;
+      timer = setTimeout(() => ctl.abort(deadline(`the request did not complete within its deadline of ${ms} ms`)), ms);
+      const ctx: RequestContext = {
+        req,
+        res,
+        route: r,
+        tenant,
+        signal: ctl.signal,
+        query: target.query,
+        audit: (decision, reason, h) => audit(op, decision, reason, h),
+        onFinish: (f) => finishers.push(f),
+      };
+      try {
+        await api.handle(ctx);
+      } finally {
+        handleNum = ctx.handle;
+      }
+    };
+    run().catch(fail);
+  };
+
+  const front = new HttpFront(
+    {
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.streamDeadlineMs + config.headersTimeoutMs,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      maxConnections: config.maxConnections,
+    },
+    handle,
+    log,
+  );
+
+  const listeners: Listener[] = [];
+  try {
+    for (const spec of config.listen) {
+      const l = await openListener(parseAddress(spec, 'listen'), front.accept, {
+        maxConnections: config.maxConnections,
+        onError: (e) => log.warn({ event: 'vsock', err: e.message }, 'vsock listener problem'),
+      });
+      listeners.push(l);
+      log.info({ event: 'listening', address: l.address }, `listening on ${l.address}`);
+    }
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await core.close();
+    throw e;
+  }
+  core.supervisor.start();
+  log.info(
+    { event: 'started', keyStore: config.keyStore, pool: core.pool.toString(), tpm: config.tpm, tenants: tenants.tenants.length, keys: core.registry.all().length },
+    'eve-tpm-service started',
+  );
+
+  let reloading: Promise<void> = Promise.resolve();
+  let lastTenantsStamp = '';
+  const reloadNow = async (): Promise<void> => {
+    if (!config.singleTenant) {
+      try {
+        const st = await fsp.stat(config.tenants!);
+        const text = await fsp.readFile(config.tenants!, 'utf8');
+        tenants = new TenantDirectory(parseTenants(JSON.parse(text), config.defaultMaxKeys));
+        lastTenantsStamp = `${st.mtimeMs}:${st.size}`;
+        log.info({ event: 'tenants-reloaded', tenants: tenants.tenants.length }, 'tenants reloaded');
+      } catch (e) {
+        log.error({ event: 'tenants-reload-failed', err: (e as Error).message }, 'the tenants file is invalid; keeping the previous tenants');
+      }
+    }
+    const requested = await readPurgeRequests(config.stateDir);
+    if (requested.length === 0) return;
+    const left: string[] = [];
+    for (const id of requested) {
+      if (tenants.get(id)) {
+        log.warn({ event: 'purge-refused', tenant: id }, 'purge requested for a tenant that is still configured; remove it from the tenants file first');
+        left.push(id);
+        continue;
+      }
+      try {
+        const n = await purgeTenantKeys(core.keys, core.registry, id, log);
+        log.info({ event: 'purged', tenant: id, keys: n }, 'purged the keys of a removed tenant');
+      } catch (e) {
+        log.error({ event: 'purge-failed', tenant: id, err: (e as Error).message }, 'purge failed; will retry on the next reload');
+        left.push(id);
+      }
+    }
+    await writePurgeRequests(config.stateDir, left);
+  };
+  const reload = (): Promise<void> => (reloading = reloading.then(reloadNow, reloadNow));
+
+  // Pick up `tenant add` without a restart: look at the file's stamp every 2 s (async stat).
+  const watch = config.singleTenant
+    ? undefined
+    : setInterval(() => {
+        fsp.stat(config.tenants!).then(
+          (st) => {
+            const stamp = `${st.mtimeMs}:${st.size}`;
+            if (lastTenantsStamp === '') lastTenantsStamp = stamp;
+            else if (stamp !== lastTenantsStamp) void reload();
+          },
+          () => {},
+        );
+      }, 2000);
+  watch?.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    addresses: listeners.map((l) => l.address),
+    core,
+    logger: log,
+    reload,
+    close() {
+      closing ??= (async () => {
+        clearInterval(watch);
+        log.info({ event: 'draining' }, 'draining requests in flight');
+        await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+        await front.drain(config.drainTimeoutMs);
+        core.queue.rejectWaiting(serviceBusy('the service is shutting down'));
+        await core.queue.idle();
+        await reloading.catch(() => {});
+        await core.close();
+        log.info({ event: 'stopped' }, 'eve-tpm-service stopped');
+      })();
+      return closing;
+    },
+  };
+}

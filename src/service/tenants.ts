@@ -1,0 +1,110 @@
+/**
+ * Tenants (application instances) and how they prove who they are. The tenants file holds
+ * only a hash of each secret; secrets are 32 random bytes, so a single SHA-256 is as strong as
+ * a slow KDF here (nothing to brute-force) and costs nothing per request.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export interface Tenant {
+  id: string;
+  /** vsock CID the hypervisor gave the application's VM. */
+  cid?: number;
+  /** `sha256:<64 hex>` of the tenant's secret. */
+  secretHash?: string;
+  maxKeys: number;
+}
+
+export const DEFAULT_MAX_KEYS = 8;
+export const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const SECRET_HASH = /^sha256:[0-9a-f]{64}$/;
+/** Longest Authorization secret looked at; longer ones are refused before hashing. */
+export const MAX_SECRET_LENGTH = 256;
+
+export function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashSecret(secret: string): string {
+  return 'sha256:' + createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+function digestOf(secretHash: string): Buffer {
+  return Buffer.from(secretHash.slice(7), 'hex');
+}
+
+/** Validates the tenants file's JSON: `{ "tenants": [ { id, cid?, secretHash?, maxKeys? } ] }`. */
+export function parseTenants(json: unknown, defaultMaxKeys = DEFAULT_MAX_KEYS): Tenant[] {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TypeError('tenants file must be an object { "tenants": [...] }');
+  const top = json as Record<string, unknown>;
+  for (const k of Object.keys(top)) if (k !== 'tenants') throw new TypeError(`tenants file: unknown field ${JSON.stringify(k)}`);
+  if (!Array.isArray(top.tenants)) throw new TypeError('tenants file: "tenants" must be an array');
+  const ids = new Set<string>();
+  const cids = new Set<number>();
+  return top.tenants.map((raw: unknown, i) => {
+    const where = `tenants[${i}]`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TypeError(`${where} must be an object`);
+    const r = raw as Record<string, unknown>;
+    for (const k of Object.keys(r)) {
+      if (!['id', 'cid', 'secretHash', 'maxKeys'].includes(k)) throw new TypeError(`${where}: unknown field ${JSON.stringify(k)}`);
+    }
+    if (typeof r.id !== 'string' || !TENANT_ID.test(r.id)) throw new TypeError(`${where}.id must match ${TENANT_ID.source}`);
+    if (ids.has(r.id)) throw new TypeError(`${where}: duplicate id ${r.id}`);
+    ids.add(r.id);
+    const t: Tenant = { id: r.id, maxKeys: defaultMaxKeys };
+    if (r.cid !== undefined) {
+      // 0, 1 and 2 are the hypervisor, loopback and host; 0xffffffff is "any".
+      if (!Number.isInteger(r.cid) || (r.cid as number) < 3 || (r.cid as number) >= 0xffffffff) throw new TypeError(`${where}.cid must be an integer in [3, 0xfffffffe]`);
+      if (cids.has(r.cid as number)) throw new TypeError(`${where}: CID ${String(r.cid)} already belongs to another tenant`);
+      cids.add(r.cid as number);
+      t.cid = r.cid as number;
+    }
+    if (r.secretHash !== undefined) {
+      if (typeof r.secretHash !== 'string' || !SECRET_HASH.test(r.secretHash)) throw new TypeError(`${where}.secretHash must be "sha256:" and 64 lower-case hex digits`);
+      t.secretHash = r.secretHash;
+    }
+    if (t.cid === undefined && t.secretHash === undefined) throw new TypeError(`${where}: a tenant needs a cid, a secretHash, or both`);
+    if (r.maxKeys !== undefined) {
+      if (!Number.isInteger(r.maxKeys) || (r.maxKeys as number) < 0 || (r.maxKeys as number) > 65536) throw new TypeError(`${where}.maxKeys must be an integer in [0, 65536]`);
+      t.maxKeys = r.maxKeys as number;
+    }
+    return t;
+  });
+}
+
+/** Looks tenants up by CID and by secret (constant time in the secret). */
+export class TenantDirectory {
+  private readonly byId = new Map<string, Tenant>();
+  private readonly byCidMap = new Map<number, Tenant>();
+
+  constructor(readonly tenants: readonly Tenant[]) {
+    for (const t of tenants) {
+      this.byId.set(t.id, t);
+      if (t.cid !== undefined) this.byCidMap.set(t.cid, t);
+    }
+  }
+
+  get(id: string): Tenant | undefined {
+    return this.byId.get(id);
+  }
+
+  byCid(cid: number): Tenant | undefined {
+    return this.byCidMap.get(cid);
+  }
+
+  /** Whether `secret` is this tenant's (false when it has none). */
+  secretMatches(t: Tenant, secret: string): boolean {
+    if (!t.secretHash) return false;
+    return timingSafeEqual(digestOf(hashSecret(secret)), digestOf(t.secretHash));
+  }
+
+  /** The tenant whose secret this is; every tenant is compared, so timing says nothing. */
+  bySecret(secret: string, filter: (t: Tenant) => boolean = () => true): Tenant | undefined {
+    const presented = digestOf(hashSecret(secret));
+    let found: Tenant | undefined;
+    for (const t of this.tenants) {
+      if (!t.secretHash) continue;
+      if (timingSafeEqual(presented, digestOf(t.secretHash)) && filter(t)) found = t;
+    }
+    return found;
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * The service's small parts on their own: handle and parameter grammars (fast-check: exactly
+ * one spelling per meaning), identity rules for every listener kind (including vsock, whose
+ * listener needs kernel support this machine may not have), the queue's round-robin order,
+ * strict JSON, addresses, configuration, and the client's errors.
+ */
+import fc from 'fast-check';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAddress } from '../../src/service/address.js';
+import { authenticate, bearerSecret } from '../../src/service/auth.js';
+import { ServiceClient, ServiceUnreachableError, handleText } from '../../src/service/client.js';
+import { ConfigError, resolveConfig } from '../../src/service/config.js';
+import { ServiceError } from '../../src/service/errors.js';
+import { formatHandle, isReservedHandle, parseHandle } from '../../src/service/handles.js';
+import { duplicateKey, decodeBase64, parseJsonObject } from '../../src/service/http/strict-json.js';
+import { parseQuery, splitTarget } from '../../src/service/http/query.js';
+import { route } from '../../src/service/http/router.js';
+import { parseHashAlg, parseKeyType, parseSignFormat } from '../../src/service/params.js';
+import { HandlePool } from '../../src/service/pool.js';
+import { TpmQueue } from '../../src/service/queue.js';
+import { cloudInitSnippet } from '../../src/service/cloud-init.js';
+import { generateSecret, hashSecret, parseTenants, TenantDirectory } from '../../src/service/tenants.js';
+import type { Tpm } from '../../src/tpm/index.js';
+
+const status = (f: () => unknown): number | 'ok' => {
+  try {
+    f();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof ServiceError) return e.status;
+    throw e;
+  }
+};
+
+describe('handle grammar', () => {
+  it('accepts exactly the canonical hex and plain decimal spellings', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (h) => {
+        expect(parseHandle(formatHandle(h))).toBe(h);
+        expect(parseHandle(String(h))).toBe(h);
+        expect(parseHandle('0x' + h.toString(16))).toBe(h);
+        expect(parseHandle('0x' + h.toString(16).toUpperCase())).toBe(h);
+      }),
+    );
+  });
+
+  it('refuses every other string with a 400, never a wrong number', () => {
+    const canonical = (s: string): boolean => /^0x(?:[0-9a-fA-F]{8}|[1-9a-fA-F][0-9a-fA-F]{0,6}|0)$/.test(s) || /^(?:0|[1-9][0-9]{0,9})$/.test(s);
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 14 }),
+          fc.integer().map((n) => ` ${n}`),
+          fc.integer({ min: 0, max: 0xffffffff }).map((n) => `0X${n.toString(16)}`),
+          fc.integer({ min: 0, max: 0xffffffff }).map((n) => `0x0${n.toString(16).padStart(8, '0')}`),
+          fc.integer({ min: 1, max: 0xffffffff }).map((n) => `0${n}`),
+          fc.double().map(String),
+          fc.integer().map((n) => `${n}e1`),
+          fc.integer({ min: -0xffffffff, max: -1 }).map(String),
+        ),
+        (s) => {
+          if (canonical(s) && Number(s.startsWith('0x') ? Number.parseInt(s.slice(2), 16) : s) <= 0xffffffff) return;
+          expect(status(() => parseHandle(s)), JSON.stringify(s)).toBe(400);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    for (const s of ['٨١', '０x81010000', '0x８1010000', '4294967296', '0x100000000', '', '0x', '+1', '1.0', '1_0', ' 1', '1 ', '\n1']) {
+      expect(status(() => parseHandle(s)), JSON.stringify(s)).toBe(400);
+    }
+    expect(status(() => parseHandle(0x81010000))).toBe(400); // a JSON number is not a handle string
+  });
+
+  it("knows EVE's and the TCG's reserved handles and skips them in the pool", () => {
+    for (const h of [0x81000001, 0x81000005, 0x817fffff, 0x81010001, 0x81010002, 0x81800000]) expect(isReservedHandle(h)).toBe(true);
+    expect(isReservedHandle(0x81010000)).toBe(false);
+    const pool = new HandlePool(0x81010000, 8);
+    const taken = new Set<number>();
+    const got: number[] = [];
+    for (let h = pool.allocate((x) => taken.has(x)); h !== undefined; h = pool.allocate((x) => taken.has(x))) {
+      taken.add(h);
+      got.push(h);
+    }
+    expect(got.map(formatHandle)).toEqual(['0x81010000', '0x81010003', '0x81010004', '0x81010005', '0x81010006', '0x81010007']);
+    expect(() => new HandlePool(0x817fff00, 0x200)).toThrow();
+    expect(() => new HandlePool(0x01500000, 1)).toThrow();
+  });
+});
+
+describe('request vocabulary', () => {
+  it('parses key types, hashes and formats by name or TPM_ALG_ID, nothing else', () => {
+    expect([parseKeyType('rsa'), parseKeyType(1), parseKeyType('0x1'), parseKeyType('0x0001'), parseKeyType(35), parseKeyType('0x23')]).toEqual([
+      'rsa',
+      'rsa',
+      'rsa',
+      'rsa',
+      'ecc',
+      'ecc',
+    ]);
+    expect([parseHashAlg('sha1'), parseHashAlg(11), parseHashAlg('0xB'), parseHashAlg('0x000C'), parseHashAlg('13')]).toEqual(['sha1', 'sha256', 'sha256', 'sha384', 'sha512']);
+    for (const bad of ['RSA', 'dsa', 2, 1.5, -1, '1e0', '0x10000', null, true, {}, [], ' rsa', 'rsa\n']) expect(status(() => parseKeyType(bad))).toBe(400);
+    for (const bad of ['SHA256', 'md5', 0x10, '0xB ', 11.5, '0b1011']) expect(status(() => parseHashAlg(bad))).toBe(400);
+    expect(status(() => parseSignFormat('raw'))).toBe(400);
+  });
+
+  it('finds duplicate keys in JSON, escaped spellings included, at any depth', () => {
+    expect(duplicateKey('{"a":1,"a":2}')).toBe('a');
+    expect(duplicateKey('{"a":1,"\\u0061":2}')).toBe('a');
+    expect(duplicateKey('{"x":{"b":[1,{"c":1,"c":2}]},"y":"\\"a\\":"}')).toBe('c');
+    expect(duplicateKey('{"a":"a","b":["a","a"],"c":{"a":1}}')).toBeUndefined();
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 2 })), (o) => {
+        expect(duplicateKey(JSON.stringify(o))).toBeUndefined();
+      }),
+    );
+    expect(status(() => parseJsonObject(new TextEncoder().encode('{"message":"aGk="}'), ['message']))).toBe('ok');
+    expect(status(() => parseJsonObject(Uint8Array.of(0x7b, 0xff, 0x7d), ['message']))).toBe(400);
+    expect(status(() => decodeBase64('aGk', 'm'))).toBe(400);
+    expect(status(() => decodeBase64('a Gk=', 'm'))).toBe(400);
+    expect(status(() => decodeBase64('aGk-', 'm'))).toBe(400);
+    expect(decodeBase64('aGk=', 'm')).toEqual(new TextEncoder().encode('hi'));
+  });
+
+  it('parses targets and queries strictly and routes to 404/405', () => {
+    expect(splitTarget('/v1/keys/0x81010000/sign?format=der')).toEqual({ segments: ['v1', 'keys', '0x81010000', 'sign'], query: 'format=der' });
+    for (const bad of ['v1/keys', '/v1/keys/%30', '/v1/keys/a b', '/v1/ké', '/' + 'a'.repeat(3000)]) expect(status(() => splitTarget(bad))).toBe(400);
+    expect(status(() => parseQuery('a=1&a=2', ['a']))).toBe(400);
+    expect(status(() => parseQuery('b=1', ['a']))).toBe(400);
+    expect(status(() => parseQuery('a', ['a']))).toBe(400);
+    expect(status(() => parseQuery('a=%zz', ['a']))).toBe(400);
+    expect(status(() => parseQuery('__proto__=1', ['a']))).toBe(400);
+    expect(parseQuery('a=x%2By', ['a']).a).toBe('x+y');
+    expect(route('GET', ['v1', 'keys', '0x81010000'])).toEqual({ op: 'get-key', handle: '0x81010000' });
+    expect(status(() => route('PUT', ['v1', 'keys']))).toBe(405);
+    expect(status(() => route('GET', ['v1', 'keys', '0x81010000', 'sign']))).toBe(405);
+    expect(status(() => route('GET', ['v1', 'keys', '']))).toBe(404);
+    expect(status(() => route('GET', ['v2', 'keys']))).toBe(404);
+  });
+});
+
+describe('identity', () => {
+  const s5 = generateSecret();
+  const sFree = generateSecret();
+  const sUnix = generateSecret();
+  const dir = new TenantDirectory(
+    parseTenants({
+      tenants: [
+        { id: 'vm5', cid: 5, secretHash: hashSecret(s5) },
+        { id: 'vm7', cid: 7 },
+        { id: 'free', secretHash: hashSecret(sFree) },
+        { id: 'dev', secretHash: hashSecret(sUnix), maxKeys: 2 },
+      ],
+    }),
+  );
+  const who = (peer: Parameters<typeof authenticate>[1], secret?: string): string | number => {
+    try {
+      return authenticate(dir, peer, secret).id;
+    } catch (e) {
+      return (e as ServiceError).status;
+    }
+  };
+
+  it('on vsock: the CID names the tenant, and its secret must match when it has one', () => {
+    expect(who({ listener: 'vsock', cid: 5 }, s5)).toBe('vm5');
+    expect(who({ listener: 'vsock', cid: 5 })).toBe(401);
+    expect(who({ listener: 'vsock', cid: 5 }, sFree)).toBe(401);
+    expect(who({ listener: 'vsock', cid: 6 }, s5)).toBe(401); // vm5's secret from another VM
+    expect(who({ listener: 'vsock', cid: 7 })).toBe('vm7');
+    expect(who({ listener: 'vsock', cid: 7 }, s5)).toBe('vm7');
+    expect(who({ listener: 'vsock', cid: 9 }, sFree)).toBe('free'); // a CID-less tenant by its secret
+    expect(who({ listener: 'vsock', cid: 7 }, sFree)).toBe('vm7'); // the CID wins
+    expect(who({ listener: 'vsock', cid: 9 })).toBe(401);
+    expect(who({ listener: 'vsock' }, sFree)).toBe(401);
+  });
+
+  it('on unix and tcp: the secret alone', () => {
+    for (const listener of ['unix', 'tcp'] as const) {
+      expect(who({ listener }, sUnix)).toBe('dev');
+      expect(who({ listener }, s5)).toBe('vm5');
+      expect(who({ listener })).toBe(401);
+      expect(who({ listener }, sUnix.slice(1))).toBe(401);
+      expect(who({ listener, cid: 7 })).toBe(401);
+    }
+  });
+
+  it('reads exactly one well-formed Bearer header', () => {
+    expect(bearerSecret(['Host', 'x', 'authorization', 'Bearer abc'])).toBe('abc');
+    expect(bearerSecret(['Host', 'x'])).toBeUndefined();
+    for (const v of ['Basic abc', 'Bearer', 'Bearer  abc', 'bearer abc', 'Bearer a b', `Bearer ${'a'.repeat(257)}`]) {
+      expect(status(() => bearerSecret(['Authorization', v]))).toBe(401);
+    }
+    expect(status(() => bearerSecret(['Authorization', 'Bearer a', 'AUTHORIZATION', 'Bearer a']))).toBe(400);
+  });
+
+  it('validates the tenants file strictly', () => {
+    const bad = [
+      {},
+      { tenants: {} },
+      { tenants: [{ id: 'a' }] },
+      { tenants: [{ id: 'a', cid: 2 }] },
+      { tenants: [{ id: 'a', cid: 5 }, { id: 'b', cid: 5 }] },
+      { tenants: [{ id: 'a', cid: 5 }, { id: 'a', cid: 6 }] },
+      { tenants: [{ id: 'a', secretHash: 'plain' }] },
+      { tenants: [{ id: 'a', cid: 5, secret: 'x' }] },
+      { tenants: [{ id: '../a', cid: 5 }] },
+      { tenants: [{ id: 'a', cid: 5, maxKeys: -1 }] },
+      { tenants: [], extra: 1 },
+    ];
+    for (const b of bad) expect(() => parseTenants(b), JSON.stringify(b)).toThrow(TypeError);
+  });
+});
+
+describe('TPM queue order', () => {
+  const tpm = {} as Tpm; // the jobs below never touch it: this is the scheduler alone
+
+  it('serves tenants round-robin, cleanups first, and withdraws aborted jobs', async () => {
+    const q = new TpmQueue(tpm, { capacity: 100, perTenant: 50 });
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const job = (name: string, wait?: Promise<void>) => async (): Promise<void> => {
+      order.push(name);
+      await wait;
+    };
+    const all: Promise<unknown>[] = [q.submit('a', 'x', job('a0', gate))];
+    for (let i = 1; i <= 5; i++) all.push(q.submit('a', 'x', job(`a${i}`)));
+    all.push(q.submit('b', 'x', job('b1')), q.submit('b', 'x', job('b2')), q.submit('c', 'x', job('c1')));
+    const ctl = new AbortController();
+    const withdrawn = q.submit('c', 'x', job('c2'), { signal: ctl.signal });
+    all.push(q.submit('a', 'flush', job('cleanup'), { lane: 'cleanup' }));
+    ctl.abort(new Error('gone'));
+    await expect(withdrawn).rejects.toThrow('gone');
+    expect(q.depth).toBe(10);
+    release();
+    await Promise.all(all);
+    expect(order).toEqual(['a0', 'cleanup', 'a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'a4', 'a5']);
+    await q.idle();
+  });
+
+  it('refuses beyond the per-tenant cap (429) and the global cap (503)', async () => {
+    const q = new TpmQueue(tpm, { capacity: 3, perTenant: 2 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const running = q.submit('a', 'x', () => gate);
+    const waiting = [q.submit('a', 'x', async () => {}), q.submit('a', 'x', async () => {})];
+    await expect(q.submit('a', 'x', async () => {})).rejects.toMatchObject({ status: 429, retryAfter: 1 });
+    waiting.push(q.submit('b', 'x', async () => {}));
+    await expect(q.submit('c', 'x', async () => {})).rejects.toMatchObject({ status: 503, code: 'BUSY' });
+    const cleanup = q.submit('c', 'x', async () => 'cleanup', { lane: 'cleanup' }); // never refused
+    release();
+    await Promise.all([running, ...waiting]);
+    await expect(cleanup).resolves.toBe('cleanup');
+  });
+});
+
+describe('addresses, configuration, cloud-init', () => {
+  it('parses listen and connect addresses', () => {
+    expect(parseAddress('vsock:8877', 'listen')).toEqual({ kind: 'vsock', cid: undefined, port: 8877 });
+    expect(parseAddress('vsock:2:8877', 'connect')).toEqual({ kind: 'vsock', cid: 2, port: 8877 });
+    expect(parseAddress('tcp:[::1]:80', 'connect')).toEqual({ kind: 'tcp', host: '::1', port: 80 });
+    expect(parseAddress('unix:/run/x.sock', 'connect')).toEqual({ kind: 'unix', path: '/run/x.sock' });
+    for (const bad of ['vsock:2:8877', 'tcp:1.2.3.4', 'udp:1:2', 'unix:', 'tcp:h:99999']) expect(() => parseAddress(bad, 'listen')).toThrow(TypeError);
+    expect(() => parseAddress('vsock:8877', 'connect')).toThrow(TypeError);
+  });
+
+  it('validates configuration, refusing non-loopback tcp unless forced', () => {
+    const base = { stateDir: '/tmp/x', tenants: '/tmp/t.json' };
+    expect(resolveConfig({}, { ...base, listen: ['tcp:127.0.0.1:0'] }).listen).toEqual(['tcp:127.0.0.1:0']);
+    expect(() => resolveConfig({}, { ...base, listen: ['tcp:0.0.0.0:1'] })).toThrow(/loopback/);
+    expect(resolveConfig({}, { ...base, listen: ['tcp:0.0.0.0:1'], allowNonLoopback: true }).listen).toEqual(['tcp:0.0.0.0:1']);
+    expect(resolveConfig({ poolStart: '0x81020000', keyStore: 'tpm' }, { ...base, keyStore: 'blobs' })).toMatchObject({ poolStart: 0x81020000, keyStore: 'blobs' });
+    for (const bad of [{ keyStore: 'nv' }, { poolStart: '0x01000000' }, { deadlineMs: 0 }, { bogus: 1 }, { listen: [] }, { logLevel: 'loud' }]) {
+      expect(() => resolveConfig(bad, base), JSON.stringify(bad)).toThrow(ConfigError);
+    }
+    expect(() => resolveConfig({}, { stateDir: '/tmp/x' })).toThrow(/tenants/);
+    expect(resolveConfig({}, { stateDir: '/tmp/x', singleTenant: true }).singleTenant).toBe(true);
+  });
+
+  it('prints cloud-init user-data that writes the tools config owner-only', () => {
+    const s = cloudInitSnippet({ tenantId: 'app', secret: 'S3CR3T', service: 'vsock:2:8877' });
+    expect(s.startsWith('#cloud-config\n')).toBe(true);
+    expect(s).toContain("permissions: '0600'");
+    expect(s).toContain('{"service":"vsock:2:8877","secret":"S3CR3T"}');
+  });
+});
+
+describe('client errors', () => {
+  it('names the address when the service cannot be reached', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'svc-cli-'));
+    try {
+      const missing = new ServiceClient({ address: `unix:${join(dir, 'none.sock')}` });
+      const e1 = await missing.health().catch((e: unknown) => e);
+      expect(e1).toBeInstanceOf(ServiceUnreachableError);
+      expect(e1).toMatchObject({ reason: 'ENOENT' });
+      expect((e1 as Error).message).toContain(join(dir, 'none.sock'));
+      const srv = createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const port = (srv.address() as { port: number }).port;
+      await new Promise<void>((r) => srv.close(() => r()));
+      const e2 = await new ServiceClient({ address: `tcp:127.0.0.1:${port}` }).health().catch((e: unknown) => e);
+      expect(e2).toMatchObject({ name: 'ServiceUnreachableError', reason: 'ECONNREFUSED' });
+      // A server that accepts and never answers: a timeout, with the address.
+      const accepted: Socket[] = [];
+      const mute = createServer((sock) => void accepted.push(sock));
+      await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+      const mp = (mute.address() as { port: number }).port;
+      const e3 = await new ServiceClient({ address: `tcp:127.0.0.1:${mp}`, timeoutMs: 200 }).health().catch((e: unknown) => e);
+      expect(e3).toMatchObject({ name: 'ServiceUnreachableError', reason: 'ETIMEDOUT' });
+      expect((e3 as Error).message).toContain(`tcp:127.0.0.1:${mp}`);
+      for (const sock of accepted) sock.destroy();
+      await new Promise<void>((r) => mute.close(() => r()));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('formats handles canonically and refuses non-handles before sending', () => {
+    expect(handleText(0x81010000)).toBe('0x81010000');
+    expect(handleText('0x81010000')).toBe('0x81010000');
+    expect(handleText('2164326400')).toBe('0x81010000');
+    expect(() => handleText('0x81010000; rm')).toThrow(TypeError);
+    expect(() => handleText(-1)).toThrow(TypeError);
+  });
+});
+
+describe('client over vsock', () => {
+  it('dials through the vsock adapter (never a TCP fallback) and reports a missing addon clearly', async () => {
+    const saved = process.env.EVE_TOOLS_VSOCK_ADDON;
+    process.env.EVE_TOOLS_VSOCK_ADDON = '/nonexistent/node-vsock.node';
+    try {
+      const e = await new ServiceClient({ address: 'vsock:2:8877', timeoutMs: 2000 }).health().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(ServiceUnreachableError);
+      expect((e as Error).message).toMatch(/^cannot reach the TPM service at vsock:2:8877: vsock is not available: cannot load the vsock addon/);
+    } finally {
+      if (saved === undefined) delete process.env.EVE_TOOLS_VSOCK_ADDON;
+      else process.env.EVE_TOOLS_VSOCK_ADDON = saved;
+    }
+  });
+});
