@@ -4,6 +4,7 @@
  * registry.ts and recovery.ts). Callers have already authorized the tenant for the key.
  */
 import {
+  TPM_PT,
   TPM_RH,
   TpmError,
   TPM_RC,
@@ -36,11 +37,6 @@ import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
 import type { Semaphore } from './semaphore.js';
 import type { Tenant } from './tenants.js';
 
-/**
- * TPM_PT_HR_PERSISTENT_AVAIL is PT_VAR + 9 = 0x209 (Part 2 §6.13). The library's TPM_PT table
- * has 0x20a there, which is TPM_PT_NV_COUNTERS; use the spec's value until it is fixed.
- */
-export const TPM_PT_HR_PERSISTENT_AVAIL = 0x209;
 
 /** Largest message hashed with a single TPM2_Hash (the PC Client minimum input buffer). */
 const SINGLE_HASH_MAX = 1024;
@@ -107,7 +103,7 @@ export class KeyManager {
   }
 
   private async checkFloor(tpm: Tpm): Promise<void> {
-    const avail = await getTpmProperty(tpm, TPM_PT_HR_PERSISTENT_AVAIL);
+    const avail = await getTpmProperty(tpm, TPM_PT.HR_PERSISTENT_AVAIL);
     if (avail !== undefined && avail - 1 < this.opts.freeFloor) {
       throw conflict(`the TPM has ${avail} free persistent slot(s) and ${this.opts.freeFloor} must stay free for EVE; no key can be made persistent now`);
     }

@@ -7,8 +7,7 @@ import { createPublicKey, createHash, verify } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decode, TPMT_SIGNATURE, TPM2B_PUBLIC, getTpmProperty, listPersistentHandles, publicToPem } from '../../src/tpm/index.js';
-import { TPM_PT_HR_PERSISTENT_AVAIL } from '../../src/service/keys.js';
+import { decode, TPMT_SIGNATURE, TPM2B_PUBLIC, TPM_PT, getTpmProperty, listPersistentHandles, publicToPem } from '../../src/tpm/index.js';
 import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
@@ -198,7 +197,7 @@ describe.skipIf(!swtpmAvailable())('service API, tpm key store', () => {
   });
 
   it('keeps a floor of free persistent slots for EVE (409 before going below it)', async () => {
-    const avail = (await env.onTpm((tpm) => getTpmProperty(tpm, TPM_PT_HR_PERSISTENT_AVAIL)))!;
+    const avail = (await env.onTpm((tpm) => getTpmProperty(tpm, TPM_PT.HR_PERSISTENT_AVAIL)))!;
     await env.restartService({ tpmFreeFloor: avail - 2 });
     const alice = env.client('alice');
     const a = await alice.createKey({ type: 'ecc' });

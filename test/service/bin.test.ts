@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient } from '../../src/service/client.js';
 import { Tpm, listPersistentHandles } from '../../src/tpm/index.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
-import { buildServiceBin, runBin, spawnService, waitHealthy } from './child.js';
+import { buildServiceBin, killAll, runBin, spawnService, waitHealthy } from './child.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -54,6 +54,7 @@ describe.skipIf(!swtpmAvailable())('eve-tpm-service executable', () => {
     stateDir = join(dir, 'state');
   });
   afterAll(async () => {
+    await killAll();
     await swtpm?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
     bin?.cleanup();

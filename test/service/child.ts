@@ -53,8 +53,14 @@ export interface ServiceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** util-linux setpriv can give the child a parent-death signal: it dies even if we are SIGKILLed. */
+const withPdeath = spawnSync('setpriv', ['--help'], { encoding: 'utf8' }).stdout?.includes('--pdeathsig') ?? false;
+
 export function spawnService(bin: string, args: string[], env: Record<string, string> = {}): ServiceProcess {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const argv = [process.execPath, bin, ...args];
+  const [file, rest] = withPdeath ? ['setpriv', ['--pdeathsig', 'KILL', '--', ...argv]] : [argv[0]!, argv.slice(1)];
+  // setpriv execs node in place: the pid and the signals are node's.
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   live.add(child);
   let tail = '';
   child.stderr!.setEncoding('utf8');
@@ -67,6 +73,13 @@ export function spawnService(bin: string, args: string[], env: Record<string, st
     }),
   );
   return { child, stderr: () => tail, exited };
+}
+
+/** SIGKILLs every service process still running (suite teardown). */
+export async function killAll(): Promise<void> {
+  const waits = [...live].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(undefined) : c.once('exit', r))));
+  for (const c of live) c.kill('SIGKILL');
+  await Promise.all(waits);
 }
 
 /** Runs the bin to completion (admin commands). */

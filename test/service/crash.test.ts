@@ -17,7 +17,7 @@ import { parseRegistry, type KeyEntry } from '../../src/service/registry.js';
 import { generateSecret, hashSecret } from '../../src/service/tenants.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
-import { buildServiceBin, spawnService, waitHealthy, type ServiceProcess } from './child.js';
+import { buildServiceBin, killAll, spawnService, waitHealthy, type ServiceProcess } from './child.js';
 
 const RANDOM_KILLS = 30;
 const POOL_FIRST = 0x81010000;
@@ -116,6 +116,7 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
       return listed;
     },
     async close() {
+      await killAll();
       await swtpm.stop();
       await rm(dir, { recursive: true, force: true });
     },
@@ -164,18 +165,29 @@ describe.skipIf(!swtpmAvailable())('crash safety (kill -9 of the service process
       try {
         const rand = lcg(mode === 'blobs' ? 1 : 2);
         const outcomes = { completed: 0, interrupted: 0 };
+        // Kill delays adapt to the machine's speed: longer after an interrupted operation,
+        // shorter after a completed one, so the kills keep landing inside operations.
+        const maxDelay = { create: 150, delete: 30 };
         for (let i = 0; i < RANDOM_KILLS; i++) {
           const svc = await rig.start();
           const keys = await rig.checkLive();
           const create = keys.length === 0 || (keys.length < 4 && rand() < 0.6);
           const op = create ? rig.client.createKey({ type: rand() < 0.5 ? 'ecc' : 'rsa' }) : rig.client.deleteKey(keys[Math.floor(rand() * keys.length)]!);
-          op.then(
-            () => outcomes.completed++,
-            () => outcomes.interrupted++,
+          const kind = create ? 'create' : 'delete';
+          const settled = op.then(
+            () => {
+              outcomes.completed++;
+              maxDelay[kind] = Math.max(5, maxDelay[kind] * 0.8);
+            },
+            () => {
+              outcomes.interrupted++;
+              maxDelay[kind] = Math.min(2000, maxDelay[kind] * 1.3);
+            },
           );
-          await new Promise((r) => setTimeout(r, Math.floor(rand() * (create ? 150 : 30))));
+          await new Promise((r) => setTimeout(r, Math.floor(rand() * maxDelay[kind])));
           svc.child.kill('SIGKILL');
           await svc.exited;
+          await settled;
           await rig.recoverAndCheck();
         }
         // The random instants must have cut operations short and let some finish.
