@@ -131,9 +131,19 @@ tenant
   .option('--cid <n>', 'vsock CID of the application VM', integer)
   .option('--max-keys <n>', 'key quota (default 8)', integer)
   .option('--service-address <address>', 'service address as seen from the VM', 'vsock:2:8877')
-  .action(async (o: { id: string; tenants: string; cid?: number; maxKeys?: number; serviceAddress: string }) => {
+  .option('--tools-url <url>', 'where the VM downloads the tools tarball (deploy/install.sh --bundle)')
+  .option('--tools-sha256 <hex>', 'sha256 of that tarball')
+  .action(async (o: { id: string; tenants: string; cid?: number; maxKeys?: number; serviceAddress: string; toolsUrl?: string; toolsSha256?: string }) => {
     try {
-      const r = await addTenant({ tenantsFile: o.tenants, id: o.id, cid: o.cid, maxKeys: o.maxKeys, service: o.serviceAddress });
+      const r = await addTenant({
+        tenantsFile: o.tenants,
+        id: o.id,
+        cid: o.cid,
+        maxKeys: o.maxKeys,
+        service: o.serviceAddress,
+        toolsUrl: o.toolsUrl,
+        toolsSha256: o.toolsSha256,
+      });
       process.stdout.write(
         `Tenant ${o.id} added${o.cid === undefined ? '' : ` (CID ${o.cid})`}, quota ${r.tenant.maxKeys} keys.\n` +
           `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n\n` +

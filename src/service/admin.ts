@@ -41,6 +41,9 @@ export interface AddTenantOptions {
   maxKeys?: number;
   /** Address written into the VM's config (default vsock:2:8877). */
   service?: string;
+  /** Where the VM downloads the tools tarball, and its sha256 (for the cloud-init snippet). */
+  toolsUrl?: string;
+  toolsSha256?: string;
 }
 
 export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; snippet: string; tenant: Tenant }> {
@@ -52,7 +55,7 @@ export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; 
   const tenant: Tenant = { id: o.id, secretHash: hashSecret(secret), maxKeys: o.maxKeys ?? DEFAULT_MAX_KEYS };
   if (o.cid !== undefined) tenant.cid = o.cid;
   await writeTenants(o.tenantsFile, [...tenants, tenant]);
-  return { secret, tenant, snippet: cloudInitSnippet({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877' }) };
+  return { secret, tenant, snippet: cloudInitSnippet({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', toolsUrl: o.toolsUrl, toolsSha256: o.toolsSha256 }) };
 }
 
 export interface TenantListing {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 /**
  * The service's small parts on their own: handle and parameter grammars (fast-check: exactly
  * one spelling per meaning), identity rules for every listener kind (including vsock, whose
@@ -285,6 +286,15 @@ describe('addresses, configuration, cloud-init', () => {
     expect(s.startsWith('#cloud-config\n')).toBe(true);
     expect(s).toContain("permissions: '0600'");
     expect(s).toContain('{"service":"vsock:2:8877","secret":"S3CR3T"}');
+    // Same install flow as deploy/cloud-init.yaml: checked tarball, its install.sh (which keeps the vsock addon).
+    expect(s).toContain('sha256sum -c -');
+    expect(s).toContain('install.sh --prefix /usr/local');
+    expect(s).not.toContain('--omit=optional');
+    const withUrl = cloudInitSnippet({ tenantId: 'app', secret: 'S', service: 'vsock:2:8877', toolsUrl: "https://h/t.tgz?a=1&b='x'", toolsSha256: 'ab12' });
+    // The URL survives sh quoting exactly.
+    const line = withUrl.split('\n').find((l) => l.trim().startsWith('url='))!.trim();
+    expect(execFileSync('sh', ['-c', `${line}; printf %s "$url"`], { encoding: 'utf8' })).toBe("https://h/t.tgz?a=1&b='x'");
+    expect(withUrl).toContain(`sha='ab12'`);
   });
 });
 
