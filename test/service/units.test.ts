@@ -288,7 +288,7 @@ describe('addresses, configuration, cloud-init', () => {
     expect(s).toContain('{"service":"vsock:2:8877","secret":"S3CR3T"}');
     // Same install flow as deploy/cloud-init.yaml: checked tarball, its install.sh (which keeps the vsock addon).
     expect(s).toContain('sha256sum -c -');
-    expect(s).toContain('install.sh --prefix /usr/local');
+    expect(s).toContain('/install.sh" --prefix /usr/local');
     expect(s).not.toContain('--omit=optional');
     const withUrl = cloudInitSnippet({ tenantId: 'app', secret: 'S', service: 'vsock:2:8877', toolsUrl: "https://h/t.tgz?a=1&b='x'", toolsSha256: 'ab12' });
     // The URL survives sh quoting exactly.
