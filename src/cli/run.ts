@@ -161,6 +161,15 @@ export async function runTool<O>(def: ToolDef<O>, argv: string[], io: CliIO): Pr
   });
 
   try {
+    // Commander checks required options before unknown ones; a typo (`--mesage`) should be
+    // reported as itself, not as the missing option it was meant to be. A throwaway copy of the
+    // program finds unknown options without running anything.
+    const isHelp = (a: string) => a === '-h' || a === '--help';
+    const unknown = buildProgram(def, io, async () => {})
+      .parseOptions(argv)
+      .unknown.find((a) => a.startsWith('-') && a !== '-' && !isHelp(a));
+    // unknownOption is commander's own reporter (with its "Did you mean" suggestion); untyped.
+    if (unknown !== undefined && !argv.some(isHelp)) (program as unknown as { unknownOption(flag: string): never }).unknownOption(unknown);
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.OK;
   } catch (e) {

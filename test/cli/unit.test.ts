@@ -235,6 +235,12 @@ describe('tools in-process with a fake service', () => {
     expect(r.stderr).toBe("eve_tools_tpm2_genaik: unknown option '--bogus' (see --help)\n");
     expect(r.state.calls).toEqual([]);
   });
+  it('a misspelt flag is named, even when a required option is then missing', async () => {
+    const r = await run(sign, ['-k', '0x81010000', '--mesage', 'm.txt', '-s', 'x']);
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.stderr).toBe("eve_tools_tpm2_sign: unknown option '--mesage' (Did you mean --message?) (see --help)\n");
+    expect(r.state.calls).toEqual([]);
+  });
   it('missing required option and excess argument', async () => {
     const a = await run(sign, ['-k', '0x81010000', '-s', 'x']);
     expect(a.code).toBe(EXIT.USAGE);

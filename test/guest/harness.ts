@@ -66,6 +66,36 @@ export async function bundle(entry: string, dir: string, name: string): Promise<
 }
 
 /**
+ * Bundles executables of src/bin (e.g. `eve-tpm-service`, `eve_tools_tpm2_sign`) into
+ * `dir/<name>.cjs` with the project's own settings for them (tsup.config.ts's bin entry:
+ * platform node, cjs, everything inlined but the vsock addon, shims), in one build.
+ */
+export async function bundleExecutables(dir: string, names: readonly string[]): Promise<Record<string, string>> {
+  const { build } = await import('tsup');
+  const configs = (await import('../../tsup.config.js')).default as unknown;
+  const list = (Array.isArray(configs) ? configs : [configs]) as Record<string, unknown>[];
+  const binConfig = list.find((c) => typeof c.entry === 'object' && c.entry !== null && Object.keys(c.entry).some((k) => k.startsWith('bin/')));
+  if (!binConfig) throw new Error('tsup.config.ts has no executables entry');
+  await build({
+    ...binConfig,
+    entry: Object.fromEntries(names.map((n) => [n, resolve(REPO_ROOT, `src/bin/${n}.ts`)])),
+    outDir: dir,
+    clean: false,
+    dts: false,
+    sourcemap: false,
+    silent: true,
+    config: false,
+    tsconfig: resolve(REPO_ROOT, 'tsconfig.json'),
+  });
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    out[n] = join(dir, `${n}.cjs`);
+    if (!existsSync(out[n])) throw new Error(`bundling src/bin/${n}.ts produced no ${out[n]}`);
+  }
+  return out;
+}
+
+/**
  * Copies the vsock addon into `dir/node_modules/`: the installed optional dependency, else
  * the copy fetch-vsock-addon.sh keeps in the guest cache.
  */
