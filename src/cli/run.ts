@@ -69,7 +69,7 @@ Service address and secret (flag > environment > config file > default):
 
 Exit status: 0 ok, 1 general, 2 usage, 3 identity/key not yours, 4 service unreachable,
   5 unsupported, 6 file, 7 TPM error, 8 timeout, 9 busy, 10 quota/conflict, 130 interrupted.
-  See docs/TOOLS.md.`;
+  See README.md (EXIT STATUS).`;
 
 function buildProgram<O>(def: ToolDef<O>, io: CliIO, onAction: (opts: Record<string, unknown>) => Promise<void>): Command {
   const cmd = new Command(def.name);

@@ -579,19 +579,27 @@ async function main(): Promise<void> {
     const summary = [...statuses].map(([s, n]) => `${n}×${s}`).join(', ');
     assert(how === 'EOF', `the stalled connection ended with ${how} after ${responses.length} responses (${summary})`);
     assert(rest === 0, `${rest} stray bytes after the last response`);
-    assert(responses.length === N && statuses.get(200) === N, `got ${responses.length} responses (${summary}), expected ${N}×200`);
-    for (const r of responses) {
+    // Normally all N arrive. Should a read have ended inside a request (the padding makes the
+    // 64 KiB reads end on request boundaries), that half request sits in the parser and the
+    // service's headers timeout (10 s) may answer it 408 and close: also correct, as long as
+    // everything before it is whole and in order.
+    const timedOut = responses.length < N && responses[responses.length - 1]?.status === 408;
+    const answers = timedOut ? responses.slice(0, -1) : responses;
+    assert(answers.every((r) => r.status === 200), `statuses ${summary}`);
+    assert(timedOut ? answers.length >= answeredAtStall : answers.length === N, `got ${responses.length} responses (${summary}), expected ${N}×200`);
+    for (const r of answers) {
       const j = JSON.parse(r.body.toString('utf8')) as { handle: string; pem: string };
       assert(j.handle === keyRsa.handle && j.pem === one, 'an answer on the stalled connection is not the key');
     }
-    const ids = new Set(responses.map((r) => r.headers['x-request-id']));
-    assert(ids.size === N, 'request ids repeat');
+    const ids = new Set(answers.map((r) => r.headers['x-request-id']));
+    assert(ids.size === answers.length, 'request ids repeat');
     const bytes = raw.length;
+    const ending = timedOut ? `${answers.length}×200 in order then the headers timeout's 408 for a half-read request` : `${N}×200 in order`;
     return (
       `${N} pipelined GET public (256 B each) on one connection that did not read: the service wrote ${answeredAtStall} answers ` +
-      `(~${((answeredAtStall * bytes) / N / 1024).toFixed(0)} KiB) and read ${parsedAtStall} requests, then stopped both; meanwhile ` +
+      `(~${((answeredAtStall * (bytes / responses.length)) / 1024).toFixed(0)} KiB) and read ${parsedAtStall} requests, then stopped both; meanwhile ` +
       `health ${health.join('/')} ms, 2 signs (rsa, ecc) + list in ${othersMs} ms, all verified, stalled peer's count unchanged; ` +
-      `after resuming: ${N}×200 in order, ${(bytes / 1024).toFixed(0)} KiB, then EOF (${Date.now() - resumeAt} ms)`
+      `after resuming: ${ending}, ${(bytes / 1024).toFixed(0)} KiB, then EOF (${Date.now() - resumeAt} ms)`
     );
   });
 
