@@ -30,7 +30,12 @@ function readTenants(path: string): Tenant[] {
 }
 
 async function writeTenants(path: string, tenants: readonly Tenant[]): Promise<void> {
-  parseTenants({ tenants }); // never write a file the service would refuse
+  // Never write a file the service would refuse; its reason is a usage error (exit 2).
+  try {
+    parseTenants({ tenants });
+  } catch (e) {
+    throw new AdminError((e as Error).message);
+  }
   await writeFileDurable(path, JSON.stringify({ tenants }, null, 2) + '\n', 0o600);
 }
 

@@ -160,12 +160,16 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         query: target.query,
         audit: (decision, reason, h) => audit(op, decision, reason, h),
         onFinish: (f) => finishers.push(f),
+        // Written through at once: a handler that answers synchronously (get-key, get-public)
+        // has its response closed, and its request line written, before an `await` returns.
+        get handle() {
+          return handleNum;
+        },
+        set handle(h: number | undefined) {
+          handleNum = h;
+        },
       };
-      try {
-        await api.handle(ctx);
-      } finally {
-        handleNum = ctx.handle;
-      }
+      await api.handle(ctx);
     };
     run().catch(fail);
   };

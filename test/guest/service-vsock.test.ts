@@ -5,6 +5,11 @@
  * its peer CID (1, the loopback), ServiceClient and the bundled eve_tools_tpm2_* tools as
  * clients, a peer that stops reading, and SIGTERM. test/guest/service-vsock-guest.ts runs in the
  * guest; one boot for all checks, each asserted here.
+ *
+ * Every peer on the loopback is CID 1, which no tenant may be bound to (0-2 are reserved), so
+ * the CID-bound checks have the service's `ss` (via $EVE_TOOLS_SS) report the peer CID as 5 or
+ * 77 through a small wrapper; the genuine CID 1 is checked too. See the guest script's header.
+ * KEEP_GUEST_DIR=1 keeps the folder, with the service's JSON log in service-log.jsonl.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

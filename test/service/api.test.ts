@@ -231,4 +231,17 @@ describe.skipIf(!swtpmAvailable())('single-tenant development mode', () => {
     // Still no access to EVE's objects.
     expect((await rejects(anyone.getKey(0x81000001))).status).toBe(403);
   });
+
+  it('names the handle in the request log line of every key operation, also the synchronous ones', async () => {
+    const c = new ServiceClient({ address: env.tcp });
+    const k = await c.createKey({ type: 'ecc' });
+    await c.getKey(k.handle);
+    await c.getPublic(k.handle, 'der');
+    await c.sign(k.handle, { message: new Uint8Array([1, 2, 3]) });
+    for (const op of ['get-key', 'get-public', 'sign']) {
+      const lines = env.logs.filter((l) => l.event === 'request' && l.op === op);
+      expect(lines.length, op).toBeGreaterThan(0);
+      expect(lines.at(-1)!.handle, op).toBe(k.handle);
+    }
+  });
 });

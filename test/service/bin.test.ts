@@ -80,6 +80,10 @@ describe.skipIf(!swtpmAvailable())('eve-tpm-service executable', () => {
     expect(dup.stderr).toContain('already exists');
     expect(runBin(bin.bin, ['tenant', 'add', '--id', 'app9', '--cid', '7', '--tenants', tenants]).status).toBe(2);
     expect(runBin(bin.bin, ['tenant', 'add', '--id', '../x', '--tenants', tenants]).status).toBe(2);
+    // CIDs 0-2 are the hypervisor, loopback and host: never an application's.
+    const host = runBin(bin.bin, ['tenant', 'add', '--id', 'app10', '--cid', '2', '--tenants', tenants]);
+    expect(host.status).toBe(2);
+    expect(host.stderr).toMatch(/cid/i);
   });
 
   it('purges a removed tenant through the running service, lists tenants, drains on SIGTERM', async () => {
