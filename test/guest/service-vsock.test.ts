@@ -11,22 +11,8 @@
  * 77 through a small wrapper; the genuine CID 1 is checked too. See the guest script's header.
  * KEEP_GUEST_DIR=1 keeps the folder, with the service's JSON log in service-log.jsonl.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  GUEST_HOOK_TIMEOUT_MS,
-  bundle,
-  bundleExecutables,
-  describeRun,
-  guestDir,
-  guestUnavailableReason,
-  installAddon,
-  isCI,
-  parseResults,
-  removeDir,
-  runInGuest,
-  type GuestResult,
-  type GuestRun,
-} from './harness.js';
+import { defineGuestSuite } from './suite.js';
+import { bundleExecutables, installAddon } from './harness.js';
 
 const EXECUTABLES = ['eve-tpm-service', 'eve_tools_tpm2_genaik', 'eve_tools_tpm2_pubgetaik', 'eve_tools_tpm2_sign'] as const;
 
@@ -47,46 +33,12 @@ const CHECKS = [
   'service-log-clean',
 ] as const;
 
-const unavailable = guestUnavailableReason();
-if (unavailable && !isCI()) console.warn(`service vsock guest tests skipped: ${unavailable}`);
-
-describe.skipIf(unavailable !== undefined && !isCI())('eve-tpm-service over vsock in a qemu guest (AF_VSOCK loopback, CID 1, /dev/tpmrm0)', () => {
-  let dir: string | undefined;
-  let run: GuestRun | undefined;
-  let results = new Map<string, GuestResult>();
-
-  beforeAll(async () => {
-    if (unavailable) throw new Error(`guest tests cannot run under CI: ${unavailable}`);
-    dir = guestDir('service-vsock-guest');
-    const t0 = Date.now();
+defineGuestSuite({
+  title: 'eve-tpm-service over vsock in a qemu guest (AF_VSOCK loopback, CID 1, /dev/tpmrm0)',
+  script: 'service-vsock-guest',
+  checks: CHECKS,
+  prepare: async (dir) => {
     await bundleExecutables(dir, EXECUTABLES);
-    await bundle('test/guest/service-vsock-guest.ts', dir, 'service-vsock-guest');
     installAddon(dir);
-    const built = Date.now() - t0;
-    run = await runInGuest(dir, 'node service-vsock-guest.cjs');
-    results = parseResults(run.stdout);
-    // the measurements are the evidence: keep them in the test log
-    console.log(
-      `service vsock guest run: bundles ${built} ms, guest exit ${String(run.code)} after ${run.ms} ms\n` +
-        run.stdout
-          .split('\n')
-          .filter((l) => /^(RESULT|SUMMARY)/.test(l))
-          .join('\n'),
-    );
-  }, GUEST_HOOK_TIMEOUT_MS);
-
-  afterAll(() => removeDir(dir));
-
-  it('the guest ran the script to the end', () => {
-    expect(run?.stdout ?? '', describeRun(run)).toMatch(/^SUMMARY \d+ passed, \d+ failed/m);
-    expect(run?.code, describeRun(run)).toBe(0);
-  });
-
-  for (const name of CHECKS) {
-    it(name, () => {
-      const r = results.get(name);
-      expect(r, `no RESULT line for ${name}\n${describeRun(run)}`).toBeDefined();
-      expect(r!.ok, `${name}: ${r!.detail}`).toBe(true);
-    });
-  }
+  },
 });
