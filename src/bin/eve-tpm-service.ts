@@ -113,7 +113,7 @@ program
   .option('--stream-deadline-ms <ms>', 'deadline of a streamed sign (default 600000)', integer)
   .option('--headers-timeout-ms <ms>', 'time allowed for request headers (default 10000)', integer)
   .option('--body-timeout-ms <ms>', 'longest pause inside a request body (default 10000)', integer)
-  .option('--max-connections <n>', 'connections served at once (default 64)', integer)
+  .option('--max-connections <n>', 'connections served at once (default 256; idle ones make room)', integer)
   .option('--queue-capacity <n>', 'TPM jobs waiting in total (default 256)', integer)
   .option('--queue-per-tenant <n>', 'TPM jobs one tenant may have waiting (default 64)', integer)
   .option('--hash-slots <n>', 'hash sequences open at once (default 1)', integer)

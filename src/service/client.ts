@@ -5,9 +5,12 @@
  * not grow with the message. Failures throw ServiceError (the service answered) or
  * ServiceUnreachableError (it could not be reached).
  *
+ * Connections are kept alive and reused between requests (one keep-alive Agent per client);
+ * idle ones do not keep the process alive, and `close()` ends them at once.
+ *
  * Self-contained (node:http and the small address/error modules) so it bundles into the tools.
  */
-import { request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parseAddress, type Address } from './address.js';
 import { ServiceError, ServiceUnreachableError } from './errors.js';
@@ -94,16 +97,50 @@ interface Answer {
   body: Buffer;
 }
 
+/** Errors of a kept-alive connection that the service closed just before our request. */
+const STALE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+class StaleConnection extends Error {
+  constructor(readonly error: ServiceUnreachableError) {
+    super(error.message);
+  }
+}
+
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'EACCES', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'ENOTSOCK', 'EAI_AGAIN', 'ENOTFOUND']);
 
 export class ServiceClient {
   private readonly address: Address;
   private readonly timeoutMs: number;
+  private readonly agent: Agent;
 
   constructor(private readonly opts: ClientOptions) {
     this.address = parseAddress(opts.address, 'connect');
     if (this.address.kind === 'vsock' && this.address.cid === undefined) throw new TypeError('a vsock address needs a CID: vsock:CID:PORT');
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    // Idle sockets are unref'd by the Agent (a tool exits without close()), and closed a second
+    // before the service's keep-alive timeout (it announces it in `Keep-Alive: timeout=N`).
+    this.agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 4 });
+    const a = this.address;
+    if (a.kind === 'vsock') {
+      const { cid, port } = a;
+      const timeoutMs = this.timeoutMs;
+      // The Agent makes its connections with createConnection (node:http's own createConnection
+      // request option is ignored when there is an agent); it accepts one made asynchronously.
+      (this.agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
+        import('./vsock/index.js')
+          .then((v) => v.connectVsock(cid!, port, { timeoutMs }))
+          .then(
+            (s) => cb(null, s),
+            (e: Error) => cb(e),
+          );
+        return undefined;
+      };
+    }
+  }
+
+  /** Closes the kept-alive connections (and any in use); the client is not to be used after. */
+  close(): void {
+    this.agent.destroy();
   }
 
   health(): Promise<Health> {
@@ -145,7 +182,7 @@ export class ServiceClient {
       const body: Record<string, unknown> = { message: Buffer.from(m.buffer, m.byteOffset, m.byteLength).toString('base64') };
       if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
       if (opts.format !== undefined) body.format = opts.format;
-      raw = await this.json<Raw>('POST', path, body);
+      raw = await this.json<Raw>('POST', path, body, true);
       opts.onProgress?.(m.length);
     } else {
       const q = new URLSearchParams();
@@ -163,10 +200,15 @@ export class ServiceClient {
 
   // -------------------------------------------------------------------------------------------
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `retry`: safe to send twice (GETs, a sign); not a create. */
+  private async json<T>(method: string, path: string, body?: unknown, retry = method === 'GET'): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const a = await this.call(method, path, text === undefined ? undefined : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) }, (req) =>
-      req.end(text),
+    const a = await this.call(
+      method,
+      path,
+      text === undefined ? undefined : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) },
+      (req) => req.end(text),
+      retry,
     );
     try {
       return JSON.parse(a.body.toString('utf8')) as T;
@@ -222,51 +264,54 @@ export class ServiceClient {
     const a = this.address;
     if (a.kind === 'unix') return { socketPath: a.path };
     if (a.kind === 'tcp') return { host: a.host, port: a.port };
-    const { cid, port } = a;
-    const timeoutMs = this.timeoutMs;
-    return {
-      host: 'localhost',
-      // No agent: node:http uses createConnection only without one (`agent: false` would make
-      // a fresh Agent, which ignores it and dials localhost:80).
-      agent: undefined,
-      // node:http accepts a connection made asynchronously through the callback.
-      createConnection: ((_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
-        import('./vsock/index.js')
-          .then((v) => v.connectVsock(cid!, port, { timeoutMs }))
-          .then(
-            (s) => cb(null, s),
-            (e: Error) => cb(e),
-          );
-        return undefined;
-      }) as unknown as RequestOptions['createConnection'],
-    };
+    // vsock: the agent's createConnection dials; host only names the agent's connection pool.
+    return { host: 'localhost', port: a.port };
   }
 
-  /** One request; resolves on any 2xx, throws ServiceError on an error answer. */
-  private call(method: string, path: string, headers: Record<string, string> | undefined, send: (req: ClientRequest) => void): Promise<Answer> {
+  /**
+   * One request; resolves on any 2xx, throws ServiceError on an error answer. `retry`: the
+   * request may be sent again (once) when a kept-alive connection turns out to have been closed
+   * by the service before it got the request (an idle timeout racing our request).
+   */
+  private call(method: string, path: string, headers: Record<string, string> | undefined, send: (req: ClientRequest) => void, retry = false): Promise<Answer> {
+    return this.attempt(method, path, headers, send).catch((e: unknown) => {
+      if (retry && e instanceof StaleConnection) return this.attempt(method, path, headers, send);
+      throw e instanceof StaleConnection ? e.error : e;
+    });
+  }
+
+  private attempt(method: string, path: string, headers: Record<string, string> | undefined, send: (req: ClientRequest) => void): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
-      // keep-alive, although each request gets its own connection (agent: false, destroyed after
-      // the answer): with `Connection: close` the server would close right after an early
-      // answer (an error while we are still uploading) and we could see a broken pipe instead.
       const h: Record<string, string> = { Accept: 'application/json', Connection: 'keep-alive', ...headers };
       if (this.opts.secret !== undefined) h.Authorization = `Bearer ${this.opts.secret}`;
+      // Only requests with a body have headers here.
+      const withBody = headers !== undefined;
       let answered = false;
-      const req = request({ agent: false, ...this.connectionOptions(), method, path, headers: h, timeout: this.timeoutMs }, (res) => {
+      const req = request({ ...this.connectionOptions(), agent: this.agent, method, path, headers: h, timeout: this.timeoutMs }, (res) => {
         answered = true;
+        const socket = res.socket;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.once('error', (e) => reject(this.unreachable(e)));
         res.once('end', () => {
-          req.destroy();
           const body = Buffer.concat(chunks);
           const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body });
+          const ok = status >= 200 && status < 300;
+          // Not reused: a connection whose upload was answered before it was complete (the
+          // rest is not sent), or whose request with a body got an error answer (the service
+          // may not have read the whole body). Closing it is ours to do: were the service to
+          // close first, while we are still uploading, we could see a broken pipe instead of
+          // the answer. `Connection: close` from the service is handled by node:http.
+          if (!req.writableFinished || (withBody && !ok)) socket?.destroy();
+          if (ok) return resolve({ status, headers: res.headers, body });
           reject(this.errorFrom(status, res.headers, body));
         });
       });
       req.once('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.once('error', (e) => {
-        if (!answered) reject(this.unreachable(e));
+      req.once('error', (e: Error & { code?: string }) => {
+        if (answered) return;
+        const u = this.unreachable(e);
+        reject(req.reusedSocket && STALE.has(e.code ?? '') ? new StaleConnection(u) : u);
       });
       send(req);
     });

@@ -70,7 +70,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   headersTimeoutMs: 10_000,
   bodyTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
-  maxConnections: 64,
+  maxConnections: 256,
   queueCapacity: 256,
   queuePerTenant: 64,
   hashSlots: 1,

@@ -178,7 +178,7 @@ export const overheadGroup: Group = {
     await svc.stop();
 
     const notes = [
-      'Ratios: service ÷ direct library, same operation, twin swtpms (same seeds, EK persisted at 0x81000001 as on EVE), interleaved; 1.000× = nothing added. The client makes a new unix-socket connection per request, as the tools do.',
+      'Ratios: service ÷ direct library, same operation, twin swtpms (same seeds, EK persisted at 0x81000001 as on EVE), interleaved; 1.000× = nothing added. The client keeps its unix-socket connection between requests (a tool makes two: key check, then sign).',
       'Limit: the TPM. swtpm answers in well under a millisecond per command, so every fixed cost of the service shows; on a real TPM (tens to hundreds of ms per signature) the same absolute overhead is a far smaller ratio.',
     ];
     const sign = results.sign!;

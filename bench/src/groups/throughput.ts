@@ -132,7 +132,7 @@ export const throughputGroup: Group = {
     const extra: string[] = [];
     if (busyCodes.size > 0) {
       extra.push(
-        `Busy answers (${[...busyCodes].join(', ')}) came at the highest level: the service counts a connection until its close is processed (--max-connections, default 64) and the client opens one per request, so 64 clients briefly hold more than 64. A one-shot tool would fail with such an answer.`,
+        `Busy answers (${[...busyCodes].join(', ')}) came at the highest level: every connection had a request in flight or had not sent one yet (--max-connections, default 256; idle connections make room). A one-shot tool would fail with such an answer.`,
       );
     }
     return {

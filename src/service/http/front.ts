@@ -2,6 +2,10 @@
  * The HTTP front shared by all listeners: one http.Server fed with connections from any
  * listener, with limits on header size and time, keep-alive, number of connections, and a
  * drain for shutdown. Malformed HTTP gets a JSON 400/408 and the connection is closed.
+ *
+ * The connection limit counts open connections; when it is reached, connections that can carry
+ * no more requests (the client has closed its side) and then the longest-idle kept-alive one
+ * (answered, no request in flight) make room before a new one is refused with 503.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -23,7 +27,8 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse, peer: P
 export class HttpFront {
   readonly server: Server;
   private readonly peers = new WeakMap<Duplex, Peer>();
-  private readonly conns = new Set<Duplex>();
+  /** Open connections: requests in flight, requests answered, idle since (ms). */
+  private readonly conns = new Map<Duplex, { active: number; served: number; idleSince: number }>();
   private active = 0;
   private idleWaiters: Array<() => void> = [];
   draining = false;
@@ -46,8 +51,15 @@ export class HttpFront {
       },
       (req, res) => {
         const peer = this.peers.get(req.socket) ?? { listener: 'unix' };
+        const conn = this.conns.get(req.socket);
+        if (conn) conn.active++;
         this.active++;
         res.once('close', () => {
+          if (conn) {
+            conn.active--;
+            conn.served++;
+            conn.idleSince = Date.now();
+          }
           this.active--;
           if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
         });
@@ -79,6 +91,7 @@ export class HttpFront {
   /** Takes a connection from a listener (or refuses it when there are too many). */
   accept = (duplex: Duplex, peer: Peer): void => {
     duplex.on('error', () => {}); // a reset by the peer is not our error
+    if (!this.draining && this.conns.size >= this.opts.maxConnections) this.makeRoom();
     if (this.draining || this.conns.size >= this.opts.maxConnections) {
       const e = serviceBusy(this.draining ? 'the service is shutting down' : 'too many connections');
       duplex.end(rawErrorResponse(503, 'Service Unavailable', e));
@@ -86,11 +99,38 @@ export class HttpFront {
       this.log.warn({ event: 'connection-refused', listener: peer.listener, cid: peer.cid, open: this.conns.size }, e.message);
       return;
     }
-    this.conns.add(duplex);
+    this.conns.set(duplex, { active: 0, served: 0, idleSince: 0 });
     this.peers.set(duplex, peer);
     duplex.once('close', () => this.conns.delete(duplex));
     this.server.emit('connection', duplex);
   };
+
+  /**
+   * At the limit: closes the connections with no request in flight that are finished (the
+   * client closed its side, or the connection is destroyed but its close not yet processed);
+   * if none, the longest-idle kept-alive one. A connection that has not sent its first request
+   * yet is never taken (the header timeout deals with those).
+   */
+  private makeRoom(): void {
+    let oldest: Duplex | undefined;
+    let oldestSince = Infinity;
+    let freed = 0;
+    for (const [d, c] of this.conns) {
+      if (c.active > 0) continue;
+      if (d.destroyed || d.readableEnded) {
+        this.conns.delete(d);
+        d.destroy();
+        freed++;
+      } else if (c.served > 0 && c.idleSince < oldestSince) {
+        oldest = d;
+        oldestSince = c.idleSince;
+      }
+    }
+    if (freed === 0 && oldest !== undefined) {
+      this.conns.delete(oldest);
+      oldest.destroy();
+    }
+  }
 
   get connections(): number {
     return this.conns.size;
@@ -108,7 +148,7 @@ export class HttpFront {
       ]);
       clearTimeout(timer);
     }
-    for (const c of this.conns) c.destroy();
+    for (const c of this.conns.keys()) c.destroy();
     this.server.close();
   }
 }

@@ -134,5 +134,8 @@ export async function openListener(
 ): Promise<Listener> {
   if (a.kind === 'unix') return listenUnix(a.path, onConnection);
   if (a.kind === 'tcp') return listenTcp(a.host, a.port, onConnection);
-  return listenVsockPort(a.port, onConnection, opts.maxConnections, opts.onError);
+  // The HTTP front enforces the limit (with a 503, and making room from idle connections); the
+  // vsock layer's own cap, which counts a socket until its close and refuses without an answer,
+  // is only a backstop above it.
+  return listenVsockPort(a.port, onConnection, opts.maxConnections * 2, opts.onError);
 }

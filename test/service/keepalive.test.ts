@@ -1,0 +1,105 @@
+/**
+ * Connection reuse: a ServiceClient keeps its connection alive between requests, closes it
+ * after an error answer to an upload (and still sees the answer, not a broken pipe), and
+ * close() ends it. The front makes room from idle kept-alive connections at its limit.
+ */
+import type { Agent } from 'node:http';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceClient, ServiceError } from '../../src/service/client.js';
+import { swtpmAvailable } from '../helpers/swtpm.js';
+import { startEnv, type TestEnv } from './env.js';
+
+const agentOf = (c: ServiceClient): Agent => (c as unknown as { agent: Agent }).agent;
+const count = (m: NodeJS.ReadOnlyDict<unknown[]>): number => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
+/** Sockets the client's agent holds, in use or idle. */
+const sockets = (c: ServiceClient): number => count(agentOf(c).sockets) + count(agentOf(c).freeSockets);
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+
+describe.skipIf(!swtpmAvailable())('connection reuse', () => {
+  let env: TestEnv;
+  let key: string;
+  beforeAll(async () => {
+    env = await startEnv({ tenants: [{ id: 'alice' }], config: { maxConnections: 4 } });
+    const c = env.client('alice');
+    key = (await c.createKey({ type: 'ecc' })).handle;
+    c.close();
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
+  for (const via of ['unix', 'tcp'] as const) {
+    it(`reuses one connection for successive requests and errors (${via})`, async () => {
+      const c = env.client('alice', via);
+      await c.health();
+      await c.sign(key, { message: new Uint8Array([1, 2, 3]) });
+      await expect(c.getKey('0x81017777')).rejects.toBeInstanceOf(ServiceError);
+      await c.listKeys();
+      await tick();
+      expect(sockets(c)).toBe(1);
+      c.close();
+      await tick();
+      expect(sockets(c)).toBe(0);
+    });
+  }
+
+  it('sees an early error answer to a streamed upload, closes that connection, and goes on', async () => {
+    const c = env.client('alice', 'tcp');
+    await c.health();
+    // A large upload to a key that does not exist: answered 403 before the body is sent.
+    const piece = Buffer.alloc(256 * 1024, 7);
+    let n = 0;
+    const src = Readable.from(
+      (function* () {
+        while (n++ < 256) yield piece; // 64 MiB, never sent in full
+      })(),
+    );
+    const e = await c.sign('0x81017777', { message: src }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ServiceError);
+    expect((e as ServiceError).status).toBe(403);
+    expect(n).toBeLessThan(256);
+    await tick();
+    expect(sockets(c)).toBe(0);
+    // A Uint8Array upload with an error answer (unknown hash) does not leave its connection either.
+    await expect(c.sign(key, { message: new Uint8Array(100 * 1024), hashAlg: 'md5' })).rejects.toBeInstanceOf(ServiceError);
+    await tick();
+    expect(sockets(c)).toBe(0);
+    const ok = await c.sign(key, { message: new Uint8Array(100 * 1024) });
+    expect(ok.messageLength).toBe(100 * 1024);
+    await tick();
+    expect(sockets(c)).toBe(1);
+    c.close();
+  });
+
+  it('makes room from idle kept-alive connections at the connection limit', async () => {
+    // maxConnections is 4: six clients that each keep a connection open all get served.
+    const clients = Array.from({ length: 6 }, () => env.client('alice', 'tcp'));
+    try {
+      for (const c of clients) expect((await c.health()).version).toEqual(expect.any(String));
+      // And again: the evicted ones reconnect (or retry a connection closed under them).
+      for (const c of clients) await c.listKeys();
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+
+  it('still refuses with 503 when every connection has a request in flight or has sent none', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(env.tcp.split(':').pop());
+    const idle = await Promise.all(
+      Array.from({ length: 4 }, () => new Promise<import('node:net').Socket>((r) => {
+        const s = connect({ host: '127.0.0.1', port }, () => r(s));
+        s.on('error', () => {});
+      })),
+    );
+    try {
+      await tick();
+      const c = new ServiceClient({ address: env.tcp });
+      await expect(c.health()).rejects.toMatchObject({ status: 503, code: 'BUSY' });
+      c.close();
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+  });
+});
