@@ -304,7 +304,15 @@ async function main(): Promise<void> {
   });
   if (!tenantsOk) return;
 
-  const a = new ServiceClient({ address: ADDRESS, secret: secrets.a, timeoutMs: 60_000 });
+  const newA = (): ServiceClient => new ServiceClient({ address: ADDRESS, secret: secrets.a, timeoutMs: 60_000 });
+  let a = newA();
+  // A connection's peer CID never changes, and the client keeps its connection alive: when the
+  // test makes the service see another CID, app-a's client must dial again.
+  const switchPeer = (cid: number | undefined): void => {
+    peerCid(cid);
+    a.close();
+    a = newA();
+  };
   const as = (secret: string | undefined): ServiceClient => new ServiceClient({ address: ADDRESS, ...(secret === undefined ? {} : { secret }), timeoutMs: 60_000 });
 
   const started = await check('service-start', async () => {
@@ -356,7 +364,7 @@ async function main(): Promise<void> {
   await check('identity-loopback-cid-1', async () => {
     // The genuine peer CID, 1: no tenant is bound to it, so only a tenant without CID can be
     // reached from here (by its secret); tenants bound to a CID are refused even with their secret.
-    peerCid(undefined);
+    switchPeer(undefined);
     const mark = serviceLog.length;
     await expect401("app-a's secret from CID 1 (app-a is bound to CID 5)", as(secrets.a).listKeys());
     await expect401("app-b's secret from CID 1 (app-b is bound to CID 77)", as(secrets.b).listKeys());
@@ -374,7 +382,7 @@ async function main(): Promise<void> {
   });
 
   await check('identity-by-cid', async () => {
-    peerCid(A_CID);
+    switchPeer(A_CID);
     const mark = serviceLog.length;
     await expect401('no secret from CID 5 (app-a has a secret: both must match)', as(undefined).listKeys());
     await expect401("app-b's secret from CID 5", as(secrets.b).listKeys());
@@ -387,13 +395,13 @@ async function main(): Promise<void> {
     const lineA = await servedAs(okMark, 'list-keys');
     assert(lineA.tenant === 'app-a' && lineA.cid === A_CID && lineA.listener === 'vsock', `request line ${JSON.stringify(lineA)}`);
     // the same secrets from app-b's CID
-    peerCid(B_CID);
+    switchPeer(B_CID);
     await expect401("app-a's secret from CID 77", a.listKeys());
     const bMark = serviceLog.length;
     await as(secrets.b).listKeys();
     const lineB = await servedAs(bMark, 'list-keys');
     assert(lineB.tenant === 'app-b' && lineB.cid === B_CID, `request line ${JSON.stringify(lineB)}`);
-    peerCid(A_CID); // app-a's VM from here on
+    switchPeer(A_CID); // app-a's VM from here on
     return (
       `peer CID 5: no secret, app-b's, app-c's secret → 401 (audit cid 5); app-a's secret → 200 logged {tenant:app-a, listener:vsock, cid:5}; ` +
       `peer CID 77: app-a's secret → 401, app-b's → 200 logged {tenant:app-b, cid:77}`
