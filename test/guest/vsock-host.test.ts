@@ -11,6 +11,7 @@ import { connectVsock, listenVsock, loadVsockAddon, VsockUnavailableError } from
 import { parseSsVsock, peerFromEntries } from '../../src/service/vsock/peer.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { bundle, guestDir, removeDir } from './harness.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 // Captured in the guest (`ss --vsock -a -H -n -p`): a client, the listener, the accepted socket.
 const SS_OUTPUT = [
@@ -80,7 +81,7 @@ describe('finding the addon', () => {
     return { status: r.status, out: r.stdout.trim() };
   };
 
-  it.skipIf(!installed)('from an ESM import (the installed optional dependency)', () => {
+  it.skipIf(skipUnlessCI(!installed))('from an ESM import (the installed optional dependency)', () => {
     expect(typeof loadVsockAddon().VsockSocket).toBe('function');
   });
 
@@ -90,7 +91,7 @@ describe('finding the addon', () => {
     expect(r.out).toMatch(/^unavailable: .*node-vsock-linux-x64-gnu is not installed.*EVE_TOOLS_VSOCK_ADDON/);
   });
 
-  it.skipIf(!installed)('a bundled tool finds it in node_modules next to it, or via EVE_TOOLS_VSOCK_ADDON', () => {
+  it.skipIf(skipUnlessCI(!installed))('a bundled tool finds it in node_modules next to it, or via EVE_TOOLS_VSOCK_ADDON', () => {
     const src = resolve(REPO_ROOT, 'node_modules/node-vsock-linux-x64-gnu');
     cpSync(src, join(dir!, 'bin/node_modules/node-vsock-linux-x64-gnu'), { recursive: true });
     expect(runTool()).toEqual({ status: 0, out: 'ok function' });

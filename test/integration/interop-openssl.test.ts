@@ -32,6 +32,7 @@ import {
 import { expectNothingLoaded } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { opensslAvailable, opensslPublicKey, opensslVerify, runOk, workDir } from '../helpers/tpm-tools.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const HANDLE: Record<KeyType, number> = { rsa: 0x81010000, ecc: 0x81010010 };
@@ -49,7 +50,7 @@ function expectedKey(pub: TPMT_PUBLIC): Buffer {
   return Buffer.concat([Buffer.of(4), pad(x), pad(y)]);
 }
 
-describe.skipIf(!swtpmAvailable() || !opensslAvailable())('decode checks: real TPM responses vs openssl', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable() || !opensslAvailable()))('decode checks: real TPM responses vs openssl', () => {
   let sw: SwtpmInstance;
   let tpm: Tpm;
   let dir: string;

@@ -45,6 +45,7 @@ import {
 import { expectNothingLoaded } from '../helpers/hygiene.js';
 import { socatAvailable, startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { messageBytes, opensslAvailable, opensslVerify, tpm2Tools, tpm2ToolsAvailable, workDir, type Tpm2Tools } from '../helpers/tpm-tools.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const KEY_TYPES: KeyType[] = ['rsa', 'ecc'];
 /** Keys tpm2-tools makes (and the library then uses). */
@@ -61,7 +62,7 @@ const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest(
 // socat: the raw connection for the tpm2_load session chain
 const ready = swtpmAvailable() && tpm2ToolsAvailable() && opensslAvailable() && socatAvailable();
 
-describe.skipIf(!ready)('interop with tpm2-tools (via the bridge) and openssl', () => {
+describe.skipIf(skipUnlessCI(!ready))('interop with tpm2-tools (via the bridge) and openssl', () => {
   let sw: SwtpmInstance;
   let dir: string;
   let removeDir: () => Promise<void>;

@@ -63,6 +63,7 @@ import {
   workDir,
   writeMessageFile,
 } from '../helpers/tpm-tools.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const haveSwtpm = swtpmAvailable();
 const haveSocat = socatAvailable();
@@ -154,7 +155,7 @@ function flipped(b: Uint8Array, offset: number): Uint8Array {
 }
 
 for (const target of TARGETS) {
-  describe.skipIf(!target.available)(`library over ${target.name}`, () => {
+  describe.skipIf(skipUnlessCI(!target.available))(`library over ${target.name}`, () => {
     let transport: Transport;
     let stopTarget: (() => Promise<void>) | undefined;
     let tpm: Tpm;

@@ -16,6 +16,7 @@ import {
   type Transport,
 } from '../../src/tpm/transport/index.js';
 import { socatAvailable, startPty, startSwtpm, startSwtpmChardev, swtpmAvailable } from '../helpers/swtpm.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const haveSwtpm = swtpmAvailable();
 const haveSocat = socatAvailable();
@@ -140,16 +141,16 @@ describe.each(rigs)('%s', (_name, make, available) => {
     await rig?.stop();
   });
 
-  it.skipIf(!available)('answers TPM2_GetRandom', async () => {
+  it.skipIf(skipUnlessCI(!available))('answers TPM2_GetRandom', async () => {
     const resp = await rig.transport.send(hex('80010000000c0000017b0010'));
     expectRandom(resp, 16);
   });
 
-  it.skipIf(!available)('answers TPM2_GetCapability', async () => {
+  it.skipIf(skipUnlessCI(!available))('answers TPM2_GetCapability', async () => {
     expectManufacturer(await rig.transport.send(GET_CAP_MANUFACTURER));
   });
 
-  it.skipIf(!available)('answers 50 sequential commands', async () => {
+  it.skipIf(skipUnlessCI(!available))('answers 50 sequential commands', async () => {
     const seen = new Set<string>();
     for (let i = 0; i < 50; i++) {
       const n = 1 + (i % 48);
@@ -159,7 +160,7 @@ describe.each(rigs)('%s', (_name, make, available) => {
     expect(seen.size).toBe(50);
   });
 
-  it.skipIf(!available)('answers 20 concurrent commands, each its own, in order', async () => {
+  it.skipIf(skipUnlessCI(!available))('answers 20 concurrent commands, each its own, in order', async () => {
     const warnings: Error[] = [];
     const onWarning = (w: Error): number => warnings.push(w);
     process.on('warning', onWarning);
@@ -180,7 +181,7 @@ describe.each(rigs)('%s', (_name, make, available) => {
     expect(warnings.map((w) => w.message)).toEqual([]); // e.g. MaxListenersExceededWarning
   });
 
-  it.skipIf(!available)('a command given up on (timeout, abort) never answers the next one', async () => {
+  it.skipIf(skipUnlessCI(!available))('a command given up on (timeout, abort) never answers the next one', async () => {
     const t = rig.transport;
     const r1 = await t.send(CREATE_PRIMARY_RSA, { timeoutMs: 2 }).catch((e: unknown) => e);
     if (r1 instanceof Uint8Array) expect(u32(r1, 6)).toBe(0); // the TPM was faster than 2 ms
@@ -195,7 +196,7 @@ describe.each(rigs)('%s', (_name, make, available) => {
     expectManufacturer(await t.send(GET_CAP_MANUFACTURER));
   });
 
-  it.skipIf(!available)('reports a TPM error code as a response, not a transport error', async () => {
+  it.skipIf(skipUnlessCI(!available))('reports a TPM error code as a response, not a transport error', async () => {
     // GetRandom with a truncated parameter area: TPM_RC_INSUFFICIENT for parameter 1 (0x1da).
     const resp = await rig.transport.send(hex('80010000000b0000017b00'));
     expect(resp.length).toBe(10);
@@ -207,7 +208,7 @@ describe.each(rigs)('%s', (_name, make, available) => {
 // ---------------------------------------------------------------------------------------------
 // swtpm harness behaviour
 
-describe.skipIf(!haveSwtpm)('swtpm harness', () => {
+describe.skipIf(skipUnlessCI(!haveSwtpm))('swtpm harness', () => {
   it('restart keeps state; the socket transport reconnects lazily', async () => {
     const s = await startSwtpm();
     try {
@@ -457,7 +458,7 @@ describe('socket transport against misbehaving peers', () => {
   });
 });
 
-describe.skipIf(!haveSwtpm)('swtpm over TCP', () => {
+describe.skipIf(skipUnlessCI(!haveSwtpm))('swtpm over TCP', () => {
   it('answers through swtpm:tcp:127.0.0.1:PORT', async () => {
     // swtpm cannot listen on port 0; take a free port and release it (a small race, tests only).
     const port = await new Promise<number>((resolve) => {
@@ -551,7 +552,7 @@ describe('device transport', () => {
   });
 });
 
-describe.skipIf(!haveSocat)('device transport on a PTY against misbehaving peers', () => {
+describe.skipIf(skipUnlessCI(!haveSocat))('device transport on a PTY against misbehaving peers', () => {
   it('times out promptly on a silent peer while the event loop keeps ticking and the threadpool stays free', async () => {
     const fake = await fakeTpm(silent);
     const pty = await startPty(fake.path);

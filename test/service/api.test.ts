@@ -11,6 +11,7 @@ import { decode, TPMT_SIGNATURE, TPM2B_PUBLIC, TPM_PT, getTpmProperty, listPersi
 import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const verifyPlain = (pem: string, hash: string, message: Uint8Array, sig: Uint8Array): boolean =>
   verify(hash, message, createPublicKey(pem), sig);
@@ -25,7 +26,7 @@ async function rejects(p: Promise<unknown>): Promise<ServiceError> {
   throw new Error('expected a ServiceError');
 }
 
-describe.skipIf(!swtpmAvailable())('service API, two tenants', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('service API, two tenants', () => {
   let env: TestEnv;
   beforeAll(async () => {
     env = await startEnv({ tenants: [{ id: 'alice', maxKeys: 3 }, { id: 'bob' }] });
@@ -171,7 +172,7 @@ describe.skipIf(!swtpmAvailable())('service API, two tenants', () => {
   });
 });
 
-describe.skipIf(!swtpmAvailable())('service API, tpm key store', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('service API, tpm key store', () => {
   let env: TestEnv;
   beforeAll(async () => {
     env = await startEnv({ tenants: [{ id: 'alice' }, { id: 'bob' }], config: { keyStore: 'tpm' } });
@@ -211,7 +212,7 @@ describe.skipIf(!swtpmAvailable())('service API, tpm key store', () => {
   });
 });
 
-describe.skipIf(!swtpmAvailable())('single-tenant development mode', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('single-tenant development mode', () => {
   let env: TestEnv;
   beforeAll(async () => {
     env = await startEnv({ config: { singleTenant: true } });

@@ -16,10 +16,11 @@ import { ServiceClient } from '../../src/service/client.js';
 import { Tpm, listPersistentHandles } from '../../src/tpm/index.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { buildServiceBin, killAll, runBin, spawnService, waitHealthy } from './child.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!swtpmAvailable())('eve-tpm-service executable', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve-tpm-service executable', () => {
   let bin: { bin: string; cleanup: () => void };
   let swtpm: SwtpmInstance;
   let dir: string;

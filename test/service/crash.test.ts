@@ -18,6 +18,7 @@ import { generateSecret, hashSecret } from '../../src/service/tenants.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { buildServiceBin, killAll, spawnService, waitHealthy, type ServiceProcess } from './child.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const RANDOM_KILLS = 30;
 const POOL_FIRST = 0x81010000;
@@ -123,7 +124,7 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
   };
 }
 
-describe.skipIf(!swtpmAvailable())('crash safety (kill -9 of the service process)', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('crash safety (kill -9 of the service process)', () => {
   let bin: { bin: string; cleanup: () => void };
   beforeAll(() => {
     bin = buildServiceBin();

@@ -10,8 +10,9 @@ import type { JobEvent } from '../../src/service/queue.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
-describe.skipIf(!swtpmAvailable())('fair TPM queue', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('fair TPM queue', () => {
   let env: TestEnv;
   const keys: Record<string, string> = {};
 

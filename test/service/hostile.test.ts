@@ -12,6 +12,7 @@ import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
 import { connectTo, httpText, parseResponse, rawRequest } from './raw.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +23,7 @@ function closed(s: Socket): Promise<string> {
   return new Promise((resolve) => s.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))));
 }
 
-describe.skipIf(!swtpmAvailable())('hostile clients', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('hostile clients', () => {
   let env: TestEnv;
   let key: string;
   const auth = (): Record<string, string> => ({ Authorization: `Bearer ${env.secrets.alice}` });

@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { auditSince, eventually, startEnv, type TestEnv } from './env.js';
 import { httpText, rawRequest } from './raw.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
-describe.skipIf(!swtpmAvailable())('isolation between tenants and from EVE', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('isolation between tenants and from EVE', () => {
   let env: TestEnv;
   let aliceKey: string;
   let bobKey: string;

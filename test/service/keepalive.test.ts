@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { startEnv, type TestEnv } from './env.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const agentOf = (c: ServiceClient): Agent => (c as unknown as { agent: Agent }).agent;
 const count = (m: NodeJS.ReadOnlyDict<unknown[]>): number => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
@@ -16,7 +17,7 @@ const count = (m: NodeJS.ReadOnlyDict<unknown[]>): number => Object.values(m).re
 const sockets = (c: ServiceClient): number => count(agentOf(c).sockets) + count(agentOf(c).freeSockets);
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
-describe.skipIf(!swtpmAvailable())('connection reuse', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('connection reuse', () => {
   let env: TestEnv;
   let key: string;
   beforeAll(async () => {

@@ -11,6 +11,7 @@ import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
+import { skipUnlessCI } from '../helpers/ci.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -24,7 +25,7 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
   throw new Error('expected the request to fail');
 }
 
-describe.skipIf(!swtpmAvailable())('TPM failures', () => {
+describe.skipIf(skipUnlessCI(!swtpmAvailable()))('TPM failures', () => {
   let env: TestEnv;
   let key: { handle: string; pem: string };
   beforeAll(async () => {
