@@ -33,6 +33,7 @@ import {
   type CreatedKey,
   type Transport,
 } from '../../src/tpm/index.js';
+import { result, assert, check, finish } from './report.js';
 
 const DEVICE = '/dev/tpmrm0';
 const PERSISTENT = 0x81010000;
@@ -41,25 +42,6 @@ const MiB = 1024 * 1024;
 const PT_HR_ACTIVE_AVAIL = 0x206; // sessions that may still be started (loaded or saved)
 const PT_HR_TRANSIENT_AVAIL = 0x207;
 
-const t0 = Date.now();
-let passed = 0;
-let failed = 0;
-function result(name: string, ok: boolean, detail: string): void {
-  if (ok) passed++;
-  else failed++;
-  console.log(`RESULT ${name} ${ok ? 'PASS' : 'FAIL'} ${detail.replace(/\s+/g, ' ')}`);
-}
-async function check(name: string, fn: () => Promise<string>): Promise<void> {
-  const start = Date.now();
-  try {
-    result(name, true, `${await fn()} (${Date.now() - start} ms)`);
-  } catch (e) {
-    result(name, false, (e as Error).stack ?? String(e));
-  }
-}
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
 const hex = (h: number): string => `0x${h.toString(16).padStart(8, '0')}`;
 const transientHandles = (tpm: Tpm): Promise<number[]> => listHandles(tpm, 0x80000000, 0x80ffffff);
 const sessionHandles = (tpm: Tpm): Promise<number[]> => listHandles(tpm, 0x02000000, 0x03ffffff);
@@ -303,6 +285,5 @@ async function main(): Promise<void> {
 main()
   .catch((e: unknown) => result('main', false, (e as Error).stack ?? String(e)))
   .finally(() => {
-    console.log(`SUMMARY ${passed} passed, ${failed} failed (${Date.now() - t0} ms)`);
-    process.exit(failed === 0 ? 0 : 1);
+    finish();
   });

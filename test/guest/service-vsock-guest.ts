@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ServiceClient, ServiceError, type KeyInfo } from '../../src/service/client.js';
 import { connectVsock } from '../../src/service/vsock/index.js';
+import { result, log, sleep, assert, check, finish, t0 } from './report.js';
 
 const CID = 1; // loopback only: never CID 2 or anything else
 const PORT = 8877;
@@ -43,38 +44,9 @@ const SS_WRAPPER = join(WORK, 'ss-cid-map.sh');
 const A_CID = 5;
 const B_CID = 77;
 
-const t0 = Date.now();
-let passed = 0;
-let failed = 0;
-function result(name: string, ok: boolean, detail: string): void {
-  if (ok) passed++;
-  else failed++;
-  console.log(`RESULT ${name} ${ok ? 'PASS' : 'FAIL'} ${detail.replace(/\s+/g, ' ')}`);
-}
-const log = (msg: string): void => console.error(`[${String(Date.now() - t0).padStart(6)} ms] ${msg}`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
 
-/** Debugging aid: SKIP_CHECKS=a,b leaves those checks out (no RESULT line, so the host test fails). */
-const SKIP = new Set((process.env.SKIP_CHECKS ?? '').split(',').filter(Boolean));
-
-async function check(name: string, fn: () => Promise<string>): Promise<boolean> {
-  if (SKIP.has(name)) return true;
-  const start = Date.now();
-  log(`${name} ...`);
-  try {
-    const detail = await fn();
-    result(name, true, `${detail} (${Date.now() - start} ms)`);
-    return true;
-  } catch (e) {
-    result(name, false, `${(e as Error).stack ?? String(e)} (${Date.now() - start} ms)`);
-    return false;
-  }
-}
 
 async function timed<T>(p: Promise<T>): Promise<[T, number]> {
   const s = Date.now();
@@ -648,7 +620,5 @@ main()
     } catch {
       // the share is read-only: only the RESULT lines then
     }
-    console.log(`SUMMARY ${passed} passed, ${failed} failed (${Date.now() - t0} ms)`);
-    // the vsock addon's threads keep the loop alive for good
-    process.exit(failed === 0 ? 0 : 1);
+    finish();
   });

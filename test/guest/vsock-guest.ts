@@ -11,6 +11,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
 import { connectVsock, listenVsock, type VsockPeer } from '../../src/service/vsock/index.js';
+import { result, log, sleep, assert, check, finish } from './report.js';
 
 const CID = 1; // loopback only
 const HTTP_PORT = 7700;
@@ -21,17 +22,7 @@ const NO_SS_PORT = 7703;
 const CONTROL_PORT = 7710;
 const MiB = 1024 * 1024;
 
-const t0 = Date.now();
-let passed = 0;
-let failed = 0;
-function result(name: string, ok: boolean, detail: string): void {
-  if (ok) passed++;
-  else failed++;
-  console.log(`RESULT ${name} ${ok ? 'PASS' : 'FAIL'} ${detail.replace(/\s+/g, ' ')}`);
-}
-const log = (msg: string): void => console.error(`[${String(Date.now() - t0).padStart(6)} ms] ${msg}`);
 const sha = (b: Buffer | Uint8Array): string => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Deterministic bytes for /blob: the same on both sides without sending them twice. */
 function blob(n: number, seed: number): Buffer {
@@ -150,19 +141,7 @@ async function request(method: string, path: string, body?: Buffer): Promise<Rep
   });
 }
 
-async function check(name: string, fn: () => Promise<string>): Promise<void> {
-  const start = Date.now();
-  try {
-    const detail = await fn();
-    result(name, true, `${detail} (${Date.now() - start} ms)`);
-  } catch (e) {
-    result(name, false, `${(e as Error).stack ?? String(e)}`);
-  }
-}
 
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
 
 async function main(): Promise<void> {
   const baselineFds = socketFdCount();
@@ -412,8 +391,6 @@ async function main(): Promise<void> {
 main()
   .catch((e: unknown) => result('main', false, (e as Error).stack ?? String(e)))
   .finally(() => {
-    console.log(`SUMMARY ${passed} passed, ${failed} failed (${Date.now() - t0} ms)`);
-    // the addon's accept threads keep the loop alive for good
-    process.exit(failed === 0 ? 0 : 1);
+    finish();
   });
 
