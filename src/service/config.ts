@@ -33,15 +33,31 @@ export interface ServiceConfig {
   deadlineMs: number;
   /** Deadline of a streamed sign (its body may be large). */
   streamDeadlineMs: number;
+  /** Time allowed for a request's complete header block. */
   headersTimeoutMs: number;
   /** Longest pause between two pieces of a request body. */
   bodyTimeoutMs: number;
+  /** After `bodyRateGraceMs`, a request body must keep at least this rate (bytes/s); 0 = no minimum. */
+  minBodyBytesPerSec: number;
+  /** Time a body may take before the minimum rate applies (and the window it is measured over). */
+  bodyRateGraceMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  /** Connections one peer (vsock CID, tcp address; unix: all callers together) may hold. */
+  maxConnectionsPerPeer: number;
+  /**
+   * Connections kept for callers that have authenticated: unauthenticated ones get at most
+   * maxConnections − this (the reserve is never more than half of maxConnections).
+   */
+  reservedTenantConnections: number;
   queueCapacity: number;
   queuePerTenant: number;
-  /** Hash sequences open at once (each takes one TPM object slot; swtpm has 3). */
+  /** Hash sequences loaded in the TPM at once (each takes one TPM object slot; swtpm has 3); more are context-saved. */
   hashSlots: number;
+  /** Streamed hash sequences open at once (loaded or context-saved). */
+  maxSequences: number;
+  /** Streamed hash sequences one tenant may have open at once. */
+  sequencesPerTenant: number;
   maxJsonBytes: number;
   maxInlineMessageBytes: number;
   /** Largest streamed message; 0 = no limit but the stream deadline. */
@@ -67,13 +83,19 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   defaultMaxKeys: DEFAULT_MAX_KEYS,
   deadlineMs: 30_000,
   streamDeadlineMs: 600_000,
-  headersTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
   bodyTimeoutMs: 10_000,
+  minBodyBytesPerSec: 1024,
+  bodyRateGraceMs: 5_000,
   keepAliveTimeoutMs: 5_000,
   maxConnections: 256,
+  maxConnectionsPerPeer: 32,
+  reservedTenantConnections: 64,
   queueCapacity: 256,
   queuePerTenant: 64,
   hashSlots: 1,
+  maxSequences: 32,
+  sequencesPerTenant: 4,
   maxJsonBytes: 1_500_000,
   maxInlineMessageBytes: 1024 * 1024,
   maxStreamBytes: 0,
@@ -91,11 +113,17 @@ const NUMBER_KEYS = [
   'streamDeadlineMs',
   'headersTimeoutMs',
   'bodyTimeoutMs',
+  'minBodyBytesPerSec',
+  'bodyRateGraceMs',
   'keepAliveTimeoutMs',
   'maxConnections',
+  'maxConnectionsPerPeer',
+  'reservedTenantConnections',
   'queueCapacity',
   'queuePerTenant',
   'hashSlots',
+  'maxSequences',
+  'sequencesPerTenant',
   'maxJsonBytes',
   'maxInlineMessageBytes',
   'maxStreamBytes',
@@ -147,9 +175,10 @@ export function resolveConfig(file: Record<string, unknown> = {}, flags: Partial
     throw new ConfigError('listen must be a non-empty list of addresses');
   }
   c.listen = c.listen.map((l) => formatAddress(listenAddress(l, c.allowNonLoopback)));
-  for (const k of ['deadlineMs', 'streamDeadlineMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'maxConnections', 'queueCapacity', 'queuePerTenant', 'hashSlots', 'tpmCommandTimeoutMs'] as const) {
+  for (const k of ['deadlineMs', 'streamDeadlineMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'maxConnections', 'queueCapacity', 'queuePerTenant', 'hashSlots', 'tpmCommandTimeoutMs', 'bodyRateGraceMs', 'maxConnectionsPerPeer', 'maxSequences', 'sequencesPerTenant'] as const) {
     if (c[k] < 1) throw new ConfigError(`${k} must be at least 1`);
   }
+
   try {
     new HandlePool(c.poolStart, c.poolSize);
   } catch (e) {
