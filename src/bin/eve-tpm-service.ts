@@ -6,17 +6,21 @@
  *   eve-tpm-service tenant add --id APP [--cid N] [--max-keys N] --tenants FILE
  *   eve-tpm-service tenant list --tenants FILE --state-dir DIR
  *   eve-tpm-service tenant remove --id APP [--purge] --tenants FILE --state-dir DIR
+ *   eve-tpm-service tenant purge --record RECORD --tenants FILE --state-dir DIR
+ *   eve-tpm-service registry rebuild --state-dir DIR [--key-store tpm] [--tenants FILE]
  *
  * Exit codes: 0 done (also after a SIGTERM/SIGINT drain), 1 runtime failure, 2 bad
  * configuration or arguments, 3 a listener or the state directory could not be opened.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { addTenant, AdminError, listTenants, removeTenant } from '../service/admin.js';
+import { addTenant, AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin.js';
 import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
 import { ListenError } from '../service/http/listeners.js';
 import { StateLockedError } from '../service/lock.js';
 import { createLogger } from '../service/logger.js';
 import { startService } from '../service/service.js';
+import { formatHandle } from '../service/handles.js';
+import { rebuildRegistry, RebuildError } from '../service/rebuild.js';
 import { RegistryFormatError } from '../service/registry.js';
 import { VERSION } from '../service/version.js';
 
@@ -84,7 +88,9 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
 }
 
 function adminError(e: unknown): never {
-  if (e instanceof AdminError || e instanceof ConfigError || e instanceof StateLockedError || e instanceof RegistryFormatError) fail((e as Error).message, EXIT.CONFIG);
+  if (e instanceof AdminError || e instanceof ConfigError || e instanceof StateLockedError || e instanceof RegistryFormatError || e instanceof RebuildError) {
+    fail((e as Error).message, EXIT.CONFIG);
+  }
   fail((e as Error).message ?? String(e), EXIT.FAILURE);
 }
 
@@ -129,6 +135,13 @@ program
 
 const tenant = program.command('tenant').description('manage tenants (host-side only)');
 
+/** Config for the commands that touch the state dir: --config file, then these flags. */
+const stateConfig = (o: { config?: string; stateDir?: string; tpm?: string; keyStore?: string; tenants: string }): ServiceConfig =>
+  configFrom({ config: o.config, stateDir: o.stateDir, tpm: o.tpm, keyStore: o.keyStore, tenants: o.tenants, listen: ['unix:/nonexistent'] });
+
+const purgeLine = (r: PurgeReport): string =>
+  `${r.purged} key(s) purged${r.undone ? ` (${r.undone} creation(s) under way undone)` : ''}${r.remaining ? `, ${r.remaining} left (see the service log; recovery finishes them)` : ''}`;
+
 tenant
   .command('add')
   .description('add a tenant: generates its secret (printed once, stored only as a hash) and prints cloud-init user-data for the VM')
@@ -151,7 +164,7 @@ tenant
         toolsSha256: o.toolsSha256,
       });
       process.stdout.write(
-        `Tenant ${o.id} added${o.cid === undefined ? '' : ` (CID ${o.cid})`}, quota ${r.tenant.maxKeys} keys.\n` +
+        `Tenant ${o.id} added${o.cid === undefined ? '' : ` (CID ${o.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n` +
           `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n\n` +
           `cloud-init user-data for the application VM:\n\n${r.snippet}`,
       );
@@ -162,19 +175,25 @@ tenant
 
 tenant
   .command('list')
-  .description('list tenants and their keys (from the registry)')
+  .description('list tenants and their keys, and the keys of removed tenants (orphans), from the registry')
   .requiredOption('--tenants <file>', 'tenants file')
   .requiredOption('--state-dir <dir>', 'service state directory')
   .option('--json', 'print JSON')
-  .action((o: { tenants: string; stateDir: string; json?: boolean }) => {
+  .action(async (o: { tenants: string; stateDir: string; json?: boolean }) => {
     try {
-      const list = listTenants(o.tenants, o.stateDir);
-      if (o.json) return void process.stdout.write(JSON.stringify({ tenants: list }, null, 2) + '\n');
-      if (list.length === 0) return void process.stdout.write('no tenants\n');
-      for (const t of list) {
+      const list = await listTenants(o.tenants, o.stateDir);
+      if (o.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      if (list.tenants.length === 0 && list.orphans.length === 0) return void process.stdout.write('no tenants\n');
+      const keyLines = (keys: KeyListing[]): string => keys.map((k) => `  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`).join('');
+      for (const t of list.tenants) {
         const cid = t.cid === undefined ? '' : ` cid=${t.cid}`;
-        process.stdout.write(`${t.id}${cid} maxKeys=${t.maxKeys}${t.hasSecret ? ' secret=yes' : ''} keys=${t.keys.length}\n`);
-        for (const k of t.keys) process.stdout.write(`  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`);
+        process.stdout.write(`${t.id} record=${t.record}${cid} maxKeys=${t.maxKeys}${t.hasSecret ? ' secret=yes' : ''} keys=${t.keys.length}\n${keyLines(t.keys)}`);
+      }
+      for (const r of list.orphans) {
+        process.stdout.write(
+          `ORPHANED record ${r.record} (was ${r.tenant}) keys=${r.keys.length}: its tenant was removed; ` +
+            `delete them with: eve-tpm-service tenant purge --record ${r.record} --tenants ${o.tenants} --state-dir ${o.stateDir}\n${keyLines(r.keys)}`,
+        );
       }
     } catch (e) {
       adminError(e);
@@ -183,7 +202,7 @@ tenant
 
 tenant
   .command('remove')
-  .description('remove a tenant; with --purge also delete its keys from the TPM and the state directory')
+  .description("remove a tenant (its keys stay, as orphans of its record); with --purge also delete its keys — or, for a name no longer configured, the keys its removed tenant left")
   .requiredOption('--id <id>', 'tenant id')
   .requiredOption('--tenants <file>', 'tenants file')
   .option('--purge', "delete the tenant's keys")
@@ -192,11 +211,56 @@ tenant
   .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
   .action(async (o: { id: string; tenants: string; purge?: boolean; config?: string; stateDir?: string; tpm?: string }) => {
     try {
-      const config = configFrom({ config: o.config, stateDir: o.stateDir, tpm: o.tpm, tenants: o.tenants, listen: ['unix:/nonexistent'] });
+      const config = stateConfig(o);
       const r = await removeTenant({ tenantsFile: o.tenants, id: o.id, purge: o.purge === true, config, log: createLogger('warn') });
       process.stdout.write(
-        o.purge ? `Tenant ${o.id} removed; ${r.purged} key(s) purged${r.remaining ? `, ${r.remaining} left (see the service log)` : ''}.\n` : `Tenant ${o.id} removed; ${r.remaining} key(s) kept (use --purge to delete them).\n`,
+        o.purge
+          ? `Tenant ${o.id} removed; ${purgeLine(r)}.\n`
+          : `Tenant ${o.id} removed; ${r.remaining} key(s) kept as orphans of record ${r.record}` +
+              (r.remaining ? ` (no tenant sees them; delete them with: eve-tpm-service tenant purge --record ${r.record} --tenants ${o.tenants} --state-dir ${config.stateDir}).\n` : '.\n'),
       );
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+tenant
+  .command('purge')
+  .description('delete the keys of a removed tenant (an orphaned record, see tenant list)')
+  .requiredOption('--record <record>', 'the record id tenant list shows (16 hex digits, or legacy:ID)')
+  .requiredOption('--tenants <file>', 'tenants file (the record must not be a configured tenant\'s)')
+  .option('--config <file>', 'service config file (for --state-dir, --tpm, --key-store)')
+  .option('--state-dir <dir>', 'service state directory')
+  .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
+  .action(async (o: { record: string; tenants: string; config?: string; stateDir?: string; tpm?: string }) => {
+    try {
+      const r = await purgeOrphans({ tenantsFile: o.tenants, record: o.record, config: stateConfig(o), log: createLogger('warn') });
+      process.stdout.write(`Record ${r.record}: ${purgeLine(r)}.\n`);
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+const registry = program.command('registry').description('repair the key registry (service stopped)');
+
+registry
+  .command('rebuild')
+  .description('re-create the registry entries of key blob files that have none (after registry.json was lost); takes the state lock')
+  .requiredOption('--state-dir <dir>', 'service state directory')
+  .addOption(new Option('--key-store <mode>', "the service's key store (default: --config's, else blobs)").choices(['blobs', 'tpm']))
+  .option('--config <file>', 'service config file (for --key-store)')
+  .option('--tenants <file>', 'tenants file: mark restored keys whose record no tenant has')
+  .action(async (o: { stateDir: string; keyStore?: string; config?: string; tenants?: string }) => {
+    try {
+      const config = configFrom({ config: o.config, stateDir: o.stateDir, keyStore: o.keyStore, singleTenant: true, listen: ['unix:/nonexistent'] });
+      const r = await rebuildRegistry(config.stateDir, config.keyStore);
+      const configured = o.tenants ? new Map((await listTenants(o.tenants, config.stateDir)).tenants.map((t) => [t.record, t.id])) : undefined;
+      process.stdout.write(`Registry ${config.stateDir}/registry.json: ${r.restored.length} key(s) restored from their blob files, ${r.kept} entr(y/ies) already there.\n`);
+      for (const e of r.restored) {
+        const who = configured === undefined ? '' : configured.has(e.owner) ? ` (tenant ${configured.get(e.owner)!})` : ' (ORPHANED: no configured tenant has this record)';
+        process.stdout.write(`  ${formatHandle(e.handle)} ${e.type} ${e.hashAlg} ${e.store} record ${e.owner} was ${e.tenant}${who}\n`);
+      }
+      for (const p of r.skipped) process.stdout.write(`  skipped ${p.file}: ${p.problem} (left in place)\n`);
     } catch (e) {
       adminError(e);
     }

@@ -1,42 +1,87 @@
 /**
  * Host-side administration (the service's bin, never reachable over the API): add, list and
- * remove tenants. The tenants file is replaced atomically and durably, owner-only.
+ * remove tenants, purge the keys of removed ones. Every change of the tenants file is a
+ * read-modify-write under its lock (`<file>.lock`), replaced atomically and durably,
+ * owner-only, so concurrent commands never lose each other's changes.
+ *
+ * Keys belong to tenant records (tenants.ts): `tenant add` gives each tenant a new random uid;
+ * `tenant remove` without --purge leaves the record's keys as orphans, which no later tenant
+ * sees (not even one with the same name) and which `tenant purge --record` — or `tenant remove
+ * --id NAME --purge` once NAME is no longer configured — deletes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { BlobStore } from './blob-store.js';
 import { cloudInitSnippet } from './cloud-init.js';
 import type { ServiceConfig } from './config.js';
-import { openCore, REGISTRY_FILE } from './core.js';
+import { KEYS_DIR, openCore, REGISTRY_FILE } from './core.js';
 import { writeFileDurable } from './durable-file.js';
 import { formatHandle } from './handles.js';
-import { lockHolder } from './lock.js';
-import { purgeTenantKeys, readPurgeRequests, writePurgeRequests } from './purge.js';
-import { KeyRegistry } from './registry.js';
-import { DEFAULT_MAX_KEYS, generateSecret, hashSecret, parseTenants, TENANT_ID, type Tenant } from './tenants.js';
-import { join } from 'node:path';
+import { lockHolder, StateLockedError, withLock } from './lock.js';
+import { filePurgeRequest, purgeRecord, takePurgeResult } from './purge.js';
+import { refuseLostRegistry } from './recovery.js';
+import { KeyRegistry, type KeyEntry } from './registry.js';
+import { DEFAULT_MAX_KEYS, generateSecret, generateUid, hashSecret, isRecordId, parseTenants, recordOf, TENANT_ID, type Tenant } from './tenants.js';
 
 export class AdminError extends Error {
   override readonly name = 'AdminError';
 }
 
-function readTenants(path: string): Tenant[] {
-  if (!existsSync(path)) return [];
+/** How long a command waits for another one holding the tenants file's lock. */
+const TENANTS_LOCK_WAIT_MS = 10_000;
+
+async function readTenants(path: string): Promise<Tenant[]> {
+  let text: string;
   try {
-    return parseTenants(JSON.parse(readFileSync(path, 'utf8')), DEFAULT_MAX_KEYS);
+    text = await fsp.readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw new AdminError(`cannot read the tenants file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parseTenants(JSON.parse(text), DEFAULT_MAX_KEYS);
   } catch (e) {
     throw new AdminError(`cannot read the tenants file ${path}: ${(e as Error).message}`);
   }
 }
 
-async function writeTenants(path: string, tenants: readonly Tenant[]): Promise<void> {
-  // Never write a file the service would refuse; its reason is a usage error (exit 2).
-  try {
-    parseTenants({ tenants });
-  } catch (e) {
-    throw new AdminError((e as Error).message);
-  }
-  await writeFileDurable(path, JSON.stringify({ tenants }, null, 2) + '\n', 0o600);
+/** The file's form of a tenant (only the fields it has). */
+function fileForm(t: Tenant): Record<string, unknown> {
+  const out: Record<string, unknown> = { id: t.id };
+  if (t.uid !== undefined) out.uid = t.uid;
+  if (t.cid !== undefined) out.cid = t.cid;
+  if (t.secretHash !== undefined) out.secretHash = t.secretHash;
+  out.maxKeys = t.maxKeys;
+  return out;
+}
+
+/**
+ * Read-modify-write of the tenants file under its lock. `change` returns the new tenants (or
+ * undefined: nothing to write) and a result.
+ */
+async function updateTenants<T>(path: string, change: (tenants: Tenant[]) => { tenants?: Tenant[]; result: T }): Promise<T> {
+  return withLock(`${path}.lock`, TENANTS_LOCK_WAIT_MS, async () => {
+    const { tenants, result } = change(await readTenants(path));
+    if (tenants) {
+      const json = { tenants: tenants.map(fileForm) };
+      // Never write a file the service would refuse; its reason is a usage error (exit 2).
+      try {
+        parseTenants(json);
+      } catch (e) {
+        throw new AdminError((e as Error).message);
+      }
+      await writeFileDurable(path, JSON.stringify(json, null, 2) + '\n', 0o600);
+    }
+    return result;
+  });
+}
+
+/** The registry of a state dir (admin: synchronous); a lost one with blob files left is refused. */
+function loadRegistry(stateDir: string, keyStore: ServiceConfig['keyStore'] = 'blobs'): KeyRegistry {
+  refuseLostRegistry(stateDir, BlobStore.fileHandlesIn(join(stateDir, KEYS_DIR)), keyStore);
+  return KeyRegistry.loadSync(join(stateDir, REGISTRY_FILE));
 }
 
 export interface AddTenantOptions {
@@ -53,85 +98,175 @@ export interface AddTenantOptions {
 
 export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; snippet: string; tenant: Tenant }> {
   if (!TENANT_ID.test(o.id)) throw new AdminError(`tenant id must match ${TENANT_ID.source}`);
-  const tenants = readTenants(o.tenantsFile);
-  if (tenants.some((t) => t.id === o.id)) throw new AdminError(`tenant ${o.id} already exists`);
-  if (o.cid !== undefined && tenants.some((t) => t.cid === o.cid)) throw new AdminError(`CID ${o.cid} already belongs to another tenant`);
   const secret = generateSecret();
-  const tenant: Tenant = { id: o.id, secretHash: hashSecret(secret), maxKeys: o.maxKeys ?? DEFAULT_MAX_KEYS };
-  if (o.cid !== undefined) tenant.cid = o.cid;
-  await writeTenants(o.tenantsFile, [...tenants, tenant]);
+  const tenant = await updateTenants(o.tenantsFile, (tenants) => {
+    if (tenants.some((t) => t.id === o.id)) throw new AdminError(`tenant ${o.id} already exists`);
+    if (o.cid !== undefined && tenants.some((t) => t.cid === o.cid)) throw new AdminError(`CID ${o.cid} already belongs to another tenant`);
+    let uid = generateUid();
+    while (tenants.some((t) => t.uid === uid)) uid = generateUid();
+    const t: Tenant = { id: o.id, uid, secretHash: hashSecret(secret), maxKeys: o.maxKeys ?? DEFAULT_MAX_KEYS };
+    if (o.cid !== undefined) t.cid = o.cid;
+    return { tenants: [...tenants, t], result: t };
+  });
   return { secret, tenant, snippet: cloudInitSnippet({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', toolsUrl: o.toolsUrl, toolsSha256: o.toolsSha256 }) };
+}
+
+export interface KeyListing {
+  handle: string;
+  type: string;
+  hashAlg: string;
+  state: string;
+  store: string;
+  createdAt: string;
 }
 
 export interface TenantListing {
   id: string;
+  /** The record owning its keys: its uid, or `legacy:<id>`. */
+  record: string;
   cid?: number;
   maxKeys: number;
   hasSecret: boolean;
-  keys: Array<{ handle: string; type: string; hashAlg: string; state: string; store: string; createdAt: string }>;
+  keys: KeyListing[];
 }
 
-/** Tenants with their keys (from the registry); keys of tenants no longer configured too. */
-export function listTenants(tenantsFile: string, stateDir: string): TenantListing[] {
-  const tenants = readTenants(tenantsFile);
-  const registry = KeyRegistry.loadSync(join(stateDir, REGISTRY_FILE));
-  const out = new Map<string, TenantListing>();
-  for (const t of tenants) {
-    const l: TenantListing = { id: t.id, maxKeys: t.maxKeys, hasSecret: t.secretHash !== undefined, keys: [] };
+/** Keys whose record no configured tenant has: left by `tenant remove` without --purge. */
+export interface OrphanListing {
+  record: string;
+  /** The name the record's tenant had. */
+  tenant: string;
+  keys: KeyListing[];
+}
+
+const keyListing = (e: KeyEntry): KeyListing => ({
+  handle: formatHandle(e.handle),
+  type: e.type,
+  hashAlg: e.hashAlg,
+  state: e.state,
+  store: e.store,
+  createdAt: e.createdAt,
+});
+
+/** Configured tenants with their keys, and the orphaned records with theirs (from the registry). */
+export async function listTenants(tenantsFile: string, stateDir: string): Promise<{ tenants: TenantListing[]; orphans: OrphanListing[] }> {
+  const tenants = await readTenants(tenantsFile);
+  const registry = loadRegistry(stateDir);
+  const byRecord = new Map<string, TenantListing>();
+  const listed = tenants.map((t) => {
+    const l: TenantListing = { id: t.id, record: recordOf(t), maxKeys: t.maxKeys, hasSecret: t.secretHash !== undefined, keys: [] };
     if (t.cid !== undefined) l.cid = t.cid;
-    out.set(t.id, l);
-  }
+    byRecord.set(l.record, l);
+    return l;
+  });
+  const orphans = new Map<string, OrphanListing>();
   for (const e of registry.all()) {
-    let l = out.get(e.tenant);
-    if (!l) out.set(e.tenant, (l = { id: e.tenant, maxKeys: 0, hasSecret: false, keys: [] }));
-    l.keys.push({ handle: formatHandle(e.handle), type: e.type, hashAlg: e.hashAlg, state: e.state, store: e.store, createdAt: e.createdAt });
+    const owner = byRecord.get(e.owner);
+    if (owner) {
+      owner.keys.push(keyListing(e));
+      continue;
+    }
+    let o = orphans.get(e.owner);
+    if (!o) orphans.set(e.owner, (o = { record: e.owner, tenant: e.tenant, keys: [] }));
+    o.keys.push(keyListing(e));
   }
-  return [...out.values()];
+  return { tenants: listed, orphans: [...orphans.values()] };
 }
 
-export interface RemoveTenantOptions {
+export interface PurgeOptions {
   tenantsFile: string;
-  id: string;
-  purge: boolean;
   config: ServiceConfig;
   log: Logger;
   /** How long to wait for a running service to carry out the purge. */
   waitMs?: number;
 }
 
-/**
- * Removes the tenant from the tenants file (it can no longer authenticate) and, with purge,
- * deletes its keys: directly when the service is stopped, through the running service (purge
- * request + SIGHUP) otherwise. Returns the number of keys purged (or left, without purge).
- */
-export async function removeTenant(o: RemoveTenantOptions): Promise<{ purged: number; remaining: number }> {
-  const tenants = readTenants(o.tenantsFile);
-  const known = tenants.some((t) => t.id === o.id);
-  const registry = KeyRegistry.loadSync(join(o.config.stateDir, REGISTRY_FILE));
-  const owned = registry.ofTenant(o.id).length;
-  if (!known && owned === 0) throw new AdminError(`no tenant ${o.id} and no keys of it`);
-  if (known) await writeTenants(o.tenantsFile, tenants.filter((t) => t.id !== o.id));
-  if (!o.purge) return { purged: 0, remaining: owned };
+export interface PurgeReport {
+  record: string;
+  purged: number;
+  /** Creations under way for the record that the purge made undo themselves. */
+  undone: number;
+  remaining: number;
+}
 
-  const pid = lockHolder(o.config.stateDir);
-  if (pid !== undefined) {
-    await writePurgeRequests(o.config.stateDir, [...(await readPurgeRequests(o.config.stateDir)), o.id]);
-    process.kill(pid, 'SIGHUP');
-    const until = Date.now() + (o.waitMs ?? 60_000);
-    while (Date.now() < until) {
-      await sleep(100);
-      if (!(await readPurgeRequests(o.config.stateDir)).includes(o.id)) {
-        const left = KeyRegistry.loadSync(join(o.config.stateDir, REGISTRY_FILE)).ofTenant(o.id).length;
-        return { purged: owned - left, remaining: left };
+async function refuseConfigured(tenantsFile: string, record: string): Promise<void> {
+  const holder = (await readTenants(tenantsFile)).find((t) => recordOf(t) === record);
+  if (holder) throw new AdminError(`record ${record} belongs to the configured tenant ${holder.id}; remove the tenant first: tenant remove --id ${holder.id} --purge`);
+}
+
+/**
+ * Deletes the keys of `record`, which no configured tenant may have: directly when the service
+ * is stopped (this command then holds the state lock), through the running service otherwise
+ * (purge request + SIGHUP; the service checks the record against its own tenants again).
+ */
+async function purgeRecordKeys(o: PurgeOptions, record: string, name: string): Promise<PurgeReport> {
+  await refuseConfigured(o.tenantsFile, record);
+  let pid = lockHolder(o.config.stateDir);
+  if (pid === undefined) {
+    try {
+      const core = await openCore(o.config, o.log);
+      try {
+        return { record, ...(await purgeRecord(core.keys, record, name, o.log)) };
+      } finally {
+        await core.close();
       }
+    } catch (e) {
+      if (!(e instanceof StateLockedError)) throw e;
+      pid = e.pid; // the service started meanwhile: ask it
     }
-    throw new AdminError(`the running service (pid ${pid}) did not carry out the purge in time; see its log`);
   }
-  const core = await openCore(o.config, o.log);
+  const id = await filePurgeRequest(o.config.stateDir, record, name);
   try {
-    const purged = await purgeTenantKeys(core.keys, core.registry, o.id, o.log);
-    return { purged, remaining: core.registry.ofTenant(o.id).length };
-  } finally {
-    await core.close();
+    process.kill(pid, 'SIGHUP');
+  } catch (e) {
+    throw new AdminError(`cannot signal the service (pid ${pid}): ${(e as Error).message}; the purge request stays filed for its next start`);
   }
+  const until = Date.now() + (o.waitMs ?? 60_000);
+  while (Date.now() < until) {
+    await sleep(100);
+    const r = await takePurgeResult(o.config.stateDir, id);
+    if (!r) continue;
+    if (r.error !== undefined) throw new AdminError(`the service refused the purge: ${r.error}`);
+    return { record, purged: r.purged, undone: r.undone, remaining: r.remaining };
+  }
+  throw new AdminError(`the running service (pid ${pid}) did not carry out the purge in time; see its log`);
+}
+
+export interface RemoveTenantOptions extends PurgeOptions {
+  id: string;
+  purge: boolean;
+}
+
+/**
+ * Removes tenant `id` from the tenants file (it can no longer authenticate; its keys become
+ * orphans of its record) and, with purge, deletes them. With purge and no tenant `id`
+ * configured, purges the orphaned record that had that name, if there is exactly one.
+ */
+export async function removeTenant(o: RemoveTenantOptions): Promise<PurgeReport> {
+  const removed = await updateTenants(o.tenantsFile, (tenants) => {
+    const t = tenants.find((x) => x.id === o.id);
+    return t ? { tenants: tenants.filter((x) => x !== t), result: t } : { result: undefined };
+  });
+  const registry = loadRegistry(o.config.stateDir, o.config.keyStore);
+  if (removed) {
+    const record = recordOf(removed);
+    if (!o.purge) return { record, purged: 0, undone: 0, remaining: registry.ofRecord(record).length };
+    return purgeRecordKeys(o, record, removed.id);
+  }
+  const configured = new Set((await readTenants(o.tenantsFile)).map(recordOf));
+  const orphaned = [...new Set(registry.all().filter((e) => e.tenant === o.id && !configured.has(e.owner)).map((e) => e.owner))];
+  if (orphaned.length === 0) throw new AdminError(`no tenant ${o.id} and no keys of it`);
+  if (!o.purge) throw new AdminError(`no tenant ${o.id}; keys of a removed tenant of that name are left (record ${orphaned.join(', ')}); delete them with --purge`);
+  if (orphaned.length > 1) {
+    throw new AdminError(`keys of ${orphaned.length} removed tenants named ${o.id} are left (records ${orphaned.join(', ')}); purge one with: tenant purge --record RECORD`);
+  }
+  return purgeRecordKeys(o, orphaned[0]!, o.id);
+}
+
+/** `tenant purge --record R`: deletes the keys of an orphaned record. */
+export async function purgeOrphans(o: PurgeOptions & { record: string }): Promise<PurgeReport> {
+  if (!isRecordId(o.record)) throw new AdminError(`${JSON.stringify(o.record)} is not a record id (16 hex digits, or legacy:ID)`);
+  await refuseConfigured(o.tenantsFile, o.record);
+  const keys = loadRegistry(o.config.stateDir, o.config.keyStore).ofRecord(o.record);
+  if (keys.length === 0) throw new AdminError(`no keys of record ${o.record}`);
+  return purgeRecordKeys(o, o.record, keys[0]!.tenant);
 }

@@ -11,6 +11,7 @@ import { parseQuery } from './http/query.js';
 import { sendJson, sendNoContent } from './http/respond.js';
 import type { Route } from './http/router.js';
 import { decodeBase64, parseJsonObject } from './http/strict-json.js';
+import type { KeyHealth } from './key-health.js';
 import type { KeyManager } from './keys.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from './params.js';
 import { authorizeKey } from './policy.js';
@@ -39,7 +40,9 @@ export interface ApiDeps {
   keys: KeyManager;
   pool: HandlePool;
   jsonBudget: ByteBudget;
-  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs'>;
+  /** Keys the TPM can no longer load: refused up front, their failures explained (key-health.ts). */
+  keyHealth?: KeyHealth;
+  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
 }
 
 const SIG_ALG_NAMES: Readonly<Record<number, string>> = {
@@ -94,6 +97,8 @@ export class Api {
     const { bytes, release } = await readWholeBody(ctx.req, {
       maxBytes: this.d.config.maxJsonBytes,
       idleMs: this.d.config.bodyTimeoutMs,
+      minBytesPerSec: this.d.config.minBodyBytesPerSec,
+      rateGraceMs: this.d.config.bodyRateGraceMs,
       signal: ctx.signal,
       budget: this.d.jsonBudget,
     });
@@ -108,7 +113,7 @@ export class Api {
     if (body.type === undefined) throw badRequest('field "type" is required (rsa or ecc)');
     const type = parseKeyType(body.type);
     const hashAlg = body.hashAlg === undefined ? 'sha256' : parseHashAlg(body.hashAlg);
-    const have = this.d.registry.ofTenant(ctx.tenant.id).length;
+    const have = this.d.registry.ofTenant(ctx.tenant).length;
     if (have >= ctx.tenant.maxKeys) {
       ctx.audit('deny', `quota of ${ctx.tenant.maxKeys} keys reached`);
       throw quotaExceeded(`you already have ${have} key(s); your quota is ${ctx.tenant.maxKeys}`);
@@ -123,7 +128,7 @@ export class Api {
     parseQuery(ctx.query, []);
     expectNoBody(ctx.req);
     ctx.audit('grant', 'own keys only');
-    const keys = this.d.registry.ofTenant(ctx.tenant.id).filter((e) => e.state === 'committed').map(keySummary);
+    const keys = this.d.registry.ofTenant(ctx.tenant).filter((e) => e.state === 'committed').map(keySummary);
     sendJson(ctx.res, 200, { keys });
   }
 
@@ -153,6 +158,7 @@ export class Api {
   private async sign(ctx: RequestContext): Promise<void> {
     const kind = mediaType(ctx.req);
     const entry = this.ownKey(ctx);
+    this.d.keyHealth?.check(entry); // before the body: a lost key is not worth a message upload
     let message: Uint8Array | AsyncIterable<Uint8Array>;
     let hashAlg: HashName;
     let format: SignFormat;
@@ -170,11 +176,19 @@ export class Api {
       const q = parseQuery(ctx.query, ['hashAlg', 'format']);
       hashAlg = q.hashAlg === undefined ? entry.hashAlg : parseHashAlg(q.hashAlg);
       format = q.format === undefined ? 'plain' : parseSignFormat(q.format);
-      message = bodyPieces(ctx.req, { maxBytes: this.d.config.maxStreamBytes, idleMs: this.d.config.bodyTimeoutMs, signal: ctx.signal });
+      message = bodyPieces(ctx.req, {
+        maxBytes: this.d.config.maxStreamBytes,
+        idleMs: this.d.config.bodyTimeoutMs,
+        minBytesPerSec: this.d.config.minBodyBytesPerSec,
+        rateGraceMs: this.d.config.bodyRateGraceMs,
+        signal: ctx.signal,
+      });
     } else {
       throw badRequest('signing takes a JSON body { "message": "<base64>" } or an application/octet-stream body');
     }
-    const r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal });
+    const r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal }).catch((e: unknown) => {
+      throw this.d.keyHealth ? this.d.keyHealth.explain(entry, e) : e;
+    });
     sendJson(ctx.res, 200, {
       handle: formatHandle(entry.handle),
       sigAlg: SIG_ALG_NAMES[r.sig.sigAlg] ?? `0x${r.sig.sigAlg.toString(16)}`,

@@ -12,6 +12,8 @@ export interface Peer {
   listener: ListenerKind;
   /** vsock only: the peer's CID as the adapter reported it. */
   cid?: number;
+  /** tcp only: the remote address (connection limits count per address). */
+  address?: string;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]+)$/;

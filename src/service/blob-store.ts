@@ -9,10 +9,14 @@ import { join } from 'node:path';
 import { parseBlobs, type KeyBlobs, type TPMT_PUBLIC } from '../tpm/index.js';
 import { removeFileDurable, writeFileDurable } from './durable-file.js';
 import { formatHandle, parseHandle } from './handles.js';
+import { isRecordId, LEGACY_RECORD } from './tenants.js';
 
 const FILE = /^(0x[0-9a-f]{8})\.json$/;
 
 export interface StoredBlobs extends KeyBlobs {
+  /** The tenant record owning the key (files of the previous version: `legacy:<tenant>`). */
+  owner: string;
+  /** Its name when the key was made (display only). */
   tenant: string;
   publicArea: TPMT_PUBLIC;
 }
@@ -24,6 +28,8 @@ export interface BlobFileProblem {
 
 export class BlobStore {
   private readonly cache = new Map<number, StoredBlobs>();
+  /** Handles with a blob file on disk, readable or not: never handed to a new key. */
+  private readonly files = new Set<number>();
 
   constructor(readonly dir: string) {}
 
@@ -39,21 +45,49 @@ export class BlobStore {
     return [...this.cache.keys()];
   }
 
-  async write(handle: number, tenant: string, blobs: KeyBlobs): Promise<void> {
+  /** Whether a file for `handle` exists (even an unreadable one). */
+  hasFile(handle: number): boolean {
+    return this.files.has(handle);
+  }
+
+  /** Handles of every blob file, readable or not. */
+  fileHandles(): number[] {
+    return [...this.files];
+  }
+
+  /** The owner is in the file too, so that a lost registry can be rebuilt from the files. */
+  async write(handle: number, who: { owner: string; tenant: string }, blobs: KeyBlobs): Promise<void> {
     const { publicArea } = parseBlobs(blobs);
+    const { owner, tenant } = who;
+    this.files.add(handle);
     const json = JSON.stringify({
       handle: formatHandle(handle),
+      owner,
       tenant,
       public: Buffer.from(blobs.public).toString('base64'),
       private: Buffer.from(blobs.private).toString('base64'),
     });
     await writeFileDurable(this.fileOf(handle), json + '\n');
-    this.cache.set(handle, { tenant, public: blobs.public.slice(), private: blobs.private.slice(), publicArea });
+    this.cache.set(handle, { owner, tenant, public: blobs.public.slice(), private: blobs.private.slice(), publicArea });
   }
 
   async remove(handle: number): Promise<void> {
     await removeFileDurable(this.fileOf(handle));
     this.cache.delete(handle);
+    this.files.delete(handle);
+  }
+
+  /** Handles of the blob files in `dir` (absent: none), without reading them. Admin only: synchronous. */
+  static fileHandlesIn(dir: string): number[] {
+    try {
+      return readdirSync(dir).flatMap((n) => {
+        const m = FILE.exec(n);
+        return m ? [parseHandle(m[1])] : [];
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return [];
+      throw e;
+    }
   }
 
   /** Start-up: reads every blob file (synchronously). Unreadable files are reported, not loaded. */
@@ -63,18 +97,21 @@ export class BlobStore {
     for (const name of readdirSync(this.dir)) {
       const m = FILE.exec(name);
       if (!m) continue;
+      const handle = parseHandle(m[1]);
+      this.files.add(handle);
       try {
-        const handle = parseHandle(m[1]);
         const j = JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as Record<string, unknown>;
         if (j.handle !== m[1] || typeof j.tenant !== 'string' || typeof j.public !== 'string' || typeof j.private !== 'string') {
           throw new Error('missing or mismatching fields');
         }
+        const owner = j.owner === undefined ? LEGACY_RECORD + j.tenant : j.owner;
+        if (!isRecordId(owner)) throw new Error('invalid owner');
         const blobs: KeyBlobs = {
           public: new Uint8Array(Buffer.from(j.public, 'base64')),
           private: new Uint8Array(Buffer.from(j.private, 'base64')),
         };
         const { publicArea } = parseBlobs(blobs);
-        this.cache.set(handle, { ...blobs, tenant: j.tenant, publicArea });
+        this.cache.set(handle, { ...blobs, owner, tenant: j.tenant, publicArea });
       } catch (e) {
         problems.push({ file: name, problem: (e as Error).message });
       }

@@ -9,14 +9,16 @@ import type { Logger } from 'pino';
 import { openTransport, Tpm } from '../tpm/index.js';
 import { BlobStore } from './blob-store.js';
 import type { ServiceConfig } from './config.js';
+import { crashAfterTpmCommand } from './crash-points.js';
+import { KeyHealth } from './key-health.js';
 import { KeyManager } from './keys.js';
 import { lockStateDir } from './lock.js';
 import { HandlePool } from './pool.js';
 import { LiveTransients } from './queued-tpm.js';
 import { TpmQueue } from './queue.js';
-import { reconcileTpm, recoverFiles } from './recovery.js';
+import { reconcileTpm, recoverFiles, refuseLostRegistry } from './recovery.js';
 import { KeyRegistry } from './registry.js';
-import { Semaphore } from './semaphore.js';
+import { SequenceManager } from './sequences.js';
 import { TpmSupervisor } from './tpm-supervisor.js';
 
 export const REGISTRY_FILE = 'registry.json';
@@ -29,41 +31,57 @@ export interface Core {
   tpm: Tpm;
   queue: TpmQueue;
   keys: KeyManager;
+  /** Streamed hash sequences (loaded or context-saved). */
+  sequences: SequenceManager;
   supervisor: TpmSupervisor;
+  /** Keys found unusable (TPM cleared, key file damaged): answered honestly, skipped by recovery. */
+  keyHealth: KeyHealth;
   /** Stops the supervisor, closes the TPM transport (if this core opened it), releases the lock. */
   close(): Promise<void>;
 }
 
 export type CoreConfig = Pick<
   ServiceConfig,
-  'tpm' | 'stateDir' | 'poolStart' | 'poolSize' | 'keyStore' | 'tpmFreeFloor' | 'queueCapacity' | 'queuePerTenant' | 'hashSlots' | 'tpmCommandTimeoutMs'
+  'tpm' | 'stateDir' | 'poolStart' | 'poolSize' | 'keyStore' | 'tpmFreeFloor' | 'queueCapacity' | 'queuePerTenant' | 'hashSlots' | 'maxSequences' | 'sequencesPerTenant' | 'tpmCommandTimeoutMs'
 >;
 
-export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm): Promise<Core> {
+export interface CoreHooks {
+  /** Whether a tenant record is configured (the running service; offline: always). */
+  ownerAlive?: (record: string) => boolean;
+}
+
+export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, hooks: CoreHooks = {}): Promise<Core> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const unlock = lockStateDir(config.stateDir);
+  const unlock = await lockStateDir(config.stateDir);
   try {
     const registry = KeyRegistry.loadSync(join(config.stateDir, REGISTRY_FILE));
     const blobs = new BlobStore(join(config.stateDir, KEYS_DIR));
     const badFiles = blobs.loadAllSync();
+    refuseLostRegistry(config.stateDir, blobs.fileHandles(), config.keyStore);
     await recoverFiles(config.stateDir, registry, blobs, badFiles, log);
     const pool = new HandlePool(config.poolStart, config.poolSize);
-    const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }));
+    const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }), { onExchange: (e) => crashAfterTpmCommand(e.command) });
     const queue = new TpmQueue(tpm, { capacity: config.queueCapacity, perTenant: config.queuePerTenant });
     const live = new LiveTransients();
+    const keyHealth = new KeyHealth(log, () => supervisor.requestMaintenance());
     const supervisor = new TpmSupervisor(
       queue,
       live,
-      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, busy: (h) => keys.busy(h) }, log),
+      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, busy: (h) => keys.busy(h), keyHealth }, log),
       log,
     );
+    const sequences = new SequenceManager(queue, live, {
+      hashSlots: config.hashSlots,
+      maxSequences: config.maxSequences,
+      sequencesPerTenant: config.sequencesPerTenant,
+      onLeak: () => supervisor.requestMaintenance(),
+    });
     const keys: KeyManager = new KeyManager(
       registry,
       blobs,
       queue,
-      new Semaphore(config.hashSlots),
-      live,
-      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor },
+      sequences,
+      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive },
       () => supervisor.requestMaintenance(),
     );
     return {
@@ -73,15 +91,17 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm):
       tpm,
       queue,
       keys,
+      sequences,
       supervisor,
+      keyHealth,
       async close() {
         supervisor.stop();
         if (!givenTpm) await tpm.transport.close();
-        unlock();
+        await unlock();
       },
     };
   } catch (e) {
-    unlock();
+    await unlock();
     throw e;
   }
 }

@@ -11,7 +11,12 @@ export type CrashPoint =
   | 'create:after-persist'
   | 'delete:after-pending'
   | 'delete:after-evict'
-  | 'delete:after-blobs';
+  | 'delete:after-blobs'
+  // Inside every durable file write (registry, blobs): the temp file is written and fsynced
+  // but not renamed, or renamed but the directory not yet fsynced — what a host losing power
+  // mid-write leaves behind. Counted per process: `write:after-temp@3` fires on the 3rd write.
+  | 'write:after-temp'
+  | 'write:after-rename';
 
 export const CRASH_POINTS: readonly CrashPoint[] = [
   'create:after-tpm',
@@ -23,8 +28,23 @@ export const CRASH_POINTS: readonly CrashPoint[] = [
   'delete:after-blobs',
 ];
 
-const armed = process.env.EVE_TPM_SERVICE_CRASH_AT;
+export const WRITE_CRASH_POINTS: readonly CrashPoint[] = ['write:after-temp', 'write:after-rename'];
+
+// `<point>` or `<point>@<n>`: the n-th time the point is reached (default the first).
+const spec = /^(.+?)(?:@([1-9][0-9]*))?$/.exec(process.env.EVE_TPM_SERVICE_CRASH_AT ?? '');
+const armed = spec?.[1];
+const nth = Number(spec?.[2] ?? 1);
+let reached = 0;
 
 export function crashPoint(point: CrashPoint): void {
-  if (armed === point) process.kill(process.pid, 'SIGKILL');
+  if (armed === point && ++reached >= nth) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * `after:<Command>` (e.g. `after:Load`, `after:SequenceUpdate@2`): killed as soon as the TPM
+ * has answered that command, so the TPM keeps whatever the request had loaded in it — the
+ * service dying in the middle of a sign, deterministically.
+ */
+export function crashAfterTpmCommand(command: string): void {
+  if (armed !== undefined && armed === `after:${command}` && ++reached >= nth) process.kill(process.pid, 'SIGKILL');
 }

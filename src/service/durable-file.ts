@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { crashPoint } from './crash-points.js';
 
 const TMP_MARK = '.tmp-';
 
@@ -29,7 +30,9 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
     } finally {
       await fh.close();
     }
+    crashPoint('write:after-temp');
     await fsp.rename(tmp, path);
+    crashPoint('write:after-rename');
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;

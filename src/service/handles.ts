@@ -3,6 +3,7 @@
  * smuggler could make ambiguous), canonical formatting, and the reserved handles no tenant may
  * ever touch.
  */
+import { describeValue } from './describe-value.js';
 import { badRequest } from './errors.js';
 
 /** Canonical form: 0x and eight lower-case hex digits, as tpm2-tools prints handles. */
@@ -19,11 +20,11 @@ const DEC = /^(?:0|[1-9][0-9]{0,9})$/;
  * fractions, non-ASCII digits, more than 32 bits — is a 400: a handle is never guessed.
  */
 export function parseHandle(s: unknown, what = 'handle'): number {
-  if (typeof s !== 'string') throw badRequest(`${what} must be a string like 0x81010000`);
+  if (typeof s !== 'string') throw badRequest(`${what} must be a string like 0x81010000, not ${describeValue(s)}`);
   let v: number;
   if (HEX.test(s)) v = Number.parseInt(s.slice(2), 16);
   else if (DEC.test(s)) v = Number(s);
-  else throw badRequest(`${what} ${JSON.stringify(s.slice(0, 40))} is not a handle (use 0x81010000 or decimal)`);
+  else throw badRequest(`${what} ${describeValue(s)} is not a handle (use 0x81010000 or decimal)`);
   if (!Number.isSafeInteger(v) || v < 0 || v > 0xffffffff) throw badRequest(`${what} is out of the 32-bit range`);
   return v;
 }

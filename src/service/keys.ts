@@ -26,26 +26,36 @@ import {
 } from '../tpm/index.js';
 import type { BlobStore, StoredBlobs } from './blob-store.js';
 import { crashPoint } from './crash-points.js';
-import { conflict, quotaExceeded, unsupported } from './errors.js';
+import { conflict, quotaExceeded, unauthenticated, unsupported } from './errors.js';
 import { isTpmUnreachable } from './error-mapping.js';
 import { formatHandle } from './handles.js';
 import type { HandlePool } from './pool.js';
 import { HASH_ALG, type HashName, type KeyType, type SignFormat } from './params.js';
-import { GuardedTpm, PerCommandTpm, type LiveTransients } from './queued-tpm.js';
+import { GuardedTpm } from './queued-tpm.js';
 import type { TpmQueue } from './queue.js';
 import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
-import type { Semaphore } from './semaphore.js';
-import type { Tenant } from './tenants.js';
+import { SINGLE_HASH_MAX, type SequenceManager } from './sequences.js';
+import { recordOf, type Tenant } from './tenants.js';
 
-
-/** Largest message hashed with a single TPM2_Hash (the PC Client minimum input buffer). */
-const SINGLE_HASH_MAX = 1024;
 
 export interface KeyManagerOptions {
   keyStore: KeyStoreKind;
   pool: HandlePool;
   /** tpm mode: persistent slots that must stay free for EVE. */
   freeFloor: number;
+  /**
+   * Whether a tenant record is configured right now (default: always). Checked inside the
+   * registry update that commits a key, so a purge, ordered in the same chain, never misses one.
+   */
+  ownerAlive?: (record: string) => boolean;
+}
+
+export interface PurgeOutcome {
+  purged: number;
+  /** Creations under way for the record that were undone instead of committed. */
+  undone: number;
+  /** Keys of the record still in the registry afterwards (a failed step; see the log). */
+  remaining: number;
 }
 
 export interface CreatedKeyInfo {
@@ -71,13 +81,19 @@ export interface SignResult {
 export class KeyManager {
   /** Handles whose creation or deletion is under way here: recovery must not touch them. */
   private readonly inFlight = new Set<number>();
+  /** Handles a purge is deleting (kept apart: a tenant's own DELETE may hold inFlight). */
+  private readonly purging = new Set<number>();
+  /** Creations and deletions under way, per owner record: a purge waits for them. */
+  private readonly underWay = new Map<string, Set<Promise<void>>>();
+  /** Creations undone because their owner was removed meanwhile, per owner record. */
+  private readonly undone = new Map<string, number>();
 
   constructor(
     private readonly registry: KeyRegistry,
     private readonly blobs: BlobStore,
     private readonly queue: TpmQueue,
-    private readonly hashSlots: Semaphore,
-    private readonly live: LiveTransients,
+    /** Owns the hash sequences of long messages (context-saved while their bytes trickle in). */
+    private readonly sequences: SequenceManager,
     private readonly opts: KeyManagerOptions,
     /** Called when a step failed so that the TPM and the registry may disagree until recovery. */
     private readonly needsReconcile: () => void,
@@ -85,7 +101,27 @@ export class KeyManager {
 
   /** Whether a create or delete of `handle` is running in this process right now. */
   busy(handle: number): boolean {
-    return this.inFlight.has(handle);
+    return this.inFlight.has(handle) || this.purging.has(handle);
+  }
+
+  private ownerAlive(record: string): boolean {
+    return this.opts.ownerAlive?.(record) ?? true;
+  }
+
+  /** Runs `op` counted as under way for `owner` until it settles. */
+  private track<T>(owner: string, op: Promise<T>): Promise<T> {
+    const set = this.underWay.get(owner) ?? new Set<Promise<void>>();
+    this.underWay.set(owner, set);
+    const settled = op.then(
+      () => {},
+      () => {},
+    );
+    set.add(settled);
+    void settled.then(() => {
+      set.delete(settled);
+      if (set.size === 0 && this.underWay.get(owner) === set) this.underWay.delete(owner);
+    });
+    return op;
   }
 
   pem(entry: KeyEntry): string | undefined {
@@ -98,7 +134,8 @@ export class KeyManager {
   }
 
   private checkQuota(tenant: Tenant, draft?: Map<number, KeyEntry>): void {
-    const have = draft ? [...draft.values()].filter((e) => e.tenant === tenant.id).length : this.registry.ofTenant(tenant.id).length;
+    const owner = recordOf(tenant);
+    const have = draft ? [...draft.values()].filter((e) => e.owner === owner).length : this.registry.ofTenant(tenant).length;
     if (have >= tenant.maxKeys) throw quotaExceeded(`you already have ${have} key(s); your quota is ${tenant.maxKeys}`);
   }
 
@@ -109,8 +146,13 @@ export class KeyManager {
     }
   }
 
-  async create(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
+  create(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
+    return this.track(recordOf(tenant), this.createNow(tenant, type, hashAlg, signal));
+  }
+
+  private async createNow(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
     this.checkQuota(tenant);
+    const owner = recordOf(tenant);
     const store = this.opts.keyStore;
     const pool = this.opts.pool;
     // 1. In the TPM: see which pool handles are occupied, make the key (nothing stays loaded).
@@ -131,14 +173,17 @@ export class KeyManager {
     //    its end even if the client leaves, so the outcome does not depend on the client.
     let reserved: number | undefined;
     const entry = await this.registry.update((draft) => {
+      if (!this.ownerAlive(owner)) throw unauthenticated(`tenant ${tenant.id} was removed while its key was being made; nothing was kept`);
       this.checkQuota(tenant, draft);
-      const handle = pool.allocate((h) => draft.has(h) || occupied.has(h) || this.inFlight.has(h));
+      // A handle with a blob file but no entry belongs to a key of a lost registry (recovery).
+      const handle = pool.allocate((h) => draft.has(h) || occupied.has(h) || this.inFlight.has(h) || this.blobs.hasFile(h));
       if (handle === undefined) throw conflict(`the key handle pool ${pool.toString()} is exhausted`);
       // In flight from the moment the entry exists (recovery after an outage must skip it).
       reserved = handle;
       this.inFlight.add(handle);
       const e: KeyEntry = {
         handle,
+        owner,
         tenant: tenant.id,
         type,
         hashAlg,
@@ -164,7 +209,7 @@ export class KeyManager {
     const store = entry.store;
     crashPoint('create:after-pending');
     try {
-      await this.blobs.write(entry.handle, tenant.id, key);
+      await this.blobs.write(entry.handle, { owner: entry.owner, tenant: entry.tenant }, key);
       crashPoint('create:after-blobs');
       if (store === 'tpm') {
         await this.queue.submit(tenant.id, 'persist-key', async (tpm) => {
@@ -180,12 +225,37 @@ export class KeyManager {
       else await this.forget(entry.handle).catch(() => this.needsReconcile());
       throw e;
     }
-    const committed = await this.registry.update((draft) => {
-      const e = draft.get(entry.handle)!;
-      e.state = 'committed';
-      return { ...e };
-    });
+    // The owner is checked in the same serialized update that commits: a purge of it marks
+    // its keys in that chain too, so it either sees this key committed (and deletes it) or this
+    // update sees the owner gone (and the creation is undone).
+    let gone = false;
+    let committed: KeyEntry;
+    try {
+      committed = await this.registry.update((draft) => {
+        const e = draft.get(entry.handle)!;
+        if (!this.ownerAlive(e.owner)) {
+          gone = true;
+          throw unauthenticated(`tenant ${tenant.id} was removed while its key was being made; the key was discarded`);
+        }
+        e.state = 'committed';
+        return { ...e };
+      });
+    } catch (e) {
+      if (gone) await this.undoCreate(entry);
+      throw e;
+    }
     return { entry: committed, pem: publicToPem(key.publicArea) };
+  }
+
+  /** Undoes a finished but uncommitted creation; if the TPM is away, recovery finishes it. */
+  private async undoCreate(entry: KeyEntry): Promise<void> {
+    try {
+      if (entry.store === 'tpm') await this.queue.submit(entry.tenant, 'evict-key', (tpm) => evictIfOurs(tpm, entry), { lane: 'cleanup' });
+      await this.forget(entry.handle);
+      this.undone.set(entry.owner, (this.undone.get(entry.owner) ?? 0) + 1);
+    } catch {
+      this.needsReconcile();
+    }
   }
 
   /** Removes blob file and registry entry (the last, durable step of a rollback or delete). */
@@ -194,8 +264,12 @@ export class KeyManager {
     await this.registry.update((draft) => void draft.delete(handle));
   }
 
-  async remove(tenant: Tenant, entry: KeyEntry): Promise<void> {
-    if (this.inFlight.has(entry.handle)) throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
+  remove(tenant: Tenant, entry: KeyEntry): Promise<void> {
+    return this.track(recordOf(tenant), this.removeTracked(tenant, entry));
+  }
+
+  private async removeTracked(tenant: Tenant, entry: KeyEntry): Promise<void> {
+    if (this.inFlight.has(entry.handle) || this.purging.has(entry.handle)) throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
     this.inFlight.add(entry.handle);
     try {
       await this.removeNow(tenant, entry);
@@ -207,13 +281,18 @@ export class KeyManager {
   private async removeNow(tenant: Tenant, entry: KeyEntry): Promise<void> {
     await this.registry.update((draft) => {
       const e = draft.get(entry.handle);
-      if (!e || e.tenant !== tenant.id || e.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
+      if (!e || e.owner !== recordOf(tenant) || e.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being changed by another request`);
       e.state = 'pending-delete';
     });
     crashPoint('delete:after-pending');
+    await this.finishDelete(entry);
+  }
+
+  /** The steps of a delete after its entry is durably pending-delete. */
+  private async finishDelete(entry: KeyEntry): Promise<void> {
     if (entry.store === 'tpm') {
       try {
-        await this.queue.submit(tenant.id, 'evict-key', (tpm) => evictIfOurs(tpm, entry));
+        await this.queue.submit(entry.tenant, 'evict-key', (tpm) => evictIfOurs(tpm, entry));
       } catch (e) {
         this.needsReconcile(); // the delete is recorded; recovery finishes it
         throw e;
@@ -223,6 +302,53 @@ export class KeyManager {
     await this.blobs.remove(entry.handle);
     crashPoint('delete:after-blobs');
     await this.registry.update((draft) => void draft.delete(entry.handle));
+  }
+
+  /** Resolves once no creation or deletion of `owner` is under way. */
+  private async settle(owner: string): Promise<void> {
+    for (let ops = this.underWay.get(owner); ops?.size; ops = this.underWay.get(owner)) await Promise.all([...ops]);
+  }
+
+  /**
+   * Deletes every key of `owner`, a record no configured tenant has (the caller checked it, and
+   * ownerAlive says so from now on). First waits for the record's creations and deletions under
+   * way — a creation then either committed before (and is deleted here) or found its owner gone
+   * at its commit and undid itself — then marks its committed keys pending-delete in one
+   * registry update and finishes each delete. So the counts returned are what happened.
+   */
+  async purge(owner: string, onPurged: (e: KeyEntry) => void = () => {}): Promise<PurgeOutcome> {
+    const undoneBefore = this.undone.get(owner) ?? 0;
+    let purged = 0;
+    for (let round = 0; round < 3; round++) {
+      await this.settle(owner);
+      const marked = await this.registry.update((draft) => {
+        const out: KeyEntry[] = [];
+        for (const e of draft.values()) {
+          // A committed key in flight is a DELETE of its own, counted as under way: next round.
+          if (e.owner !== owner || e.state !== 'committed' || this.inFlight.has(e.handle) || this.purging.has(e.handle)) continue;
+          e.state = 'pending-delete';
+          out.push({ ...e });
+        }
+        return out;
+      });
+      for (const e of marked) this.purging.add(e.handle);
+      try {
+        for (const e of marked) {
+          try {
+            await this.finishDelete(e);
+            purged++;
+            onPurged(e);
+          } catch {
+            this.needsReconcile(); // recorded as pending-delete: recovery finishes it
+          }
+        }
+      } finally {
+        for (const e of marked) this.purging.delete(e.handle);
+      }
+      if (!this.underWay.has(owner) && !this.registry.ofRecord(owner).some((e) => e.state === 'committed')) break;
+    }
+    const undone = (this.undone.get(owner) ?? 0) - undoneBefore;
+    return { purged, undone, remaining: this.registry.ofRecord(owner).length };
   }
 
   async sign(tenant: Tenant, entry: KeyEntry, req: SignRequest): Promise<SignResult> {
@@ -263,17 +389,9 @@ export class KeyManager {
         { signal: req.signal },
       );
     }
-    // Large or streamed: the hash sequence advances one queue job per command, so the TPM is
-    // never held while the client's next bytes are awaited; a hash slot bounds how many
-    // sequences are open (each takes one of the TPM's few object slots).
-    const release = await this.hashSlots.acquire(req.signal);
-    let h: Awaited<ReturnType<typeof tpmHash>>;
-    try {
-      h = await tpmHash(new PerCommandTpm(this.queue, tenant.id, req.signal, this.live), msg, alg);
-    } finally {
-      release();
-    }
-    const done = h;
+    // Large or streamed: hashed by the sequence manager in bounded jobs; the TPM is never held
+    // while the client's next bytes are awaited, and an idle sequence is saved out of it.
+    const done = await this.sequences.hash(tenant.id, msg, alg, req.signal);
     const sig = await this.queue.submit(tenant.id, 'sign', (tpm) => signWith(new GuardedTpm(tpm, req.signal), done.digest, done.validation), {
       signal: req.signal,
     });

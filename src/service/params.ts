@@ -3,6 +3,7 @@
  * names or TPM_ALG_ID numbers, one meaning each, everything else a 400.
  */
 import { badRequest } from './errors.js';
+import { describeValue } from './describe-value.js';
 
 export type KeyType = 'rsa' | 'ecc';
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -22,12 +23,15 @@ function algNumber(v: unknown): number | undefined {
   return undefined;
 }
 
+// Every value is type-checked before anything else looks at it: a JSON body can put an
+// object or array anywhere, and those are named by their kind, never turned into text.
 function byNameOrId<N extends string>(v: unknown, table: Readonly<Record<N, number>>, what: string): N {
+  const names = Object.keys(table).join(', ');
+  if (typeof v !== 'string' && typeof v !== 'number') throw badRequest(`${what} must be a name (${names}) or a TPM_ALG_ID number, not ${describeValue(v)}`);
   if (typeof v === 'string' && Object.hasOwn(table, v)) return v as N;
   const n = algNumber(v);
   for (const [name, id] of Object.entries(table) as [N, number][]) if (id === n) return name;
-  const names = Object.keys(table).join(', ');
-  throw badRequest(`unknown ${what} ${JSON.stringify(String(v).slice(0, 40))}: use one of ${names} (or its TPM_ALG_ID)`);
+  throw badRequest(`unknown ${what} ${describeValue(v)}: use one of ${names} (or its TPM_ALG_ID)`);
 }
 
 export function parseKeyType(v: unknown): KeyType {
@@ -39,8 +43,9 @@ export function parseHashAlg(v: unknown): HashName {
 }
 
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string): T {
-  if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
-  throw badRequest(`unknown ${what} ${JSON.stringify(String(v).slice(0, 40))}: use one of ${allowed.join(', ')}`);
+  if (typeof v !== 'string') throw badRequest(`${what} must be a string (${allowed.join(', ')}), not ${describeValue(v)}`);
+  if ((allowed as readonly string[]).includes(v)) return v as T;
+  throw badRequest(`unknown ${what} ${describeValue(v)}: use one of ${allowed.join(', ')}`);
 }
 
 export function parseSignFormat(v: unknown): SignFormat {

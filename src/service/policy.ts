@@ -8,7 +8,7 @@ import { conflict, forbidden, type ServiceError } from './errors.js';
 import { formatHandle, isPersistentHandle, isReservedHandle } from './handles.js';
 import type { HandlePool } from './pool.js';
 import type { KeyEntry, KeyRegistry } from './registry.js';
-import type { Tenant } from './tenants.js';
+import { recordOf, type Tenant } from './tenants.js';
 
 export type Decision = { ok: true; entry: KeyEntry } | { ok: false; reason: string; error: ServiceError };
 
@@ -19,7 +19,8 @@ export function authorizeKey(registry: KeyRegistry, pool: HandlePool, tenant: Te
   if (!pool.contains(handle)) return refuse('outside the key pool');
   const entry = registry.get(handle);
   if (!entry) return refuse('no such key');
-  if (entry.tenant !== tenant.id) return refuse(`owned by another tenant`);
+  // The owner is a tenant record: a later tenant with the same name owns nothing of this one.
+  if (entry.owner !== recordOf(tenant)) return refuse(`owned by another tenant`);
   if (entry.state !== 'committed') {
     return { ok: false, reason: `key is ${entry.state}`, error: conflict(`key ${formatHandle(handle)} is being ${entry.state === 'pending-create' ? 'created' : 'deleted'}`) };
   }

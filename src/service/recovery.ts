@@ -6,10 +6,12 @@
  *   and is this key, remove blobs and entry);
  * - pending-delete: the delete was asked for → finish it (same steps);
  * - committed, tpm store, object missing → re-persist from the blobs (or report if none);
- * - a blob file without an entry → removed (a key nobody owns);
- * - tpm mode: an AK-shaped object in the pool that no entry owns → evicted (the intent log means
- *   we never persist without an entry, so such an object can only be ours from a lost
- *   registry); any other object there is someone else's and is left alone, only reported.
+ * - a blob file (readable or not) or, tpm mode, an object in the pool that no entry owns →
+ *   reported and kept, its handle never allocated. Create writes its entry before the blob
+ *   file and the object, and delete removes them before the entry, so only a lost registry
+ *   leaves such things — and they are keys to give back (`registry rebuild`), not garbage.
+ *   Recovery deletes only what the registry's own pending entries prove uncommitted;
+ * - registry.json missing while blob files exist → refuse to start (refuseLostRegistry).
  *
  * The file steps need no TPM and run before the listeners open; the TPM steps run as the first
  * queue job and again whenever the TPM comes back.
@@ -19,7 +21,6 @@ import {
   TpmError,
   TPM_RC,
   akTemplate,
-  evictPersistent,
   flush,
   listHandles,
   matchesTemplate,
@@ -29,13 +30,34 @@ import {
   type TPMT_PUBLIC,
 } from '../tpm/index.js';
 import type { BlobFileProblem, BlobStore } from './blob-store.js';
-import { removeFileDurable, removeStaleTempFiles } from './durable-file.js';
+import { removeStaleTempFiles } from './durable-file.js';
 import { formatHandle, isReservedHandle } from './handles.js';
+import type { KeyHealth } from './key-health.js';
 import { evictIfOurs } from './keys.js';
 import { HASH_ALG } from './params.js';
 import type { HandlePool } from './pool.js';
-import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
+import { RegistryMissingError, type KeyEntry, type KeyRegistry, type KeyStoreKind } from './registry.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+
+const REBUILD_COMMAND = 'eve-tpm-service registry rebuild --state-dir DIR [--key-store tpm]';
+
+/**
+ * registry.json absent while blob files exist: the registry was lost (create writes it before
+ * any blob file). Starting would serve empty lists and hand the keys' handles to new keys, so
+ * start-up stops here with the command that brings the keys back.
+ */
+export function refuseLostRegistry(stateDir: string, blobHandles: readonly number[], keyStore: KeyStoreKind): void {
+  const path = join(stateDir, 'registry.json');
+  const n = blobHandles.length;
+  if (n === 0 || existsSync(path)) return;
+  const names = [...blobHandles].sort((a, b) => a - b).map((h) => `${formatHandle(h)}.json`);
+  const shown = names.slice(0, 3).join(', ') + (n > 3 ? `, … (${n} in all)` : '');
+  throw new RegistryMissingError(
+    `the key registry ${path} is missing but ${join(stateDir, 'keys')} holds ${n} key blob file(s) (${shown}); refusing to start, so that no key is lost. ` +
+      `With the service stopped, rebuild the registry from them: eve-tpm-service registry rebuild --state-dir ${stateDir}${keyStore === 'tpm' ? ' --key-store tpm' : ''}`,
+  );
+}
 
 /** File-only recovery: blobs-store pending entries, orphan and stale files. */
 export async function recoverFiles(
@@ -59,8 +81,11 @@ export async function recoverFiles(
   }
   for (const h of blobs.handles()) {
     if (registry.get(h)) continue;
-    await blobs.remove(h);
-    log.warn({ event: 'recovery', handle: formatHandle(h) }, 'removed the blobs of a key no entry owns');
+    const b = blobs.get(h)!;
+    log.error(
+      { event: 'recovery', handle: formatHandle(h), owner: b.owner, tenant: b.tenant },
+      `a key's blob file has no registry entry (was the registry restored from an old copy?); kept, its handle is never reused. Restore it with the service stopped: ${REBUILD_COMMAND}`,
+    );
   }
   for (const p of badFiles) {
     const handleText = p.file.slice(0, -'.json'.length);
@@ -68,8 +93,7 @@ export async function recoverFiles(
     if (owner) {
       log.error({ event: 'recovery', file: p.file, handle: handleText, tenant: owner.tenant, problem: p.problem }, 'the blob file of a registered key is unreadable; the key cannot be used');
     } else {
-      await removeFileDurable(join(blobs.dir, p.file));
-      log.warn({ event: 'recovery', file: p.file, problem: p.problem }, 'removed an unreadable blob file no entry owns');
+      log.error({ event: 'recovery', file: p.file, problem: p.problem }, 'an unreadable blob file has no registry entry; kept for the operator to examine, its handle is never reused');
     }
   }
   for (const e of registry.all()) {
@@ -100,7 +124,7 @@ export async function reconcileTpm(
   tpm: Tpm,
   registry: KeyRegistry,
   blobs: BlobStore,
-  opts: { keyStore: KeyStoreKind; pool: HandlePool; busy?: (handle: number) => boolean },
+  opts: { keyStore: KeyStoreKind; pool: HandlePool; busy?: (handle: number) => boolean; keyHealth?: KeyHealth },
   log: Logger,
 ): Promise<void> {
   const busy = opts.busy ?? (() => false);
@@ -122,13 +146,21 @@ export async function reconcileTpm(
       await resolvePending(e);
       continue;
     }
+    if (opts.keyHealth?.isLost(e)) continue; // already reported; retrying cannot help
     const name = await nameAt(tpm, e.handle);
     if (name === e.name) continue;
     const b = blobs.get(e.handle);
     if (name === undefined && b) {
-      await persistKey(tpm, b, e.handle);
+      try {
+        await persistKey(tpm, b, e.handle);
+      } catch (err) {
+        // Blobs the TPM refuses for good (TPM cleared, file damaged) must not stall every other key.
+        if (!opts.keyHealth?.restoreFailed(e, err)) throw err;
+        continue;
+      }
       log.warn({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant }, 're-persisted a committed key that was missing from the TPM');
     } else {
+      if (name === undefined) opts.keyHealth?.markLost(e, { permanent: true, reason: 'its persistent object is missing from the TPM and its blobs are missing or unreadable on the host' });
       log.error(
         { event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant, found: name ?? null },
         name === undefined ? 'a committed key is missing from the TPM and has no blobs to re-create it' : 'a different object sits at the handle of a committed key',
@@ -147,8 +179,11 @@ export async function reconcileTpm(
       throw e;
     }
     if (looksLikeOurKey(pub)) {
-      await evictPersistent(tpm, h);
-      log.warn({ event: 'recovery', handle: formatHandle(h) }, 'evicted an attestation key in the pool that no registry entry owns');
+      // Ours from a lost registry, or restored from an old copy: a key someone may still need.
+      log.error(
+        { event: 'recovery', handle: formatHandle(h), hasBlobs: blobs.hasFile(h) },
+        `an attestation key in the pool has no registry entry; kept, its handle is never reused${blobs.hasFile(h) ? `; restore it with the service stopped: ${REBUILD_COMMAND}` : ''}`,
+      );
     } else {
       log.warn({ event: 'recovery', handle: formatHandle(h) }, 'a foreign object occupies a pool handle; left alone and never allocated');
     }

@@ -1,5 +1,7 @@
 /**
- * The key registry: which tenant owns which handle, and where each key is in its life.
+ * The key registry: which tenant record owns which handle, and where each key is in its life.
+ * A key belongs to a record (`owner`: the tenant's uid, or `legacy:<id>` for a tenant without
+ * one, see tenants.ts), never to a name: `tenant` is only the name it had, for logs and lists.
  * Creation and deletion are two-phase so that a crash at any instant can be resolved at
  * start-up (see recovery.ts):
  *
@@ -12,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileDurable } from './durable-file.js';
 import { formatHandle, isPersistentHandle, parseHandle } from './handles.js';
 import { HASH_ALG, type HashName, type KeyType } from './params.js';
+import { isRecordId, LEGACY_RECORD, recordOf, type Tenant } from './tenants.js';
 
 export type KeyState = 'pending-create' | 'committed' | 'pending-delete';
 /** `blobs`: wrapped blobs in the state dir, loaded when used; `tpm`: also a persistent object. */
@@ -19,6 +22,9 @@ export type KeyStoreKind = 'blobs' | 'tpm';
 
 export interface KeyEntry {
   handle: number;
+  /** The tenant record owning the key (absent in files of the previous version: `legacy:<tenant>`). */
+  owner: string;
+  /** The owner's name when the key was made (display only). */
   tenant: string;
   type: KeyType;
   hashAlg: HashName;
@@ -32,7 +38,12 @@ export interface KeyEntry {
 const STATES: readonly KeyState[] = ['pending-create', 'committed', 'pending-delete'];
 
 export class RegistryFormatError extends Error {
-  override readonly name = 'RegistryFormatError';
+  override readonly name: string = 'RegistryFormatError';
+}
+
+/** registry.json is absent while key blob files exist: it was lost, not never written. */
+export class RegistryMissingError extends RegistryFormatError {
+  override readonly name = 'RegistryMissingError';
 }
 
 function parseEntry(raw: unknown, i: number): KeyEntry {
@@ -57,8 +68,11 @@ function parseEntry(raw: unknown, i: number): KeyEntry {
     STATES.includes(r.state as KeyState) &&
     (r.store === 'blobs' || r.store === 'tpm');
   if (!ok) throw new RegistryFormatError(`${where} (${formatHandle(handle)}) has missing or invalid fields`);
+  const owner = r.owner === undefined ? LEGACY_RECORD + (r.tenant as string) : r.owner;
+  if (!isRecordId(owner)) throw new RegistryFormatError(`${where} (${formatHandle(handle)}) has an invalid owner`);
   return {
     handle,
+    owner,
     tenant: r.tenant as string,
     type: r.type as KeyType,
     hashAlg: r.hashAlg as HashName,
@@ -129,8 +143,13 @@ export class KeyRegistry {
     return [...this.entries.values()].sort((a, b) => a.handle - b.handle);
   }
 
-  ofTenant(tenant: string): KeyEntry[] {
-    return this.all().filter((e) => e.tenant === tenant);
+  /** Keys of a tenant record (configured or not). */
+  ofRecord(record: string): KeyEntry[] {
+    return this.all().filter((e) => e.owner === record);
+  }
+
+  ofTenant(tenant: Pick<Tenant, 'id' | 'uid'>): KeyEntry[] {
+    return this.ofRecord(recordOf(tenant));
   }
 
   /**

@@ -14,7 +14,7 @@ import { authenticate, bearerSecret, type Peer } from './auth.js';
 import type { ServiceConfig } from './config.js';
 import { openCore, type Core } from './core.js';
 import { deadline, serviceBusy, type ServiceError } from './errors.js';
-import { toServiceError } from './error-mapping.js';
+import { hostReason, toServiceError } from './error-mapping.js';
 import { formatHandle } from './handles.js';
 import { ByteBudget, ClientGoneError, expectNoBody, mediaType } from './http/body.js';
 import { HttpFront } from './http/front.js';
@@ -23,7 +23,7 @@ import { parseQuery, splitTarget } from './http/query.js';
 import { sendError, sendJson } from './http/respond.js';
 import { route, type Route } from './http/router.js';
 import { createLogger } from './logger.js';
-import { purgeTenantKeys, readPurgeRequests, writePurgeRequests } from './purge.js';
+import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './purge.js';
 import { parseTenants, TenantDirectory, type Tenant } from './tenants.js';
 import { VERSION } from './version.js';
 
@@ -60,8 +60,9 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
   let tenants = config.singleTenant ? new TenantDirectory([]) : loadTenantsSync(config.tenants!, config.defaultMaxKeys);
   const singleTenant: Tenant = { id: SINGLE_TENANT_ID, maxKeys: config.defaultMaxKeys };
 
-  const core = await openCore(config, log, deps.tpm);
-  const api = new Api({ registry: core.registry, keys: core.keys, pool: core.pool, jsonBudget: new ByteBudget(config.jsonMemoryBudget), config });
+  // A key commits only while its owner's record is configured (see KeyManager.purge).
+  const core = await openCore(config, log, deps.tpm, { ownerAlive: (record) => config.singleTenant || tenants.ofRecord(record) !== undefined });
+  const api = new Api({ registry: core.registry, keys: core.keys, pool: core.pool, jsonBudget: new ByteBudget(config.jsonMemoryBudget), keyHealth: core.keyHealth, config });
 
   const health = (): Record<string, unknown> => ({
     status: core.supervisor.healthy ? 'ok' : 'degraded',
@@ -117,8 +118,11 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         outcome = 'client-gone';
         return;
       }
-      const se: ServiceError = toServiceError(e);
+      // The tenant's message names no host detail; the reason is logged under the same id.
+      const se: ServiceError = toServiceError(e, requestId);
+      const reason = hostReason(e);
       if (se.status === 500) log.error({ event: 'internal-error', requestId, err: e }, 'internal error');
+      else if (reason !== undefined) log.warn({ event: 'request-failed', requestId, tenant: tenant?.id ?? null, code: se.code, reason }, `request failed: ${se.code}`);
       outcome = se.code;
       if (res.headersSent) return void res.destroy();
       sendError(res, se);
@@ -148,6 +152,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         audit(op, 'deny', 'unauthenticated');
         throw e;
       }
+      front.authenticated(req.socket); // the connection may now use the tenants' reserve
       const streamed = op === 'sign' && mediaType(req) === 'octet-stream';
       const ms = streamed ? config.streamDeadlineMs : config.deadlineMs;
       timer = setTimeout(() => ctl.abort(deadline(`the request did not complete within its deadline of ${ms} ms`)), ms);
@@ -180,6 +185,8 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
       requestTimeoutMs: config.streamDeadlineMs + config.headersTimeoutMs,
       keepAliveTimeoutMs: config.keepAliveTimeoutMs,
       maxConnections: config.maxConnections,
+      maxConnectionsPerPeer: config.maxConnectionsPerPeer,
+      reservedTenantConnections: config.reservedTenantConnections,
     },
     handle,
     log,
@@ -220,24 +227,31 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         log.error({ event: 'tenants-reload-failed', err: (e as Error).message }, 'the tenants file is invalid; keeping the previous tenants');
       }
     }
-    const requested = await readPurgeRequests(config.stateDir);
+    // The tenants above are current, so every record purged here is one no tenant has, and
+    // from now on no key of it can commit. Each request gets a result for the admin command.
+    const requested = (await readPurgeFile(config.stateDir)).requests;
     if (requested.length === 0) return;
-    const left: string[] = [];
-    for (const id of requested) {
-      if (tenants.get(id)) {
-        log.warn({ event: 'purge-refused', tenant: id }, 'purge requested for a tenant that is still configured; remove it from the tenants file first');
-        left.push(id);
+    const results: PurgeResult[] = [];
+    for (const r of requested) {
+      const holder = tenants.ofRecord(r.record);
+      if (holder) {
+        log.warn({ event: 'purge-refused', tenant: holder.id, record: r.record }, 'purge requested for the record of a configured tenant; refused');
+        results.push({ ...r, purged: 0, undone: 0, remaining: core.registry.ofRecord(r.record).length, error: `record ${r.record} belongs to the configured tenant ${holder.id}` });
         continue;
       }
       try {
-        const n = await purgeTenantKeys(core.keys, core.registry, id, log);
-        log.info({ event: 'purged', tenant: id, keys: n }, 'purged the keys of a removed tenant');
+        results.push({ ...r, ...(await purgeRecord(core.keys, r.record, r.tenant, log)) });
       } catch (e) {
-        log.error({ event: 'purge-failed', tenant: id, err: (e as Error).message }, 'purge failed; will retry on the next reload');
-        left.push(id);
+        log.error({ event: 'purge-failed', tenant: r.tenant, record: r.record, err: (e as Error).message }, 'purge failed');
+        results.push({ ...r, purged: 0, undone: 0, remaining: core.registry.ofRecord(r.record).length, error: (e as Error).message });
       }
     }
-    await writePurgeRequests(config.stateDir, left);
+    try {
+      await filePurgeResults(config.stateDir, results);
+    } catch (e) {
+      // The requests stay filed; the next reload carries them out again (nothing left to do).
+      log.error({ event: 'purge-failed', err: (e as Error).message }, 'could not file the purge results');
+    }
   };
   const reload = (): Promise<void> => (reloading = reloading.then(reloadNow, reloadNow));
 

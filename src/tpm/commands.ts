@@ -19,6 +19,7 @@ import {
   TPM2B_TIMEOUT,
   TPML_PCR_SELECTION,
   TPMS_CAPABILITY_DATA,
+  TPMS_CONTEXT,
   TPMT_SIG_SCHEME,
   TPMT_SIGNATURE,
   TPMT_SYM_DEF,
@@ -125,6 +126,32 @@ export const EvictControl = command({
   spec: 'Part 3 §28.5',
   handles: { auth: 'auth', objectHandle: 'noauth' },
   params: { persistentHandle: TPM_HANDLE },
+  response: {},
+});
+
+/**
+ * TPM2_ContextSave — Part 3 §28.2. The handle needs no authorization. For an object the TPM
+ * keeps it loaded (flush it to free the slot); for a session it frees the slot itself.
+ */
+export const ContextSave = command({
+  name: 'ContextSave',
+  code: TPM_CC.ContextSave,
+  spec: 'Part 3 §28.2',
+  handles: { saveHandle: 'noauth' },
+  params: {},
+  response: { context: TPMS_CONTEXT },
+});
+
+/**
+ * TPM2_ContextLoad — Part 3 §28.3. The context travels in the parameter area; the object
+ * usually comes back at a different handle. A context saved before a TPM Reset is refused.
+ */
+export const ContextLoad = command({
+  name: 'ContextLoad',
+  code: TPM_CC.ContextLoad,
+  spec: 'Part 3 §28.3',
+  params: { context: TPMS_CONTEXT },
+  responseHandles: ['loadedHandle'],
   response: {},
 });
 
@@ -244,6 +271,8 @@ export const COMMANDS = new Map(
     Load,
     ReadPublic,
     EvictControl,
+    ContextSave,
+    ContextLoad,
     FlushContext,
     Sign,
     VerifySignature,

@@ -54,6 +54,8 @@ export const TPM_CC = {
   Load: 0x00000157,
   SequenceUpdate: 0x0000015c,
   Sign: 0x0000015d,
+  ContextLoad: 0x00000161,
+  ContextSave: 0x00000162,
   FlushContext: 0x00000165,
   StartAuthSession: 0x00000176,
   VerifySignature: 0x00000177,

@@ -4,7 +4,7 @@
  * Section numbers refer to Part 2, revision 1.59.
  */
 import { TPM_ALG, TPM_CAP, TPM_ST } from './constants.js';
-import { fixed, list, none, oneOf, sized, struct, tpm2b, u16, u32, u8, union, type Codec, type Infer } from './wire/codec.js';
+import { fixed, list, none, oneOf, sized, struct, tpm2b, u16, u32, u64, u8, union, type Codec, type Infer } from './wire/codec.js';
 
 const A = TPM_ALG;
 
@@ -309,6 +309,27 @@ export type TPMS_CREATION_DATA = Infer<typeof TPMS_CREATION_DATA>;
 /** TPM2B_CREATION_DATA (§15.2). */
 export const TPM2B_CREATION_DATA = sized('TPM2B_CREATION_DATA', TPMS_CREATION_DATA);
 
+// ---------------------------------------------------------------- context data (§14)
+
+/**
+ * TPM2B_CONTEXT_DATA (§14.4): the TPM's encrypted, integrity-protected blob (a TPMS_CONTEXT_DATA
+ * only it can read). Its size is the TPM's own (MAX_CONTEXT_SIZE); bounded here by the TPM's
+ * response buffer, as TPM2B_PRIVATE.
+ */
+export const TPM2B_CONTEXT_DATA = tpm2b('TPM2B_CONTEXT_DATA', 4096);
+/**
+ * TPMS_CONTEXT (§14.5): what TPM2_ContextSave returns and TPM2_ContextLoad takes. `sequence`
+ * is a UINT64 (bigint); `savedHandle` and `hierarchy` are handles (TPMI_DH_SAVED,
+ * TPMI_RH_HIERARCHY+), checked by the TPM itself on load.
+ */
+export const TPMS_CONTEXT = struct('TPMS_CONTEXT', {
+  sequence: u64,
+  savedHandle: TPM_HANDLE,
+  hierarchy: TPM_HANDLE,
+  contextBlob: TPM2B_CONTEXT_DATA,
+});
+export type TPMS_CONTEXT = Infer<typeof TPMS_CONTEXT>;
+
 /** Every named structure codec, for the decoder tool and the fuzz tests. */
 export const STRUCTURES: Record<string, Codec<any>> = {
   TPMT_HA,
@@ -338,6 +359,7 @@ export const STRUCTURES: Record<string, Codec<any>> = {
   TPM2B_DIGEST,
   TPM2B_PRIVATE,
   TPM2B_NAME,
+  TPMS_CONTEXT,
 };
 
 // ---------------------------------------------------------------- policy (§10.7.5, §10.4.11)

@@ -188,8 +188,12 @@ export interface SwtpmInstance {
   stop(): Promise<void>;
   /** SIGKILLs swtpm now (simulates a crash); stop() still cleans up, restart() starts it again. */
   kill(): void;
-  /** Stops swtpm if running and starts it again on the same state and socket paths. */
-  restart(): Promise<void>;
+  /**
+   * Stops swtpm if running and starts it again on the same state and socket paths. `flags`
+   * replaces `--flags` for this and later starts: e.g. `not-need-init,startup-state` resumes
+   * after a TPM2_Shutdown(STATE) (a TPM Resume) instead of the default Startup(CLEAR) (a TPM Reset).
+   */
+  restart(opts?: { flags?: string }): Promise<void>;
 }
 
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance> {
@@ -211,6 +215,7 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
     opts.flags ?? 'not-need-init,startup-clear',
     ...(opts.extraArgs ?? []),
   ];
+  const flagsAt = args.indexOf('--flags') + 1;
   const transports = new Set<Transport>();
   let proc: { child: ChildProcess; stderr: () => string } | undefined;
   let stopped = false;
@@ -263,9 +268,10 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance
     kill() {
       if (proc && !exited(proc.child)) proc.child.kill('SIGKILL');
     },
-    async restart() {
+    async restart(ropts = {}) {
       if (stopped) throw new Error('swtpm instance stopped');
       await halt();
+      if (ropts.flags !== undefined) args[flagsAt] = ropts.flags;
       await launch();
     },
   };

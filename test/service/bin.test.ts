@@ -73,7 +73,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve-tpm-service executable', (
     const file = readFileSync(tenants, 'utf8');
     expect(file).not.toContain(secret);
     expect(JSON.parse(file)).toEqual({
-      tenants: [{ id: 'app1', secretHash: 'sha256:' + createHash('sha256').update(secret).digest('hex'), maxKeys: 3, cid: 7 }],
+      tenants: [{ id: 'app1', uid: expect.stringMatching(/^[0-9a-f]{16}$/), secretHash: 'sha256:' + createHash('sha256').update(secret).digest('hex'), maxKeys: 3, cid: 7 }],
     });
     expect(statSync(tenants).mode & 0o777).toBe(0o600);
     const dup = runBin(bin.bin, ['tenant', 'add', '--id', 'app1', '--tenants', tenants]);

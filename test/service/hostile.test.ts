@@ -132,20 +132,17 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('hostile clients', () => {
     expect([0, 408]).toContain(parseResponse(text).status);
   });
 
-  it('turns away connections beyond the cap with 503 and serves again once they are gone', async () => {
-    const idle: Socket[] = [];
+  it('closes the oldest silent connections to make room at the cap (503) and the rest at the header deadline (408)', async () => {
+    const idle: Array<Promise<string>> = [];
     for (let i = 0; i < 12; i++) {
       const s = connectTo(env.tcp);
-      s.on('error', () => {});
-      idle.push(s);
+      idle.push(closed(s));
       await new Promise((r) => s.once('connect', r));
     }
-    await eventually(async () => {
-      const r = await rawRequest(env.tcp, httpText('GET', '/v1/health'));
-      return r.status === 503;
-    }, 5000, '503 beyond the connection cap');
-    // The idle connections send no request: the header timeout closes them.
-    await Promise.all(idle.map((s) => closed(s)));
+    // Silent connections may hold 12 − 6 (the tenants' reserve) places; a new one still gets in.
+    expect((await rawRequest(env.tcp, httpText('GET', '/v1/health'))).status).toBe(200);
+    const statuses = (await Promise.all(idle)).map((t) => parseResponse(t).status);
+    expect(statuses).toEqual([...Array(7).fill(503), ...Array(5).fill(408)]);
     await eventually(async () => (await rawRequest(env.tcp, httpText('GET', '/v1/health'))).status === 200, 5000, 'service again');
   });
 

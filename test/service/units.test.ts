@@ -20,12 +20,14 @@ import { formatHandle, isReservedHandle, parseHandle } from '../../src/service/h
 import { duplicateKey, decodeBase64, parseJsonObject } from '../../src/service/http/strict-json.js';
 import { parseQuery, splitTarget } from '../../src/service/http/query.js';
 import { route } from '../../src/service/http/router.js';
-import { parseHashAlg, parseKeyType, parseSignFormat } from '../../src/service/params.js';
+import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat } from '../../src/service/params.js';
+import { describeValue } from '../../src/service/describe-value.js';
+import { hostReason, toServiceError } from '../../src/service/error-mapping.js';
 import { HandlePool } from '../../src/service/pool.js';
 import { TpmQueue } from '../../src/service/queue.js';
 import { cloudInitSnippet } from '../../src/service/cloud-init.js';
 import { generateSecret, hashSecret, parseTenants, TenantDirectory } from '../../src/service/tenants.js';
-import type { Tpm } from '../../src/tpm/index.js';
+import { TpmDecodeError, TpmError, TpmTransportError, TPM_RC, type Tpm } from '../../src/tpm/index.js';
 
 const status = (f: () => unknown): number | 'ok' => {
   try {
@@ -349,5 +351,100 @@ describe('client over vsock', () => {
       if (saved === undefined) delete process.env.EVE_TOOLS_VSOCK_ADDON;
       else process.env.EVE_TOOLS_VSOCK_ADDON = saved;
     }
+  });
+});
+
+describe('hostile request values', () => {
+  /** A value whose every property read, conversion or inspection throws. */
+  const booby = new Proxy({}, { get: () => { throw new Error('touched'); }, getPrototypeOf: () => { throw new Error('touched'); } });
+  const deep = JSON.parse('['.repeat(50_000) + ']'.repeat(50_000)) as unknown;
+  const hostile = [{ toString: 1 }, { toString: 1, valueOf: 1 }, [{ toString: 1 }], deep, booby, { __proto__: null }, Symbol('s'), 10n, () => 1];
+
+  it('are described without touching them: kind only, strings escaped and cut short', () => {
+    expect(hostile.map(describeValue)).toEqual(['an object', 'an object', 'an array', 'an array', 'an object', 'an object', 'a symbol', 'a bigint', 'a function']);
+    expect([describeValue(-0), describeValue(1e400), describeValue(11), describeValue(null), describeValue(true), describeValue(undefined)]).toEqual([
+      '-0', 'a number out of range', '11', 'null', 'true', 'nothing',
+    ]);
+    expect(describeValue('ｒｓａ')).toBe('"\\uff52\\uff53\\uff41"');
+    expect(describeValue('rsa\u200b"\\\ud800')).toBe('"rsa\\u200b\\"\\\\\\ud800"');
+    expect(describeValue('a'.repeat(10_000))).toBe(`"${'a'.repeat(40)}"…`);
+  });
+
+  it('are refused with a 400 by every parameter parser, whatever their type', () => {
+    for (const v of hostile) {
+      for (const parse of [parseKeyType, parseHashAlg, parseSignFormat, parsePublicFormat, (x: unknown) => parseHandle(x)]) expect(status(() => parse(v))).toBe(400);
+    }
+    expect(() => parseKeyType({ toString: 1 })).toThrow('key type must be a name (rsa, ecc) or a TPM_ALG_ID number, not an object');
+    fc.assert(
+      fc.property(fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withObjectString: true, withNullPrototype: true, withTypedArray: true, withSparseArray: true }), (v) => {
+        for (const parse of [parseKeyType, parseHashAlg, parseSignFormat, parsePublicFormat]) {
+          try {
+            parse(v);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ServiceError);
+            expect((e as ServiceError).status).toBe(400);
+            expect((e as ServiceError).message.length).toBeLessThanOrEqual(200);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('bounds JSON bodies before parsing: depth, number of values, own keys only', () => {
+    const body = (t: string): Uint8Array => new TextEncoder().encode(t);
+    const nest = (n: number): string => `{"type":${'['.repeat(n)}${']'.repeat(n)}}`;
+    expect(status(() => parseJsonObject(body(nest(31)), ['type']))).toBe('ok');
+    expect(() => parseJsonObject(body(nest(32)), ['type'])).toThrow('nested more than 32 levels deep');
+    expect(status(() => parseJsonObject(body('['.repeat(50_000) + ']'.repeat(50_000)), ['type']))).toBe(400);
+    expect(status(() => parseJsonObject(body('{"a":"' + '[{,'.repeat(5000) + '"}'), ['a']))).toBe('ok'); // inside a string: text
+    expect(() => parseJsonObject(body(`{"type":[${'0,'.repeat(1100)}0]}`), ['type'])).toThrow('more than 1024 JSON values');
+    expect(status(() => parseJsonObject(body(']]]]' + '['.repeat(40)), ['type']))).toBe(400);
+    expect(() => parseJsonObject(body('{"__proto__":{"type":"rsa"}}'), ['type'])).toThrow('unknown field "__proto__"');
+    const parsed = parseJsonObject(body('{"type":"rsa"}'), ['type', 'toString', 'constructor']);
+    expect([parsed.type, parsed.toString, parsed.constructor]).toEqual(['rsa', undefined, undefined]);
+    expect(duplicateKey('{"a":"unterminated')).toBeUndefined();
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.json({ maxDepth: 40 })), (t) => {
+        const r = status(() => parseJsonObject(body(t), ['type', 'hashAlg']));
+        expect([400, 'ok']).toContain(r);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('routes only own method names', () => {
+    for (const m of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect(status(() => route(m, ['v1', 'health']))).toBe(405);
+  });
+});
+
+describe('what tenants are told about failures', () => {
+  const path = '/tmp/swtpm-x1/swtpm.sock';
+  it('names no host path or errno for transport failures, and keeps the reason for the log', () => {
+    const cases: Array<[TpmTransportError, number, string, string]> = [
+      [new TpmTransportError('IO', `cannot connect to swtpm:unix:${path}: ECONNREFUSED`), 503, 'TPM_UNAVAILABLE', 'the TPM is unavailable; retry later (request 0123)'],
+      [new TpmTransportError('CLOSED', `connection to swtpm:unix:${path} closed`), 503, 'TPM_UNAVAILABLE', 'the TPM is unavailable; retry later (request 0123)'],
+      [new TpmTransportError('TIMEOUT', `no response from /dev/tpmrm0 within 5 ms`), 504, 'DEADLINE', 'the TPM did not answer in time (request 0123)'],
+      [new TpmTransportError('PROTOCOL', `swtpm:unix:${path} sent bytes after the response`), 502, 'TPM_ERROR', "the TPM's answer was malformed (request 0123)"],
+      [new TpmTransportError('BUSY', '/dev/tpmrm0 still holds an unread response (EBUSY on write)'), 503, 'BUSY', 'the TPM is in use by another program; retry later (request 0123)'],
+    ];
+    for (const [e, st, code, message] of cases) {
+      const se = toServiceError(e, '0123');
+      expect({ status: se.status, code: se.code, message: se.message }).toEqual({ status: st, code, message });
+      expect(JSON.stringify(se.toJSON())).not.toMatch(/\/tmp|\/dev|ECONN|EBUSY|swtpm/);
+      expect(hostReason(e)).toContain(e.message);
+    }
+    const bug = new Error(`ENOSPC: no space left on device, open '/var/lib/eve-tpm-service/registry.json.tmp'`);
+    expect(toServiceError(bug, '0123')).toMatchObject({ status: 500, message: 'internal error (request 0123)' });
+    expect(hostReason(bug)).toContain('/var/lib/eve-tpm-service');
+  });
+
+  it("shows the TPM's own answer: response code text and decode offsets", () => {
+    const rc = new TpmError(TPM_RC.HASH | 0x1c0, { name: 'Sign', code: 0x15d });
+    expect(toServiceError(rc, '0123')).toMatchObject({ status: 502, tpmText: rc.message, message: `TPM2_Sign failed: ${rc.message}` });
+    expect(hostReason(rc)).toBeUndefined();
+    const dec = new TpmDecodeError('size 9000 over 1024', 'TPM2B_DIGEST.size', 12);
+    expect(toServiceError(dec).message).toBe("the TPM's answer could not be decoded: TPM2B_DIGEST.size: size 9000 over 1024 (at byte 12)");
+    expect(toServiceError(new ServiceError(400, 'BAD_REQUEST', 'x'), '0123').message).toBe('x');
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Request bodies read under limits: a cap on size, a cap on the pause between two pieces
- * (a stalled client frees its place), the request's AbortSignal, and — for JSON bodies, which
- * are held in memory — a budget shared by all requests, so many large bodies at once cannot
- * exhaust memory.
+ * (a stalled client frees its place), a minimum rate (a client that trickles a byte now and
+ * then frees it too), the request's AbortSignal, and — for JSON bodies, which are held in
+ * memory — a budget shared by all requests, so many large bodies at once cannot exhaust memory.
  */
 import type { IncomingMessage } from 'node:http';
 import { badRequest, payloadTooLarge, requestTimeout, serviceBusy, unsupportedMediaType } from '../errors.js';
@@ -55,14 +55,69 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 export interface ReadLimits {
   /** Longest pause between two pieces, ms. */
   idleMs: number;
+  /** Bytes per second the body must keep up once `rateGraceMs` has passed; 0 or absent: none. */
+  minBytesPerSec?: number;
+  /** The grace, and the window the rate is then measured over, ms. */
+  rateGraceMs?: number;
   signal: AbortSignal;
 }
 
+/**
+ * The minimum rate, measured over successive windows of `windowMs` of time spent waiting for
+ * the client (time the server spends on the pieces, e.g. hashing them in the TPM, is not the
+ * client's to make up), the first window being the grace: a window that ends with fewer than
+ * its share of bytes ends the request.
+ */
+class RateMeter {
+  private waited = 0;
+  private bytes = 0;
+  private readonly need: number;
+
+  constructor(
+    private readonly perSec: number,
+    private readonly windowMs: number,
+  ) {
+    this.need = Math.ceil((perSec * windowMs) / 1000);
+  }
+
+  get on(): boolean {
+    return this.perSec > 0 && this.windowMs > 0;
+  }
+
+  /** Waiting time left before this window's verdict, when its share has not arrived yet. */
+  get verdictIn(): number | undefined {
+    return this.on && this.bytes < this.need ? Math.max(0, this.windowMs - this.waited) : undefined;
+  }
+
+  /** A wait of `ms` brought `n` bytes; throws at the end of a window short of its share. */
+  record(ms: number, n: number): void {
+    if (!this.on) return;
+    this.waited += ms;
+    this.bytes += n;
+    if (this.waited < this.windowMs) return;
+    if (this.bytes < this.need) throw this.tooSlow();
+    this.waited = 0;
+    this.bytes = 0;
+  }
+
+  tooSlow(): Error {
+    return requestTimeout(`the request body arrived too slowly: ${this.bytes} bytes in ${this.windowMs} ms, below the minimum of ${this.perSec} bytes/s`);
+  }
+}
+
+function rateMeter(limits: ReadLimits): RateMeter {
+  return new RateMeter(limits.minBytesPerSec ?? 0, limits.rateGraceMs ?? 0);
+}
+
 /** The next piece of the body, or null at its end. */
-function nextPiece(req: IncomingMessage, limits: ReadLimits): Promise<Buffer | null> {
+function nextPiece(req: IncomingMessage, limits: ReadLimits, rate: RateMeter): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let settled = false;
     const done = (): void => {
+      settled = true;
       clearTimeout(timer);
+      clearTimeout(rateTimer);
       req.off('readable', tryRead);
       req.off('end', onEnd);
       req.off('error', onGone);
@@ -73,6 +128,12 @@ function nextPiece(req: IncomingMessage, limits: ReadLimits): Promise<Buffer | n
       const c = req.read() as Buffer | null;
       if (c !== null) {
         done();
+        try {
+          // The whole body is here: nothing left to wait for, so no verdict on its pace.
+          if (!req.complete) rate.record(performance.now() - started, c.length);
+        } catch (e) {
+          return reject(e);
+        }
         resolve(c);
       }
     };
@@ -91,10 +152,18 @@ function nextPiece(req: IncomingMessage, limits: ReadLimits): Promise<Buffer | n
       done();
       reject(limits.signal.reason);
     };
-    const timer = setTimeout(() => {
-      done();
-      reject(requestTimeout(`the request body stalled: nothing arrived for ${limits.idleMs} ms`));
-    }, limits.idleMs);
+    // Timers run before the poll phase reads sockets: after a busy spell of ours, data that has
+    // arrived in the meantime gets its turn before the client is blamed.
+    const verdict = (error: () => Error) => (): void => {
+      setImmediate(() => {
+        if (settled) return;
+        done();
+        reject(error());
+      });
+    };
+    const timer = setTimeout(verdict(() => requestTimeout(`the request body stalled: nothing arrived for ${limits.idleMs} ms`)), limits.idleMs);
+    const verdictIn = rate.verdictIn;
+    const rateTimer = verdictIn === undefined ? undefined : setTimeout(verdict(() => rate.tooSlow()), verdictIn);
     if (limits.signal.aborted) return onAbort();
     if (req.readableEnded) return onEnd();
     if (req.destroyed && !req.complete) return onGone();
@@ -114,8 +183,9 @@ export async function* bodyPieces(req: IncomingMessage, limits: ReadLimits & { m
     throw payloadTooLarge(`the body of ${declared} bytes is over the limit of ${limits.maxBytes}`);
   }
   let total = 0;
+  const rate = rateMeter(limits);
   for (;;) {
-    const piece = await nextPiece(req, limits);
+    const piece = await nextPiece(req, limits, rate);
     if (piece === null) return;
     total += piece.length;
     if (limits.maxBytes > 0 && total > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
@@ -140,9 +210,10 @@ export async function readWholeBody(
     if (!released) limits.budget.give(total);
     released = true;
   };
+  const rate = rateMeter(limits);
   try {
     for (;;) {
-      const piece = await nextPiece(req, limits);
+      const piece = await nextPiece(req, limits, rate);
       if (piece === null) break;
       if (total + piece.length > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
       if (!limits.budget.take(piece.length)) throw serviceBusy('too many large requests are being handled at once');

@@ -1,17 +1,20 @@
 /**
  * The HTTP front shared by all listeners: one http.Server fed with connections from any
- * listener, with limits on header size and time, keep-alive, number of connections, and a
- * drain for shutdown. Malformed HTTP gets a JSON 400/408 and the connection is closed.
+ * listener, with limits on header size and time, keep-alive, connections (see admission.ts),
+ * and a drain for shutdown. Malformed HTTP gets a JSON 400/408 and the connection is closed.
  *
- * The connection limit counts open connections; when it is reached, connections that can carry
- * no more requests (the client has closed its side) and then the longest-idle kept-alive one
- * (answered, no request in flight) make room before a new one is refused with 503.
+ * Header deadline: node:http's headersTimeout counts from the connection's start (a silent
+ * connection is cut too) and, on a kept-alive connection, from the first byte of each next
+ * request (the idle time between requests is the keep-alive timeout's). It is enforced by a
+ * periodic sweep; sweeping every fifth of the timeout cuts a connection by 1.2 × the deadline.
+ * An answer 408 (headers or body too slow) always ends the connection.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Peer } from '../auth.js';
 import { badRequest, methodNotAllowed, requestTimeout, serviceBusy, type ServiceError } from '../errors.js';
+import { Admission, peerKey, type Conn, type ConnState, type LimitReason } from './admission.js';
 import { rawErrorResponse } from './respond.js';
 
 export interface FrontOptions {
@@ -20,6 +23,8 @@ export interface FrontOptions {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerPeer: number;
+  reservedTenantConnections: number;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, peer: Peer) => void;
@@ -27,9 +32,10 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse, peer: P
 export class HttpFront {
   readonly server: Server;
   private readonly peers = new WeakMap<Duplex, Peer>();
-  /** Open connections: requests in flight, requests answered, idle since (ms). */
-  private readonly conns = new Map<Duplex, { active: number; served: number; idleSince: number }>();
+  private readonly admission: Admission;
   private active = 0;
+  /** Connections closed with a last answer, waiting for the client to read it. */
+  private lingering = 0;
   private idleWaiters: Array<() => void> = [];
   draining = false;
 
@@ -38,28 +44,38 @@ export class HttpFront {
     handler: RequestHandler,
     private readonly log: Logger,
   ) {
+    this.admission = new Admission(opts, (c, reason, state) => this.evict(c, reason, state));
     this.server = createServer(
       {
         headersTimeout: opts.headersTimeoutMs,
         requestTimeout: opts.requestTimeoutMs,
         keepAliveTimeout: opts.keepAliveTimeoutMs,
         // The timeouts above are enforced by a periodic sweep; sweep often enough to matter.
-        connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs),
+        connectionsCheckingInterval: Math.max(20, Math.min(1000, Math.round(opts.headersTimeoutMs / 5))),
         maxHeaderSize: 8192,
         requireHostHeader: false,
         joinDuplicateHeaders: false,
       },
       (req, res) => {
-        const peer = this.peers.get(req.socket) ?? { listener: 'unix' };
-        const conn = this.conns.get(req.socket);
-        if (conn) conn.active++;
+        const socket = req.socket;
+        const peer = this.peers.get(socket);
+        const conn = this.admission.get(socket);
+        // A connection closed to make room may still finish parsing a request: not served.
+        if (!conn || !peer || socket.writableEnded) return void socket.destroy();
+        conn.active++;
+        conn.req = req;
+        conn.res = res;
+        conn.since = performance.now();
         this.active++;
+        res.once('finish', () => {
+          // 408: the client was too slow; do not wait for it on this connection again.
+          if (res.statusCode === 408) closeSoon(socket);
+        });
         res.once('close', () => {
-          if (conn) {
-            conn.active--;
-            conn.served++;
-            conn.idleSince = Date.now();
-          }
+          conn.active--;
+          conn.served++;
+          conn.idleSince = performance.now();
+          conn.readAtIdle = (socket as { bytesRead?: number }).bytesRead ?? 0;
           this.active--;
           if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
         });
@@ -83,6 +99,7 @@ export class HttpFront {
       if (!socket.writable) return void socket.destroy();
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
       const e = timeout ? requestTimeout('the request took too long to arrive') : badRequest(`malformed HTTP request (${err.code ?? 'parse error'})`);
+      if (timeout) this.logTimeout(socket);
       socket.end(rawErrorResponse(e.status, timeout ? 'Request Timeout' : 'Bad Request', e));
       setTimeout(() => socket.destroy(), 1000).unref();
     });
@@ -91,49 +108,69 @@ export class HttpFront {
   /** Takes a connection from a listener (or refuses it when there are too many). */
   accept = (duplex: Duplex, peer: Peer): void => {
     duplex.on('error', () => {}); // a reset by the peer is not our error
-    if (!this.draining && this.conns.size >= this.opts.maxConnections) this.makeRoom();
-    if (this.draining || this.conns.size >= this.opts.maxConnections) {
-      const e = serviceBusy(this.draining ? 'the service is shutting down' : 'too many connections');
-      duplex.end(rawErrorResponse(503, 'Service Unavailable', e));
-      setTimeout(() => duplex.destroy(), 1000).unref();
-      this.log.warn({ event: 'connection-refused', listener: peer.listener, cid: peer.cid, open: this.conns.size }, e.message);
+    const conn = this.draining ? 'draining' : this.admission.admit(duplex, peer);
+    if (typeof conn === 'string') {
+      const e = serviceBusy(
+        conn === 'draining' ? 'the service is shutting down' : conn === 'peer-limit' ? 'too many connections from this peer' : 'too many connections',
+      );
+      this.closeWith(duplex, rawErrorResponse(503, 'Service Unavailable', e));
+      duplex.resume(); // what it sent is dropped, so closing does not reset the answer away
+      this.log.warn({ event: 'connection-refused', ...peerFields(peer), reason: conn, open: this.admission.size }, e.message);
       return;
     }
-    this.conns.set(duplex, { active: 0, served: 0, idleSince: 0 });
     this.peers.set(duplex, peer);
-    duplex.once('close', () => this.conns.delete(duplex));
+    duplex.once('close', () => this.admission.remove(duplex));
     this.server.emit('connection', duplex);
   };
 
-  /**
-   * At the limit: closes the connections with no request in flight that are finished (the
-   * client closed its side, or the connection is destroyed but its close not yet processed);
-   * if none, the longest-idle kept-alive one. A connection that has not sent its first request
-   * yet is never taken (the header timeout deals with those).
-   */
-  private makeRoom(): void {
-    let oldest: Duplex | undefined;
-    let oldestSince = Infinity;
-    let freed = 0;
-    for (const [d, c] of this.conns) {
-      if (c.active > 0) continue;
-      if (d.destroyed || d.readableEnded) {
-        this.conns.delete(d);
-        d.destroy();
-        freed++;
-      } else if (c.served > 0 && c.idleSince < oldestSince) {
-        oldest = d;
-        oldestSince = c.idleSince;
-      }
-    }
-    if (freed === 0 && oldest !== undefined) {
-      this.conns.delete(oldest);
-      oldest.destroy();
+  /** A request on this connection authenticated: it may use the tenants' reserve from now on. */
+  authenticated(socket: Duplex): void {
+    this.admission.authenticated(socket);
+  }
+
+  /** Closes a connection chosen to make room for a new one. */
+  private evict(c: Conn, reason: LimitReason, state: ConnState): void {
+    const slow = state !== 'idle';
+    const fields = { event: 'connection-evicted', ...peerFields(c.peer), reason, state, open: this.admission.size };
+    if (slow && process.env.NOLOG) {} else if (slow) this.log.warn(fields, 'closed a connection still without a complete request to make room');
+    else this.log.info(fields, 'closed an idle kept-alive connection to make room');
+    // An answer only where none has begun: a request whose answer is under way just ends.
+    if (slow && !(c.active > 0 && c.res?.headersSent)) {
+      this.closeWith(c.duplex, rawErrorResponse(503, 'Service Unavailable', serviceBusy('too many connections: this one had no complete request and was closed to make room')));
+    } else {
+      c.duplex.destroy();
     }
   }
 
+  private logTimeout(socket: Duplex): void {
+    const peer = this.peers.get(socket);
+    this.log.warn({ event: 'connection-timeout', ...(peer ? peerFields(peer) : {}), reason: 'headers-deadline' }, 'the request headers did not arrive within the header deadline');
+  }
+
+  /**
+   * Sends a last answer and closes once the client has read it and closed its side, or after a
+   * second. Connections closed this way no longer count; so that a flood cannot pile them up,
+   * beyond maxConnections of them the rest are closed as soon as the answer is written.
+   */
+  private closeWith(d: Duplex, answer: string): void {
+    if (!d.writable) return void d.destroy();
+    d.end(answer);
+    if (this.lingering >= this.opts.maxConnections) {
+      if (d.writableFinished) d.destroy();
+      else d.once('finish', () => d.destroy());
+      return;
+    }
+    this.lingering++;
+    const timer = setTimeout(() => d.destroy(), 1000).unref();
+    d.once('end', () => d.destroy());
+    d.once('close', () => {
+      clearTimeout(timer);
+      this.lingering--;
+    });
+  }
+
   get connections(): number {
-    return this.conns.size;
+    return this.admission.size;
   }
 
   /** Stops taking requests, waits for those in flight (at most `timeoutMs`), closes the rest. */
@@ -148,7 +185,19 @@ export class HttpFront {
       ]);
       clearTimeout(timer);
     }
-    for (const c of this.conns.keys()) c.destroy();
+    for (const c of this.admission.duplexes()) c.destroy();
     this.server.close();
   }
+}
+
+/** The fields that name a peer in the log. */
+function peerFields(peer: Peer): Record<string, unknown> {
+  return { peer: peerKey(peer), listener: peer.listener, cid: peer.cid, address: peer.address };
+}
+
+/** Ends a connection after its current answer (already written). */
+function closeSoon(d: Duplex): void {
+  if (d.destroyed) return;
+  d.end();
+  setTimeout(() => d.destroy(), 1000).unref();
 }

@@ -1,7 +1,8 @@
 /**
  * Where requests come in: unix socket (owner-only), loopback TCP, vsock. Every listener hands
  * its connections to the same HTTP front with the peer it knows about (the vsock CID is the
- * tenant's identity there).
+ * tenant's identity there; the tcp remote address; on unix nothing, since Node gives no peer
+ * credentials, so all unix callers are one peer).
  *
  * The vsock adapter is imported only when a vsock listener is asked for, so a host without the
  * native addon or without AF_VSOCK can still serve unix/tcp, and a vsock listener that cannot
@@ -25,10 +26,16 @@ export class ListenError extends Error {
 
 export type OnConnection = (duplex: Duplex, peer: Peer) => void;
 
-function serve(onConnection: OnConnection, peer: Peer): Server {
+function serve(onConnection: OnConnection, peerOf: (sock: Socket) => Peer): Server {
   // allowHalfOpen as http.Server has it: a client may finish sending and still read the answer.
-  const server = createServer({ allowHalfOpen: true }, (sock: Socket) => onConnection(sock, peer));
+  const server = createServer({ allowHalfOpen: true }, (sock: Socket) => onConnection(sock, peerOf(sock)));
   return server;
+}
+
+/** The tcp peer's address, an IPv4-mapped IPv6 one written as plain IPv4 (one peer, one name). */
+function tcpAddress(sock: Socket): string {
+  const a = sock.remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
 function listenOn(server: Server, target: { path: string } | { host: string; port: number }, what: string): Promise<void> {
@@ -78,7 +85,7 @@ async function clearStaleSocket(path: string): Promise<void> {
 
 async function listenUnix(path: string, onConnection: OnConnection): Promise<Listener> {
   await clearStaleSocket(path);
-  const server = serve(onConnection, { listener: 'unix' });
+  const server = serve(onConnection, () => ({ listener: 'unix' }));
   // bind() creates the socket file with the umask's permissions: make them owner-only from the
   // first instant, not after a chmod that a quick client could race.
   const oldMask = process.umask(0o177);
@@ -97,7 +104,7 @@ async function listenUnix(path: string, onConnection: OnConnection): Promise<Lis
 }
 
 async function listenTcp(host: string, port: number, onConnection: OnConnection): Promise<Listener> {
-  const server = serve(onConnection, { listener: 'tcp' });
+  const server = serve(onConnection, (sock) => ({ listener: 'tcp', address: tcpAddress(sock) }));
   await listenOn(server, { host, port }, formatAddress({ kind: 'tcp', host, port }));
   const a = server.address();
   const actual = typeof a === 'object' && a ? a.port : port;

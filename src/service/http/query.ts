@@ -2,6 +2,7 @@
  * Request targets parsed strictly: a path of plain segments (no percent-encoding, no empty or
  * dot segments) and a query whose keys are known and appear once.
  */
+import { describeValue } from '../describe-value.js';
 import { badRequest } from '../errors.js';
 
 export const MAX_TARGET_LENGTH = 2048;
@@ -33,7 +34,7 @@ export function parseQuery(query: string | undefined, allowed: readonly string[]
     } catch {
       throw badRequest('malformed percent-encoding in the query string');
     }
-    if (!allowed.includes(key)) throw badRequest(`unknown query parameter ${JSON.stringify(key.slice(0, 40))} (allowed: ${allowed.join(', ') || 'none'})`);
+    if (!allowed.includes(key)) throw badRequest(`unknown query parameter ${describeValue(key)} (allowed: ${allowed.join(', ') || 'none'})`);
     if (key in out) throw badRequest(`query parameter ${key} given more than once`);
     out[key] = value;
   }

@@ -20,7 +20,8 @@ export function route(method: string | undefined, segments: readonly string[]): 
     else if (a === 'keys' && b !== undefined && b !== '' && c === 'sign') byMethod = { POST: 'sign' };
   }
   if (!byMethod) throw notFound();
-  const op = method === undefined ? undefined : byMethod[method];
+  // Own keys only: a method named like an Object.prototype member must not find one.
+  const op = method !== undefined && Object.hasOwn(byMethod, method) ? byMethod[method] : undefined;
   if (!op) throw Object.assign(methodNotAllowed(`use ${Object.keys(byMethod).join(' or ')} here`), { allow: Object.keys(byMethod).join(', ') });
   return b !== undefined && op !== 'list-keys' && op !== 'create-key' && op !== 'health' ? { op, handle: b } : { op };
 }
