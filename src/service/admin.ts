@@ -242,11 +242,11 @@ export interface RemoveTenantOptions extends PurgeOptions {
  * configured, purges the orphaned record that had that name, if there is exactly one.
  */
 export async function removeTenant(o: RemoveTenantOptions): Promise<PurgeReport> {
+  const registry = loadRegistry(o.config.stateDir, o.config.keyStore); // refuses a lost one before any change
   const removed = await updateTenants(o.tenantsFile, (tenants) => {
     const t = tenants.find((x) => x.id === o.id);
     return t ? { tenants: tenants.filter((x) => x !== t), result: t } : { result: undefined };
   });
-  const registry = loadRegistry(o.config.stateDir, o.config.keyStore);
   if (removed) {
     const record = recordOf(removed);
     if (!o.purge) return { record, purged: 0, undone: 0, remaining: registry.ofRecord(record).length };

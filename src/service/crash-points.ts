@@ -1,8 +1,9 @@
 /**
  * Fault injection for the crash-safety tests: with EVE_TPM_SERVICE_CRASH_AT=<point> in its
  * environment the process SIGKILLs itself when it reaches that step of a key creation or
- * deletion, so every window between two durable steps is exercised deterministically (random
- * kill -9 timing alone rarely lands in the short ones). Without the variable: a no-op.
+ * deletion (or of a durable file write, or right after a TPM command), so every window between
+ * two durable steps is exercised deterministically (random kill -9 timing alone rarely lands in
+ * the short ones). Without the variable: a no-op.
  */
 export type CrashPoint =
   | 'create:after-tpm'
@@ -27,8 +28,6 @@ export const CRASH_POINTS: readonly CrashPoint[] = [
   'delete:after-evict',
   'delete:after-blobs',
 ];
-
-export const WRITE_CRASH_POINTS: readonly CrashPoint[] = ['write:after-temp', 'write:after-rename'];
 
 // `<point>` or `<point>@<n>`: the n-th time the point is reached (default the first).
 const spec = /^(.+?)(?:@([1-9][0-9]*))?$/.exec(process.env.EVE_TPM_SERVICE_CRASH_AT ?? '');

@@ -24,7 +24,7 @@ import { sendError, sendJson } from './http/respond.js';
 import { route, type Route } from './http/router.js';
 import { createLogger } from './logger.js';
 import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './purge.js';
-import { parseTenants, TenantDirectory, type Tenant } from './tenants.js';
+import { parseTenants, recordOf, TenantDirectory, type Tenant } from './tenants.js';
 import { VERSION } from './version.js';
 
 export interface ServiceDeps {
@@ -216,6 +216,9 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
   let reloading: Promise<void> = Promise.resolve();
   let lastTenantsStamp = '';
   const reloadNow = async (): Promise<void> => {
+    // Purge requests are read before the tenants: the admin command removes a tenant before it
+    // files the purge of its record, so the tenants read next already lack every record asked for.
+    const requested = (await readPurgeFile(config.stateDir)).requests;
     if (!config.singleTenant) {
       try {
         const st = await fsp.stat(config.tenants!);
@@ -227,13 +230,12 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         log.error({ event: 'tenants-reload-failed', err: (e as Error).message }, 'the tenants file is invalid; keeping the previous tenants');
       }
     }
-    // The tenants above are current, so every record purged here is one no tenant has, and
-    // from now on no key of it can commit. Each request gets a result for the admin command.
-    const requested = (await readPurgeFile(config.stateDir)).requests;
+    // Every record purged here is one no tenant has now, and from now on (ownerAlive) no key of
+    // it can commit. Each request gets a result for the admin command.
     if (requested.length === 0) return;
     const results: PurgeResult[] = [];
     for (const r of requested) {
-      const holder = tenants.ofRecord(r.record);
+      const holder = config.singleTenant && r.record === recordOf(singleTenant) ? singleTenant : tenants.ofRecord(r.record);
       if (holder) {
         log.warn({ event: 'purge-refused', tenant: holder.id, record: r.record }, 'purge requested for the record of a configured tenant; refused');
         results.push({ ...r, purged: 0, undone: 0, remaining: core.registry.ofRecord(r.record).length, error: `record ${r.record} belongs to the configured tenant ${holder.id}` });

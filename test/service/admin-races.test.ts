@@ -6,12 +6,13 @@
  * it deleted.
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient } from '../../src/service/client.js';
+import { acquireLock, LockBusyError } from '../../src/service/lock.js';
 import { listHandles, Tpm } from '../../src/tpm/index.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { startSwtpm, swtpmAvailable } from '../helpers/swtpm.js';
@@ -21,6 +22,43 @@ import { eventually } from './env.js';
 
 const ROUNDS = 3;
 const N = 6;
+
+describe('lock files', () => {
+  it('serializes holders, takes over a dead holder (and a dead takeover guard), and bounds the wait for a live one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'svc-lock-'));
+    try {
+      const path = join(dir, 'x.lock');
+      const events: string[] = [];
+      const a = await acquireLock(path, { waitMs: 0 });
+      const b = acquireLock(path, { waitMs: 10_000 }).then((release) => (events.push('b holds'), release));
+      await new Promise((r) => setTimeout(r, 50));
+      events.push('a releases');
+      await a();
+      await (await b)();
+      expect(events).toEqual(['a releases', 'b holds']);
+      expect(readdirSync(dir)).toEqual([]);
+
+      // A live holder (this process, another token): a bounded wait, then an error naming it.
+      const held = await acquireLock(path, { waitMs: 0 });
+      await expect(acquireLock(path, { waitMs: 50 })).rejects.toBeInstanceOf(LockBusyError);
+      await expect(acquireLock(path, { waitMs: 0 })).rejects.toThrow(`held by process ${process.pid}`);
+      await held();
+
+      // A holder that died, and a takeover guard left by a taker killed inside it long ago.
+      const dead = await deadPid();
+      writeFileSync(path, `${dead} 00\n`);
+      writeFileSync(`${path}.takeover`, `${dead} 11\n`);
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(`${path}.takeover`, old, old);
+      const c = await acquireLock(path, { waitMs: 0 });
+      expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^${process.pid} [0-9a-f]{16}\n$`));
+      await c();
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable()))('admin commands against each other and a live service', () => {
   let bin: { bin: string; cleanup: () => void };
@@ -50,7 +88,8 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('admin commands against each ot
       // Every printed secret is the one stored for its tenant; every record is distinct.
       adds.forEach((a, i) => expect(inFile.find((t) => t.id === `app${i}`)!.secretHash).toBe('sha256:' + createHash('sha256').update(secretOf(a.stdout)).digest('hex')));
       expect(new Set(inFile.map((t) => t.uid)).size).toBe(N);
-      expect(existsSync(`${file}.lock`)).toBe(false);
+      // No lock, takeover guard or temp file is left behind.
+      expect(readdirSync(dir).filter((n) => n.startsWith(`t${round}.json`))).toEqual([`t${round}.json`]);
     }
     const file = join(dir, 't0.json');
     const state = join(dir, 'rm-state');

@@ -333,7 +333,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('device events', () => {
           let planted = false;
           for (const { point, op, kept } of writeKills) {
             const label = `${op} ${point}`;
-            // Deletes need a key to spare; creates need quota.
+            // A delete needs a key to spare.
             if (op === 'delete' && live.length < 3) {
               svc = await rig.start();
               live.push((await rig.client.createKey({ type: 'ecc' })).handle);

@@ -66,7 +66,8 @@ export interface ReadLimits {
  * The minimum rate, measured over successive windows of `windowMs` of time spent waiting for
  * the client (time the server spends on the pieces, e.g. hashing them in the TPM, is not the
  * client's to make up), the first window being the grace: a window that ends with fewer than
- * its share of bytes ends the request.
+ * its share of bytes ends the request. Windows follow each other whether or not a piece comes,
+ * so a burst does not buy a long pause.
  */
 class RateMeter {
   private waited = 0;
@@ -80,18 +81,14 @@ class RateMeter {
     this.need = Math.ceil((perSec * windowMs) / 1000);
   }
 
-  get on(): boolean {
-    return this.perSec > 0 && this.windowMs > 0;
-  }
-
-  /** Waiting time left before this window's verdict, when its share has not arrived yet. */
-  get verdictIn(): number | undefined {
-    return this.on && this.bytes < this.need ? Math.max(0, this.windowMs - this.waited) : undefined;
+  /** Waiting time left in this window (undefined: no minimum). */
+  get windowLeft(): number | undefined {
+    return this.perSec > 0 && this.windowMs > 0 ? Math.max(0, this.windowMs - this.waited) : undefined;
   }
 
   /** A wait of `ms` brought `n` bytes; throws at the end of a window short of its share. */
   record(ms: number, n: number): void {
-    if (!this.on) return;
+    if (this.windowLeft === undefined) return;
     this.waited += ms;
     this.bytes += n;
     if (this.waited < this.windowMs) return;
@@ -100,7 +97,7 @@ class RateMeter {
     this.bytes = 0;
   }
 
-  tooSlow(): Error {
+  private tooSlow(): Error {
     return requestTimeout(`the request body arrived too slowly: ${this.bytes} bytes in ${this.windowMs} ms, below the minimum of ${this.perSec} bytes/s`);
   }
 }
@@ -112,8 +109,16 @@ function rateMeter(limits: ReadLimits): RateMeter {
 /** The next piece of the body, or null at its end. */
 function nextPiece(req: IncomingMessage, limits: ReadLimits, rate: RateMeter): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
-    const started = performance.now();
     let settled = false;
+    let rateTimer: NodeJS.Timeout | undefined;
+    let waitingFrom = performance.now();
+    /** Waiting time since the last call. */
+    const waited = (): number => {
+      const now = performance.now();
+      const ms = now - waitingFrom;
+      waitingFrom = now;
+      return ms;
+    };
     const done = (): void => {
       settled = true;
       clearTimeout(timer);
@@ -124,13 +129,17 @@ function nextPiece(req: IncomingMessage, limits: ReadLimits, rate: RateMeter): P
       req.off('close', onClose);
       limits.signal.removeEventListener('abort', onAbort);
     };
+    const fail = (e: unknown): void => {
+      done();
+      reject(e);
+    };
     const tryRead = (): void => {
       const c = req.read() as Buffer | null;
       if (c !== null) {
         done();
         try {
           // The whole body is here: nothing left to wait for, so no verdict on its pace.
-          if (!req.complete) rate.record(performance.now() - started, c.length);
+          if (!req.complete) rate.record(waited(), c.length);
         } catch (e) {
           return reject(e);
         }
@@ -141,29 +150,36 @@ function nextPiece(req: IncomingMessage, limits: ReadLimits, rate: RateMeter): P
       done();
       resolve(null);
     };
-    const onGone = (): void => {
-      done();
-      reject(new ClientGoneError());
-    };
+    const onGone = (): void => fail(new ClientGoneError());
     const onClose = (): void => {
       if (!req.complete) onGone();
     };
-    const onAbort = (): void => {
-      done();
-      reject(limits.signal.reason);
-    };
+    const onAbort = (): void => fail(limits.signal.reason);
     // Timers run before the poll phase reads sockets: after a busy spell of ours, data that has
     // arrived in the meantime gets its turn before the client is blamed.
-    const verdict = (error: () => Error) => (): void => {
-      setImmediate(() => {
-        if (settled) return;
-        done();
-        reject(error());
-      });
+    const later = (f: () => void) => (): void => {
+      setImmediate(() => settled || f());
     };
-    const timer = setTimeout(verdict(() => requestTimeout(`the request body stalled: nothing arrived for ${limits.idleMs} ms`)), limits.idleMs);
-    const verdictIn = rate.verdictIn;
-    const rateTimer = verdictIn === undefined ? undefined : setTimeout(verdict(() => rate.tooSlow()), verdictIn);
+    const timer = setTimeout(
+      later(() => fail(requestTimeout(`the request body stalled: nothing arrived for ${limits.idleMs} ms`))),
+      limits.idleMs,
+    );
+    const armRate = (): void => {
+      const left = rate.windowLeft;
+      if (left === undefined) return;
+      rateTimer = setTimeout(
+        later(() => {
+          try {
+            rate.record(waited(), 0);
+          } catch (e) {
+            return fail(e);
+          }
+          armRate();
+        }),
+        left,
+      );
+    };
+    armRate();
     if (limits.signal.aborted) return onAbort();
     if (req.readableEnded) return onEnd();
     if (req.destroyed && !req.complete) return onGone();

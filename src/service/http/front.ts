@@ -132,7 +132,7 @@ export class HttpFront {
   private evict(c: Conn, reason: LimitReason, state: ConnState): void {
     const slow = state !== 'idle';
     const fields = { event: 'connection-evicted', ...peerFields(c.peer), reason, state, open: this.admission.size };
-    if (slow && process.env.NOLOG) {} else if (slow) this.log.warn(fields, 'closed a connection still without a complete request to make room');
+    if (slow) this.log.warn(fields, 'closed a connection still without a complete request to make room');
     else this.log.info(fields, 'closed an idle kept-alive connection to make room');
     // An answer only where none has begun: a request whose answer is under way just ends.
     if (slow && !(c.active > 0 && c.res?.headersSent)) {

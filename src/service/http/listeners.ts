@@ -141,7 +141,7 @@ export async function openListener(
 ): Promise<Listener> {
   if (a.kind === 'unix') return listenUnix(a.path, onConnection);
   if (a.kind === 'tcp') return listenTcp(a.host, a.port, onConnection);
-  // The HTTP front enforces the limit (with a 503, and making room from idle connections); the
+  // The HTTP front enforces the limits (with a 503, and making room from slow and idle ones); the
   // vsock layer's own cap, which counts a socket until its close and refuses without an answer,
   // is only a backstop above it.
   return listenVsockPort(a.port, onConnection, opts.maxConnections * 2, opts.onError);
