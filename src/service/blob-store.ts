@@ -2,7 +2,8 @@
  * The keys' TPM-wrapped blobs (TPM2B_PUBLIC and TPM2B_PRIVATE, encrypted by the EK: useless
  * outside this TPM), one file per handle in `<state-dir>/keys/`, kept in memory as well so
  * that no request reads the disk. Kept in both key-store modes: they are what lets recovery
- * re-create a persistent object.
+ * re-create a persistent object. Each file also names the key's owner record, so that a lost
+ * registry can be rebuilt from the files (rebuild.ts).
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
