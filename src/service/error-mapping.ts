@@ -52,7 +52,9 @@ export function toServiceError(e: unknown, requestId?: string): ServiceError {
  * errno) or, for a bug, the error itself. undefined when the tenant was told everything.
  */
 export function hostReason(e: unknown): string | undefined {
-  if (e instanceof ServiceError || e instanceof TpmError || e instanceof TpmDecodeError || e instanceof RestrictedSignError) return undefined;
+  // A tenant-safe error made from a host failure keeps that failure as its cause.
+  if (e instanceof ServiceError) return e.cause === undefined ? undefined : hostReason(e.cause);
+  if (e instanceof TpmError || e instanceof TpmDecodeError || e instanceof RestrictedSignError) return undefined;
   if (e instanceof Error) return `${e.name}: ${e.message}`;
   return typeof e === 'string' ? e : `a thrown ${e === null ? 'null' : typeof e}`;
 }

@@ -29,6 +29,8 @@ export interface ServiceErrorDetails {
   tpmText?: string;
   /** Seconds the caller should wait before retrying (429/503). */
   retryAfter?: number;
+  /** What really happened, for the host log only (never sent: toJSON leaves it out). */
+  cause?: unknown;
 }
 
 /** An error answer of the service: HTTP status, stable code, one human sentence. */
@@ -44,7 +46,7 @@ export class ServiceError extends Error {
     message: string,
     details: ServiceErrorDetails = {},
   ) {
-    super(message);
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     if (details.tpmRc !== undefined) this.tpmRc = details.tpmRc;
     if (details.tpmText !== undefined) this.tpmText = details.tpmText;
     if (details.retryAfter !== undefined) this.retryAfter = details.retryAfter;

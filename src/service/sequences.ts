@@ -81,9 +81,9 @@ interface Sequence {
 
 const EMPTY = new Uint8Array(0);
 
-function lostError(detail: string, e?: TpmError): ServiceError {
-  const d = e ? { tpmRc: hex32(e.rc), tpmText: e.message } : {};
-  return new ServiceError(503, 'TPM_UNAVAILABLE', `the hash sequence of your message is gone: ${detail}; send the message again`, { retryAfter: 2, ...d });
+function lostError(detail: string, e?: unknown): ServiceError {
+  const d = e instanceof TpmError ? { tpmRc: hex32(e.rc), tpmText: e.message } : {};
+  return new ServiceError(503, 'TPM_UNAVAILABLE', `the hash sequence of your message is gone: ${detail}; send the message again`, { retryAfter: 2, cause: e, ...d });
 }
 
 /** TPM answers meaning the handle no longer names this sequence (gone, or another object now). */
@@ -114,7 +114,7 @@ export class SequenceManager {
     // The TPM went away (and may come back reset): no handle or saved context can be trusted.
     queue.events.on('done', (ev: JobEvent & { error?: unknown }) => {
       if (ev.error !== undefined && isTpmUnreachable(ev.error)) {
-        for (const s of this.open) this.lose(s, lostError('the TPM was unreachable while it was being hashed'));
+        for (const s of this.open) this.lose(s, lostError('the TPM was unreachable while it was being hashed', ev.error));
       }
     });
   }
