@@ -4,10 +4,11 @@
  * suites and builds may be using — and run with `node`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServiceClient } from '../../src/service/client.js';
+import { parseRegistry, type KeyEntry } from '../../src/service/registry.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
 const live = new Set<ChildProcess>();
@@ -104,4 +105,14 @@ export async function waitHealthy(p: ServiceProcess, address: string, ms = 20_00
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`the service was not healthy within ${ms} ms: ${p.stderr()}`);
+}
+
+/** The registry file of a state dir as it is on disk (absent: no entries). */
+export function readRegistryFile(stateDir: string): KeyEntry[] {
+  try {
+    return parseRegistry(readFileSync(join(stateDir, 'registry.json'), 'utf8'));
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw e;
+  }
 }

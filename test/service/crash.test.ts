@@ -17,7 +17,7 @@ import { parseRegistry, type KeyEntry } from '../../src/service/registry.js';
 import { generateSecret, hashSecret } from '../../src/service/tenants.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
-import { buildServiceBin, killAll, spawnService, waitHealthy, type ServiceProcess } from './child.js';
+import { buildServiceBin, killAll, readRegistryFile, spawnService, waitHealthy, type ServiceProcess } from './child.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
 const RANDOM_KILLS = 30;
@@ -60,14 +60,7 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
   const client = new ServiceClient({ address, secret, timeoutMs: 10_000 });
   const recoveries: string[] = [];
 
-  const registry = (): KeyEntry[] => {
-    try {
-      return parseRegistry(readFileSync(join(stateDir, 'registry.json'), 'utf8'));
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') return [];
-      throw e;
-    }
-  };
+  const registry = (): KeyEntry[] => readRegistryFile(stateDir);
 
   const start = async (crashAt?: string): Promise<ServiceProcess> => {
     const p = spawnService(bin, args, crashAt ? { EVE_TPM_SERVICE_CRASH_AT: crashAt } : {});

@@ -28,8 +28,8 @@ import { generateSecret, hashSecret } from '../../src/service/tenants.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';
-import { buildServiceBin, killAll, spawnService, waitHealthy, type ServiceProcess } from './child.js';
-import { eventually, startEnv, type TestEnv } from './env.js';
+import { buildServiceBin, killAll, readRegistryFile, spawnService, waitHealthy, type ServiceProcess } from './child.js';
+import { eventually, failure, startEnv, wait, type TestEnv } from './env.js';
 
 const POOL = [0x81010000, 0x8101ffff] as const;
 const MODES: readonly KeyStoreKind[] = ['blobs', 'tpm'];
@@ -40,17 +40,6 @@ const Shutdown = command({ name: 'Shutdown', code: TPM_CC.Shutdown, spec: 'Part 
 /** TPM2_Clear (Part 3 §24.6): new storage seed and proofs, objects of the owner and endorsement hierarchies gone. */
 const Clear = command({ name: 'Clear', code: 0x126, spec: 'Part 3 §24.6', handles: { authHandle: 'auth' }, params: {}, response: {} });
 
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ServiceError) return e;
-    throw e;
-  }
-  throw new Error('expected the request to fail');
-}
 
 /** A message fed slowly, so that a request is mid-hash when something happens. */
 function slowMessage(): { stream: Readable; stop(): void } {
@@ -407,14 +396,7 @@ async function makeRig(bin: string, mode: KeyStoreKind): Promise<Rig> {
   const args = ['serve', '--tpm', `swtpm:unix:${swtpm.sockPath}`, '--listen', address, '--tenants', tenants, '--state-dir', stateDir, '--key-store', mode, '--log-level', 'warn'];
   let client = new ServiceClient({ address, secret, timeoutMs: 10_000 });
 
-  const registry = (): KeyEntry[] => {
-    try {
-      return parseRegistry(readFileSync(join(stateDir, 'registry.json'), 'utf8'));
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') return [];
-      throw e;
-    }
-  };
+  const registry = (): KeyEntry[] => readRegistryFile(stateDir);
   const start = async (crashAt?: string): Promise<ServiceProcess> => {
     client.close();
     client = new ServiceClient({ address, secret, timeoutMs: 10_000 });

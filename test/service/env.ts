@@ -12,7 +12,7 @@ import { Tpm } from '../../src/tpm/index.js';
 import { resolveConfig, type ServiceConfig } from '../../src/service/config.js';
 import { createLogger } from '../../src/service/logger.js';
 import { startService, type RunningService } from '../../src/service/service.js';
-import { ServiceClient } from '../../src/service/client.js';
+import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { generateSecret, hashSecret } from '../../src/service/tenants.js';
 import { startSwtpm, type SwtpmInstance } from '../helpers/swtpm.js';
 
@@ -145,4 +145,17 @@ export async function eventually(probe: () => boolean | Promise<boolean>, ms = 1
 /** Audit lines since index `from`. */
 export function auditSince(env: TestEnv, from: number): LogLine[] {
   return env.logs.slice(from).filter((l) => l.event === 'audit');
+}
+
+export const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The ServiceError a request fails with (anything else, or success, fails the test). */
+export async function failure(p: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ServiceError) return e;
+    throw e;
+  }
+  throw new Error('expected the request to fail');
 }

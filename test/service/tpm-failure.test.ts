@@ -10,20 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient, ServiceError } from '../../src/service/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
-import { eventually, startEnv, type TestEnv } from './env.js';
+import { eventually, failure, startEnv, wait, type TestEnv } from './env.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ServiceError) return e;
-    throw e;
-  }
-  throw new Error('expected the request to fail');
-}
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable()))('TPM failures', () => {
   let env: TestEnv;
