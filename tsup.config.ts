@@ -5,7 +5,9 @@ import { defineConfig } from 'tsup';
 // - the library (src/tpm): ESM + CJS + .d.ts, dependencies left external;
 // - executables (src/bin/*): each bundled into one self-contained CommonJS file that needs
 //   only `node` (no node_modules), so it can be copied into a container or the qemu guest.
-//   The vsock addon stays external: it is a native module loaded at run time when present.
+//   eve-tools.cjs holds every eve_tools_tpm2_* tool and dispatches on its invoked name, for
+//   embedding in cloud-init user-data (src/service/cloud-init.ts).
+//   The vsock addon is a .node file found at run time (prebuilds/, see src/service/vsock/addon.ts).
 export default defineConfig([
   {
     entry: { 'tpm/index': 'src/tpm/index.ts' },
@@ -25,11 +27,12 @@ export default defineConfig([
     ),
     format: ['cjs'],
     platform: 'node',
-    target: 'node20',
+    // Node 18: what Debian 12 and Ubuntu 24.04 ship, so the tools run in stock guests
+    // (test/cli/node18.test.ts runs them on Debian's own nodejs 18).
+    target: 'node18',
     outDir: 'dist',
     noExternal: [/.*/],
     shims: true,
-    external: ['node-vsock-linux-x64-gnu'],
     banner: { js: '#!/usr/bin/env node' },
     outExtension: () => ({ js: '.cjs' }),
   },

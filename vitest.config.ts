@@ -6,6 +6,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration suites each start their own swtpm; CI machines have 2 cores.
     maxWorkers: 2,
+    globalSetup: ['./test/helpers/shared-check.ts'],
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
       {

@@ -7,13 +7,13 @@
 #   install.sh --bundle OUT.tar.gz      (in a built checkout: make the tarball this script installs)
 #   install.sh --uninstall [--prefix DIR]
 #
-# The tools are self-contained Node.js files (Node >= 20, no node_modules). The vsock addon
-# (node-vsock-linux-x64-gnu) is copied beside them when present; it exists for x86-64 glibc only.
-# See docs/TOOLS.md, "Installing".
+# The tools are self-contained Node.js files (Node >= 18, no node_modules). The vsock addons
+# (prebuilds/linux-{x64,arm64}-{glibc,musl}/vsock.node) are copied beside them; the tools pick
+# the one for the machine at run time. For cloud-init with no network, prefer
+# `eve-tpm-service tenant add --user-data FILE`. See docs/TOOLS.md, "Installing".
 set -eu
 
 TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik"
-ADDON=node-vsock-linux-x64-gnu
 
 prog=$(basename "$0")
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -67,10 +67,10 @@ fi
 for t in $TOOLS; do
   [ -f "$from/bin/$t.cjs" ] || die "missing $from/bin/$t.cjs"
 done
-# The addon: in an unpacked bundle under node_modules/, in a checkout under ../node_modules/.
+# The addons: in an unpacked bundle in prebuilds/, in a checkout in ../prebuilds/.
 addon_dir=""
-for d in "$from/node_modules/$ADDON" "$from/../node_modules/$ADDON"; do
-  if [ -f "$d/package.json" ]; then addon_dir=$(cd "$d" && pwd); break; fi
+for d in "$from/prebuilds" "$from/../prebuilds"; do
+  if ls "$d"/linux-*/vsock.node >/dev/null 2>&1; then addon_dir=$(cd "$d" && pwd); break; fi
 done
 
 if [ -n "$bundle" ]; then
@@ -80,22 +80,19 @@ if [ -n "$bundle" ]; then
   for t in $TOOLS; do cp "$from/bin/$t.cjs" "$stage/eve-tools/bin/"; done
   cp "$0" "$stage/eve-tools/install.sh"
   chmod 755 "$stage/eve-tools/install.sh"
-  if [ -n "$addon_dir" ]; then
-    mkdir -p "$stage/eve-tools/node_modules/$ADDON"
-    cp "$addon_dir"/package.json "$addon_dir"/*.node "$stage/eve-tools/node_modules/$ADDON/"
-  fi
+  if [ -n "$addon_dir" ]; then cp -R "$addon_dir" "$stage/eve-tools/prebuilds"; fi
   case "$bundle" in /*) out=$bundle ;; *) out=$(pwd)/$bundle ;; esac
   tar -C "$stage" -czf "$out" eve-tools
-  say "wrote $out$( [ -n "$addon_dir" ] && echo ' (with the x86-64 glibc vsock addon)')"
+  say "wrote $out$( [ -n "$addon_dir" ] && echo " (with the vsock addons: $(cd "$addon_dir" && echo linux-* | tr ' ' ','))")"
   exit 0
 fi
 
-# Node >= 20 runs the tools; older versions fail in confusing ways, so refuse now.
+# Node >= 18 runs the tools (Debian 12 and Ubuntu 24.04 ship 18); older ones fail in confusing ways.
 if ! command -v node >/dev/null 2>&1; then
-  die "node not found: install Node.js 20 or later first (e.g. apt-get install nodejs, apk add nodejs)"
+  die "node not found: install Node.js 18 or later first (e.g. apt-get install nodejs, apk add nodejs)"
 fi
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  die "node $(node --version) is too old: the tools need Node.js 20 or later"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+  die "node $(node --version) is too old: the tools need Node.js 18 or later"
 
 mkdir -p "$libdir/bin" "$bindir"
 for t in $TOOLS; do
@@ -107,15 +104,16 @@ for t in $TOOLS; do
   ln -sf "$libdir/bin/$t.cjs" "$bindir/$t"
 done
 
-arch=$(uname -m)
+case "$(uname -m)" in x86_64|amd64) arch=x64 ;; aarch64|arm64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
 libc=glibc
-if ldd --version 2>&1 | grep -qi musl || [ -e /lib/ld-musl-x86_64.so.1 ] || [ -e /lib/ld-musl-aarch64.so.1 ]; then libc=musl; fi
-if [ -n "$addon_dir" ] && [ "$arch" = x86_64 ] && [ "$libc" = glibc ]; then
-  mkdir -p "$libdir/node_modules/$ADDON"
-  cp "$addon_dir"/package.json "$addon_dir"/*.node "$libdir/node_modules/$ADDON/"
-  vsock="vsock addon installed"
+if ldd --version 2>&1 | grep -qi musl || ls /lib/ld-musl-* >/dev/null 2>&1; then libc=musl; fi
+# The tools look for prebuilds/<platform>/vsock.node in the folders above them: $libdir/prebuilds.
+rm -rf "$libdir/prebuilds" "$libdir/node_modules"
+if [ -n "$addon_dir" ]; then cp -R "$addon_dir" "$libdir/prebuilds"; fi
+if [ -f "$libdir/prebuilds/linux-$arch-$libc/vsock.node" ]; then
+  vsock="vsock addon linux-$arch-$libc"
 else
-  vsock="no vsock addon for $arch/$libc: reach the service through a unix socket or tcp (see docs/TOOLS.md, 'Without the vsock addon')"
+  vsock="no vsock addon for linux-$arch-$libc: use the socat bridge, a unix socket or tcp (see docs/TOOLS.md, 'Without the vsock addon')"
 fi
 say "installed $(echo $TOOLS | wc -w) tools in $bindir ($vsock)"
 

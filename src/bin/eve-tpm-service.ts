@@ -4,16 +4,18 @@
  *
  *   eve-tpm-service [serve] --tpm /dev/tpmrm0 --listen vsock:8877 --tenants FILE --state-dir DIR
  *   eve-tpm-service tenant add --id APP [--cid N] [--max-keys N] --tenants FILE
- *   eve-tpm-service tenant list --tenants FILE --state-dir DIR
- *   eve-tpm-service tenant remove --id APP [--purge] --tenants FILE --state-dir DIR
- *   eve-tpm-service tenant purge --record RECORD --tenants FILE --state-dir DIR
- *   eve-tpm-service registry rebuild --state-dir DIR [--key-store tpm] [--tenants FILE]
+ *   eve-tpm-service tenant list --tenants FILE [--state-dir DIR]
+ *   eve-tpm-service tenant remove --id APP [--purge] --tenants FILE [--state-dir DIR]
+ *   eve-tpm-service tenant purge --record RECORD --tenants FILE [--state-dir DIR]
+ *   eve-tpm-service registry rebuild [--state-dir DIR] [--key-store tpm] [--tenants FILE]
  *
+ * --state-dir defaults to serve's (/var/lib/eve-tpm-service, or --config's stateDir).
  * Exit codes: 0 done (also after a SIGTERM/SIGINT drain), 1 runtime failure, 2 bad
- * configuration or arguments, 3 a listener or the state directory could not be opened.
+ * configuration or arguments (one line on stderr, never the help), 3 a listener or the state
+ * directory could not be opened.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { addTenant, AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin.js';
 import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
 import { ListenError } from '../service/http/listeners.js';
 import { StateLockedError } from '../service/lock.js';
@@ -23,6 +25,7 @@ import { formatHandle } from '../service/handles.js';
 import { rebuildRegistry, RebuildError } from '../service/rebuild.js';
 import { RegistryFormatError } from '../service/registry.js';
 import { VERSION } from '../service/version.js';
+import { tenantAdd, TenantAddWriteError, type TenantAddArgs } from '../service/tenant-add.js';
 
 const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, START: 3 } as const;
 
@@ -45,6 +48,12 @@ function configFrom(opts: Record<string, unknown>): ServiceConfig {
   return resolveConfig(file, flags as Partial<Record<keyof ServiceConfig, unknown>>);
 }
 
+/** A file-system error on the state directory (cannot create, not a directory, permission): exit 3, like a lock. */
+function inStateDir(e: unknown, stateDir: string): boolean {
+  const p = (e as NodeJS.ErrnoException | undefined)?.path;
+  return typeof p === 'string' && (p === stateDir || p.startsWith(`${stateDir}/`));
+}
+
 async function serve(opts: Record<string, unknown>): Promise<void> {
   let config: ServiceConfig;
   try {
@@ -58,7 +67,7 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
   try {
     service = await startService(config, { logger: log });
   } catch (e) {
-    if (e instanceof ListenError || e instanceof StateLockedError || e instanceof RegistryFormatError) {
+    if (e instanceof ListenError || e instanceof StateLockedError || e instanceof RegistryFormatError || inStateDir(e, config.stateDir)) {
       log.fatal({ event: 'start-failed', err: (e as Error).message }, (e as Error).message);
       fail(`cannot start: ${(e as Error).message}`, EXIT.START);
     }
@@ -96,15 +105,19 @@ function adminError(e: unknown): never {
 
 const program = new Command('eve-tpm-service')
   .description('TPM operations for EVE application VMs over vsock: tenant isolation, crash-safe key ownership, fair TPM queue')
-  .version(VERSION)
-  .showHelpAfterError();
+  .version(`eve-tpm-service ${VERSION}`, '-v, --version', 'print the version and exit')
+  .helpOption('-h, --help', 'print this help and exit')
+  .showSuggestionAfterError(true)
+  // Copied to every subcommand created below: usage errors are printed by reportUsage(), as one line.
+  .configureOutput({ outputError: () => {}, writeErr: () => {} })
+  .exitOverride();
 
 program
   .command('serve', { isDefault: true })
   .description('run the service (the default command)')
   .option('--config <file>', 'JSON file with the same keys as these flags (camelCase); flags override it')
   .option('--tpm <spec>', 'TPM: device path (default /dev/tpmrm0), swtpm:unix:PATH or swtpm:tcp:HOST:PORT')
-  .option('--listen <address>', 'vsock:PORT (default vsock:8877), unix:PATH or tcp:127.0.0.1:PORT; repeatable', collect)
+  .option('--listen <address>', 'vsock:PORT (default vsock:8877), unix:PATH, tcp:127.0.0.1:PORT, fd:N or systemd (inherited sockets); repeatable', collect)
   .option('--tenants <file>', 'tenants file (JSON); required unless --single-tenant')
   .option('--state-dir <dir>', 'where the key registry and key blobs live (default /var/lib/eve-tpm-service)')
   .option('--pool-start <handle>', 'first persistent handle handed to tenants (default 0x81010000)', integer)
@@ -144,31 +157,28 @@ const purgeLine = (r: PurgeReport): string =>
 
 tenant
   .command('add')
-  .description('add a tenant: generates its secret (printed once, stored only as a hash) and prints cloud-init user-data for the VM')
+  .description("add a tenant: generates its secret (printed once, stored only as a hash); --user-data writes the VM's cloud-init user-data")
   .requiredOption('--id <id>', 'tenant (application instance) id')
   .requiredOption('--tenants <file>', 'tenants file (created if absent)')
   .option('--cid <n>', 'vsock CID of the application VM', integer)
   .option('--max-keys <n>', 'key quota (default 8)', integer)
   .option('--service-address <address>', 'service address as seen from the VM', 'vsock:2:8877')
-  .option('--tools-url <url>', 'where the VM downloads the tools tarball (deploy/install.sh --bundle)')
-  .option('--tools-sha256 <hex>', 'sha256 of that tarball')
-  .action(async (o: { id: string; tenants: string; cid?: number; maxKeys?: number; serviceAddress: string; toolsUrl?: string; toolsSha256?: string }) => {
+  .option('--user-data <file>', 'write cloud-init user-data installing the tools, addons, config and secret with no network (mode 0600; - for stdout)')
+  .option('--tools-bundle <file>', 'tools bundle to embed (default eve-tools.cjs beside this executable)')
+  .option('--prebuilds <dir>', 'vsock addons to embed, DIR/linux-ARCH-LIBC/vsock.node (default the package\'s prebuilds/)')
+  .option('--tools-url <url>', 'instead of embedding: the VM downloads this tarball (deploy/install.sh --bundle); needs --tools-sha256')
+  .option('--tools-sha256 <hex>', 'sha256 of that tarball; needs --tools-url')
+  .option('--json', 'print {tenant, record, cid, maxKeys, secret, userData, tenantsFile} as JSON on stdout')
+  .action(async (o: TenantAddArgs) => {
     try {
-      const r = await addTenant({
-        tenantsFile: o.tenants,
-        id: o.id,
-        cid: o.cid,
-        maxKeys: o.maxKeys,
-        service: o.serviceAddress,
-        toolsUrl: o.toolsUrl,
-        toolsSha256: o.toolsSha256,
-      });
-      process.stdout.write(
-        `Tenant ${o.id} added${o.cid === undefined ? '' : ` (CID ${o.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n` +
-          `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n\n` +
-          `cloud-init user-data for the application VM:\n\n${r.snippet}`,
-      );
+      const out = await tenantAdd(o);
+      process.stderr.write(out.stderr);
+      process.stdout.write(out.stdout);
     } catch (e) {
+      if (e instanceof TenantAddWriteError) {
+        process.stdout.write(`Secret (shown only now; only its hash is stored):\n  ${e.secret}\n`);
+        fail(e.message, EXIT.FAILURE);
+      }
       adminError(e);
     }
   });
@@ -177,11 +187,13 @@ tenant
   .command('list')
   .description('list tenants and their keys, and the keys of removed tenants (orphans), from the registry')
   .requiredOption('--tenants <file>', 'tenants file')
-  .requiredOption('--state-dir <dir>', 'service state directory')
+  .option('--config <file>', 'service config file (for --state-dir)')
+  .option('--state-dir <dir>', 'service state directory (default /var/lib/eve-tpm-service)')
   .option('--json', 'print JSON')
-  .action(async (o: { tenants: string; stateDir: string; json?: boolean }) => {
+  .action(async (o: { tenants: string; config?: string; stateDir?: string; json?: boolean }) => {
     try {
-      const list = await listTenants(o.tenants, o.stateDir);
+      const stateDir = stateConfig(o).stateDir;
+      const list = await listTenants(o.tenants, stateDir);
       if (o.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
       if (list.tenants.length === 0 && list.orphans.length === 0) return void process.stdout.write('no tenants\n');
       const keyLines = (keys: KeyListing[]): string => keys.map((k) => `  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`).join('');
@@ -192,7 +204,7 @@ tenant
       for (const r of list.orphans) {
         process.stdout.write(
           `ORPHANED record ${r.record} (was ${r.tenant}) keys=${r.keys.length}: its tenant was removed; ` +
-            `delete them with: eve-tpm-service tenant purge --record ${r.record} --tenants ${o.tenants} --state-dir ${o.stateDir}\n${keyLines(r.keys)}`,
+            `delete them with: eve-tpm-service tenant purge --record ${r.record} --tenants ${o.tenants} --state-dir ${stateDir}\n${keyLines(r.keys)}`,
         );
       }
     } catch (e) {
@@ -207,7 +219,7 @@ tenant
   .requiredOption('--tenants <file>', 'tenants file')
   .option('--purge', "delete the tenant's keys")
   .option('--config <file>', 'service config file (for --state-dir, --tpm, --key-store)')
-  .option('--state-dir <dir>', 'service state directory')
+  .option('--state-dir <dir>', 'service state directory (default /var/lib/eve-tpm-service)')
   .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
   .action(async (o: { id: string; tenants: string; purge?: boolean; config?: string; stateDir?: string; tpm?: string }) => {
     try {
@@ -230,7 +242,7 @@ tenant
   .requiredOption('--record <record>', 'the record id tenant list shows (16 hex digits, or legacy:ID)')
   .requiredOption('--tenants <file>', 'tenants file (the record must not be a configured tenant\'s)')
   .option('--config <file>', 'service config file (for --state-dir, --tpm, --key-store)')
-  .option('--state-dir <dir>', 'service state directory')
+  .option('--state-dir <dir>', 'service state directory (default /var/lib/eve-tpm-service)')
   .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
   .action(async (o: { record: string; tenants: string; config?: string; stateDir?: string; tpm?: string }) => {
     try {
@@ -246,11 +258,11 @@ const registry = program.command('registry').description('repair the key registr
 registry
   .command('rebuild')
   .description('re-create the registry entries of key blob files that have none (after registry.json was lost); takes the state lock')
-  .requiredOption('--state-dir <dir>', 'service state directory')
+  .option('--state-dir <dir>', "service state directory (default: --config's, else /var/lib/eve-tpm-service)")
   .addOption(new Option('--key-store <mode>', "the service's key store (default: --config's, else blobs)").choices(['blobs', 'tpm']))
-  .option('--config <file>', 'service config file (for --key-store)')
+  .option('--config <file>', 'service config file (for --state-dir, --key-store)')
   .option('--tenants <file>', 'tenants file: mark restored keys whose record no tenant has')
-  .action(async (o: { stateDir: string; keyStore?: string; config?: string; tenants?: string }) => {
+  .action(async (o: { stateDir?: string; keyStore?: string; config?: string; tenants?: string }) => {
     try {
       const config = configFrom({ config: o.config, stateDir: o.stateDir, keyStore: o.keyStore, singleTenant: true, listen: ['unix:/nonexistent'] });
       const r = await rebuildRegistry(config.stateDir, config.keyStore);
@@ -266,4 +278,35 @@ registry
     }
   });
 
+/** "eve-tpm-service tenant list": the command as the user typed it, for "see … --help". */
+const commandPath = (c: Command): string => (c.parent ? `${commandPath(c.parent)} ${c.name()}` : c.name());
+
+/**
+ * Each command reports its own usage errors as one line with exit 2, as the tools do. Commander
+ * checks required options before unknown ones; a typo (`--tenats`) is reported as itself.
+ */
+function reportUsage(cmd: Command): void {
+  cmd.exitOverride((e: CommanderError) => {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) process.exit(EXIT.OK);
+    if (e.code === 'commander.missingMandatoryOptionValue') {
+      const typo = cmd.args.find((a) => a.startsWith('-') && a !== '-');
+      if (typo !== undefined) (cmd as unknown as { unknownOption(flag: string): never }).unknownOption(typo);
+    }
+    const line =
+      e.code === 'commander.help'
+        ? `${cmd.name()} needs a subcommand: ${cmd.commands.map((c) => c.name()).join(', ')}`
+        : e.message.replace(/^error:\s*/, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+    fail(`${line} (see ${commandPath(cmd)} --help)`, EXIT.CONFIG);
+  });
+  for (const c of cmd.commands) reportUsage(c);
+}
+reportUsage(program);
+
+// `serve` is the default command, so commander would read `eve-tpm-service tenants add` as serve
+// with stray arguments; a first word that is no command is reported as an unknown command.
+const first = process.argv[2];
+if (first !== undefined && !first.startsWith('-') && first !== 'help' && !program.commands.some((c) => c.name() === first)) {
+  (program as unknown as { args: string[] }).args = [first];
+  (program as unknown as { unknownCommand(): never }).unknownCommand();
+}
 program.parseAsync(process.argv).catch((e: unknown) => fail((e as Error).message, EXIT.FAILURE));

@@ -46,6 +46,8 @@ export function validateAddress(address: string, where: string): string {
 /** `mode 0644`-style text. */
 const modeText = (mode: number): string => `mode ${(mode & 0o777).toString(8).padStart(4, '0')}`;
 
+const KNOWN_CONFIG_KEYS: readonly string[] = ['service', 'secret'];
+
 interface ConfigFile {
   service?: string;
   secret?: string;
@@ -80,6 +82,11 @@ function readConfig(path: string, warnings: string[]): ConfigFile | undefined {
     throw new CliError(`config file ${path} must hold a JSON object such as {"service": "...", "secret": "..."}`, EXIT.USAGE, 'CONFIG');
   }
   const obj = parsed as Record<string, unknown>;
+  // A misspelt key ("servce") would otherwise leave its setting at the default without a word.
+  const unknown = Object.keys(obj).filter((k) => !KNOWN_CONFIG_KEYS.includes(k));
+  if (unknown.length > 0) {
+    warnings.push(`warning: config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} ignored; the keys are "service" and "secret"`);
+  }
   for (const k of ['service', 'secret'] as const) {
     if (obj[k] !== undefined && typeof obj[k] !== 'string') {
       throw new CliError(`config file ${path}: "${k}" must be a string`, EXIT.USAGE, 'CONFIG');

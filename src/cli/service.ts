@@ -125,7 +125,18 @@ export function toCliError(e: unknown, ctx: ErrorContext): CliError {
     if (u.reason === 'ETIMEDOUT') {
       return new CliError(`timed out waiting for the TPM service at ${where}: ${why}`, EXIT.TIMEOUT, 'TIMEOUT');
     }
+    const plain = unreachableWords(u.reason ?? '', where);
+    if (plain !== undefined) return new CliError(plain, EXIT.UNREACHABLE, 'UNREACHABLE', { reason: u.reason });
     return new CliError(`cannot reach the TPM service at ${where}: ${why}`, EXIT.UNREACHABLE, 'UNREACHABLE', u.reason ? { reason: u.reason } : {});
+  }
+  if (isServiceError(e) && /^HTTP_[0-9]+$/.test(e.code)) {
+    // The client makes these codes for answers with no JSON error body: eve-tpm-service always sends one.
+    return new CliError(
+      `the peer at ${where} answered HTTP ${e.status}, but not as the TPM service does: is this the eve-tpm-service address?`,
+      EXIT.UNREACHABLE,
+      'NOT_THE_SERVICE',
+      { status: e.status },
+    );
   }
   if (isServiceError(e)) return fromServiceError(e, ctx);
   if (isTimeout(e)) {
@@ -133,6 +144,21 @@ export function toCliError(e: unknown, ctx: ErrorContext): CliError {
   }
   const msg = e instanceof Error ? e.message : String(e);
   return new CliError(`unexpected error: ${msg}`, EXIT.GENERAL, 'INTERNAL');
+}
+
+/** Failures to reach the service that its errno code alone would leave cryptic (EACCES, HPE_*). */
+function unreachableWords(reason: string, where: string): string | undefined {
+  if (reason === 'EACCES' || reason === 'EPERM') {
+    return `permission denied connecting to the TPM service at ${where}: this user may not open it (run as a user allowed to, or check --service)`;
+  }
+  // node:http's parser codes: something answered, but not in HTTP.
+  if (reason.startsWith('HPE_')) {
+    return `the peer at ${where} answered, but not in HTTP: it is not eve-tpm-service (wrong address or port?)`;
+  }
+  if (reason === 'ECONNRESET' || reason === 'EPIPE') {
+    return `the peer at ${where} closed the connection without answering: it is not eve-tpm-service, or the service is restarting`;
+  }
+  return undefined;
 }
 
 function sourceText(s: ServiceSettings): string {

@@ -1,13 +1,18 @@
 /**
  * Service addresses, one spelling for the server's `--listen` and the client's `address`:
  * `unix:PATH`, `tcp:HOST:PORT` (IPv6 in brackets), `vsock:PORT` (listen) / `vsock:CID:PORT`
- * (connect). No dependencies: the client is bundled into the container tools.
+ * (connect). The server also takes sockets it inherits: `fd:N` (one descriptor) and `systemd`
+ * (every socket passed by systemd socket activation, LISTEN_FDS). No dependencies: the client
+ * is bundled into the container tools.
  */
 
 export type Address =
   | { kind: 'unix'; path: string }
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'vsock'; cid: number | undefined; port: number };
+
+/** What the server may listen on: an address, or sockets it inherited. */
+export type ListenAddress = Address | { kind: 'fd'; fd: number } | { kind: 'systemd' };
 
 export const DEFAULT_VSOCK_PORT = 8877;
 /** The host's CID as seen from a guest (VMADDR_CID_HOST). */
@@ -27,11 +32,20 @@ function cid(s: string, spec: string): number {
 }
 
 /**
- * Parses an address. `listen`: `vsock:PORT` (or `vsock` alone: port 8877) and port 0 allowed
- * for tcp (an ephemeral port); otherwise `vsock:CID:PORT`.
+ * Parses an address. `listen`: `vsock:PORT` (or `vsock` alone: port 8877), port 0 allowed
+ * for tcp (an ephemeral port), and the inherited `fd:N` / `systemd`; otherwise `vsock:CID:PORT`.
  */
-export function parseAddress(spec: string, mode: 'listen' | 'connect'): Address {
+export function parseAddress(spec: string, mode: 'connect'): Address;
+export function parseAddress(spec: string, mode: 'listen'): ListenAddress;
+export function parseAddress(spec: string, mode: 'listen' | 'connect'): ListenAddress {
   if (typeof spec !== 'string') throw new TypeError('address must be a string');
+  if (mode === 'listen' && spec === 'systemd') return { kind: 'systemd' };
+  if (mode === 'listen' && spec.startsWith('fd:')) {
+    // 0-2 are stdio; a descriptor number is small (the kernel's limit is far below 2^31).
+    const s = spec.slice(3);
+    if (!/^[1-9][0-9]{0,8}$/.test(s) || Number(s) < 3) throw new TypeError(`bad descriptor in ${spec}: expected fd:N with N ≥ 3`);
+    return { kind: 'fd', fd: Number(s) };
+  }
   if (spec.startsWith('unix:')) {
     const path = spec.slice(5);
     if (path === '' || path.includes('\0')) throw new TypeError(`bad unix socket path in ${spec}`);
@@ -49,10 +63,13 @@ export function parseAddress(spec: string, mode: 'listen' | 'connect'): Address 
     if (mode === 'connect' && parts.length === 2) return { kind: 'vsock', cid: cid(parts[0]!, spec), port: port(parts[1]!, spec, false) };
     throw new TypeError(`bad vsock address ${spec}: expected ${mode === 'listen' ? 'vsock:PORT' : 'vsock:CID:PORT'}`);
   }
-  throw new TypeError(`unknown address ${spec}: use unix:PATH, tcp:HOST:PORT or ${mode === 'listen' ? 'vsock:PORT' : 'vsock:CID:PORT'}`);
+  if (mode === 'listen') throw new TypeError(`unknown address ${spec}: use unix:PATH, tcp:HOST:PORT, vsock:PORT, fd:N or systemd`);
+  throw new TypeError(`unknown address ${spec}: use unix:PATH, tcp:HOST:PORT or vsock:CID:PORT`);
 }
 
-export function formatAddress(a: Address): string {
+export function formatAddress(a: ListenAddress): string {
+  if (a.kind === 'fd') return `fd:${a.fd}`;
+  if (a.kind === 'systemd') return 'systemd';
   if (a.kind === 'unix') return `unix:${a.path}`;
   if (a.kind === 'tcp') return `tcp:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   return a.cid === undefined ? `vsock:${a.port}` : `vsock:${a.cid}:${a.port}`;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BlobStore } from './blob-store.js';
-import { cloudInitSnippet } from './cloud-init.js';
+import { cloudInitUserData, type ToolsSource } from './cloud-init.js';
 import type { ServiceConfig } from './config.js';
 import { KEYS_DIR, openCore, REGISTRY_FILE } from './core.js';
 import { writeFileDurable } from './durable-file.js';
@@ -91,12 +91,23 @@ export interface AddTenantOptions {
   maxKeys?: number;
   /** Address written into the VM's config (default vsock:2:8877). */
   service?: string;
-  /** Where the VM downloads the tools tarball, and its sha256 (for the cloud-init snippet). */
-  toolsUrl?: string;
-  toolsSha256?: string;
+  /**
+   * What the VM's cloud-init user-data installs the tools from (cloud-init.ts): the embedded
+   * bundle and addons, or a tarball URL with its sha256. None: no user-data is made.
+   */
+  tools?: ToolsSource;
 }
 
-export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; snippet: string; tenant: Tenant }> {
+/** Checks a tarball URL and its sha256 together: both or neither, never a placeholder. */
+export function toolsUrlSource(url: string | undefined, sha256: string | undefined): { url: string; sha256: string } | undefined {
+  if (url === undefined && sha256 === undefined) return undefined;
+  if (url === undefined || sha256 === undefined) throw new AdminError(`--tools-url and --tools-sha256 go together: ${url === undefined ? '--tools-url' : '--tools-sha256'} is missing`);
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new AdminError(`--tools-url must be an http(s) URL without spaces, got '${url}'`);
+  if (!/^[0-9a-fA-F]{64}$/.test(sha256)) throw new AdminError('--tools-sha256 must be 64 hex digits (sha256sum of the tarball)');
+  return { url, sha256: sha256.toLowerCase() };
+}
+
+export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; userData?: string; tenant: Tenant }> {
   if (!TENANT_ID.test(o.id)) throw new AdminError(`tenant id must match ${TENANT_ID.source}`);
   const secret = generateSecret();
   const tenant = await updateTenants(o.tenantsFile, (tenants) => {
@@ -108,7 +119,8 @@ export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; 
     if (o.cid !== undefined) t.cid = o.cid;
     return { tenants: [...tenants, t], result: t };
   });
-  return { secret, tenant, snippet: cloudInitSnippet({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', toolsUrl: o.toolsUrl, toolsSha256: o.toolsSha256 }) };
+  const userData = o.tools && cloudInitUserData({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', tools: o.tools });
+  return { secret, tenant, ...(userData !== undefined ? { userData } : {}) };
 }
 
 export interface KeyListing {

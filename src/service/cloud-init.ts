@@ -1,53 +1,114 @@
 /**
- * The cloud-init user-data that provisions an application VM for the service: it installs the
- * eve_tools_tpm2_* tools (the tarball made by `deploy/install.sh --bundle`, checked by sha256,
- * installed by its own install.sh — the same flow as deploy/cloud-init.yaml) and writes their
- * configuration (service address and the tenant's secret) owner-only. Printed once by
- * `tenant add`, the only time the secret is shown.
+ * The cloud-init user-data that provisions an application VM for the service, printed or
+ * written once by `tenant add` (the only time the secret exists in the clear).
+ *
+ * Embedded (the default): the tools bundle (dist/bin/eve-tools.cjs) and every vsock addon
+ * prebuilt for Linux (prebuilds/linux-ARCH-LIBC/vsock.node) go in as write_files with
+ * `encoding: gz+b64`, beside the config and a setup script (guest-setup.ts) that runcmd runs:
+ * no URL, no package download — the VM needs only Node.js ≥ 18 in its image.
+ * Downloaded (`toolsUrl` + `toolsSha256`): the VM fetches the tarball of
+ * `deploy/install.sh --bundle` and checks it, as deploy/cloud-init.yaml does.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { GUEST_CONFIG, GUEST_LIB, guestSetupScript } from './guest-setup.js';
+
+/** The platforms an addon may be prebuilt for, as prebuilds/ names them. */
+export const ADDON_PLATFORMS = ['linux-x64-glibc', 'linux-x64-musl', 'linux-arm64-glibc', 'linux-arm64-musl'] as const;
+
+export interface EmbeddedTools {
+  /** eve-tools.cjs, the multi-call bundle. */
+  bundle: Uint8Array;
+  /** The addon per platform, for those that have one. */
+  addons: { platform: string; file: Uint8Array }[];
+}
+
+export type ToolsSource = { embed: EmbeddedTools } | { url: string; sha256: string };
 
 export interface CloudInitOptions {
   tenantId: string;
   secret: string;
   /** Address as seen from the VM (default vsock:2:8877: the host, CID 2). */
   service: string;
-  /** Where the VM downloads the tools tarball; a CHANGE-ME placeholder when not given. */
-  toolsUrl?: string;
-  /** sha256 of that tarball. */
-  toolsSha256?: string;
+  tools: ToolsSource;
 }
 
-export function cloudInitSnippet(o: CloudInitOptions): string {
+export class ToolsPayloadError extends Error {
+  override readonly name = 'ToolsPayloadError';
+}
+
+/** Reads the bundle and whatever addons `prebuildsDir` holds (none is fine: the VM then uses socat). */
+export function loadEmbeddedTools(bundlePath: string, prebuildsDir: string): EmbeddedTools {
+  let bundle: Uint8Array;
+  try {
+    bundle = readFileSync(bundlePath);
+  } catch (e) {
+    throw new ToolsPayloadError(`cannot read the tools bundle ${bundlePath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run 'npm run build', or pass --tools-bundle FILE`);
+  }
+  const addons = ADDON_PLATFORMS.map((platform) => ({ platform, path: join(prebuildsDir, platform, 'vsock.node') }))
+    .filter((a) => existsSync(a.path))
+    .map((a) => ({ platform: a.platform, file: readFileSync(a.path) }));
+  return { bundle, addons };
+}
+
+const gzB64 = (data: Uint8Array): string => gzipSync(data, { level: 9 }).toString('base64');
+
+/** One write_files entry; `content` is a single line (base64) or a block. */
+function writeFile(path: string, mode: string, content: string, opts: { gz?: boolean; owner?: string } = {}): string[] {
+  const lines = [`  - path: ${path}`];
+  if (opts.owner) lines.push(`    owner: ${opts.owner}`);
+  lines.push(`    permissions: '${mode}'`);
+  if (opts.gz) return [...lines, '    encoding: gz+b64', `    content: ${content}`];
+  return [...lines, '    content: |', ...content.replace(/\n$/, '').split('\n').map((l) => (l ? `      ${l}` : ''))];
+}
+
+export function cloudInitUserData(o: CloudInitOptions): string {
   const config = JSON.stringify({ service: o.service, secret: o.secret });
-  const url = o.toolsUrl ?? 'CHANGE-ME-https://example.invalid/eve-tools.tar.gz';
-  const sha = o.toolsSha256 ?? 'CHANGE-ME-sha256-of-the-tarball';
-  return [
+  const head = [
     '#cloud-config',
     `# eve-tpm-service tenant "${o.tenantId}": TPM tools and their configuration.`,
     '# Contains the tenant secret: treat this user-data as a secret.',
-    '# The tarball comes from `deploy/install.sh --bundle eve-tools.tar.gz` in a built checkout.',
-    'packages:',
-    '  - nodejs',
-    '  - curl',
-    '  - ca-certificates',
+  ];
+  // The config is written in both modes; owner-only, as it holds the secret.
+  const configFile = writeFile(GUEST_CONFIG, '0600', config, { owner: 'root:root' });
+  if ('url' in o.tools) {
+    return [
+      ...head,
+      '# The tarball comes from `deploy/install.sh --bundle eve-tools.tar.gz` in a built checkout.',
+      'packages:',
+      '  - nodejs',
+      '  - curl',
+      '  - ca-certificates',
+      'write_files:',
+      ...configFile,
+      'runcmd:',
+      '  - - sh',
+      '    - -ec',
+      '    - |',
+      `      url=${shellWord(o.tools.url)}`,
+      `      sha=${o.tools.sha256}`,
+      '      work=$(mktemp -d)',
+      '      curl -fsSL --retry 5 -o "$work/eve-tools.tar.gz" "$url"',
+      '      echo "$sha  $work/eve-tools.tar.gz" | sha256sum -c -',
+      '      tar -xzf "$work/eve-tools.tar.gz" -C "$work"',
+      '      sh "$work/eve-tools/install.sh" --prefix /usr/local',
+      '      rm -rf "$work"',
+      '',
+    ].join('\n');
+  }
+  const { bundle, addons } = o.tools.embed;
+  return [
+    ...head,
+    `# Installs with no network: the tools and vsock addons (${addons.map((a) => a.platform).join(', ') || 'none'}) are`,
+    `# embedded; the image needs Node.js >= 18. ${GUEST_LIB}/setup.sh picks the addon for the VM.`,
     'write_files:',
-    '  - path: /etc/eve-tools/config.json',
-    '    owner: root:root',
-    "    permissions: '0600'",
-    '    content: |',
-    `      ${config}`,
+    ...writeFile(`${GUEST_LIB}/eve-tools.cjs`, '0755', gzB64(bundle), { gz: true }),
+    ...addons.flatMap((a) => writeFile(`${GUEST_LIB}/prebuilds/${a.platform}/vsock.node`, '0755', gzB64(a.file), { gz: true })),
+    ...writeFile(`${GUEST_LIB}/setup.sh`, '0755', guestSetupScript()),
+    ...configFile,
     'runcmd:',
-    '  - - sh',
-    '    - -ec',
-    '    - |',
-    `      url=${shellWord(url)}`,
-    `      sha=${shellWord(sha)}`,
-    '      work=$(mktemp -d)',
-    '      curl -fsSL --retry 5 -o "$work/eve-tools.tar.gz" "$url"',
-    '      echo "$sha  $work/eve-tools.tar.gz" | sha256sum -c -',
-    '      tar -xzf "$work/eve-tools.tar.gz" -C "$work"',
-    '      sh "$work/eve-tools/install.sh" --prefix /usr/local',
-    '      rm -rf "$work"',
+    `  - [sh, ${GUEST_LIB}/setup.sh]`,
     '',
   ].join('\n');
 }

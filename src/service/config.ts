@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
-import { DEFAULT_VSOCK_PORT, formatAddress, parseAddress, type Address } from './address.js';
+import { DEFAULT_VSOCK_PORT, formatAddress, parseAddress, type ListenAddress } from './address.js';
 import { DEFAULT_POOL_SIZE, DEFAULT_POOL_START, HandlePool } from './pool.js';
 import type { KeyStoreKind } from './registry.js';
 import { DEFAULT_MAX_KEYS } from './tenants.js';
@@ -188,8 +188,12 @@ export function resolveConfig(file: Record<string, unknown> = {}, flags: Partial
   return c;
 }
 
-export function listenAddress(spec: string, allowNonLoopback: boolean): Address {
-  let a: Address;
+/**
+ * One `listen` entry. `fd:N` and `systemd` are inherited sockets: what they are is only known
+ * when the service opens them (a non-loopback tcp one is refused there, as here).
+ */
+export function listenAddress(spec: string, allowNonLoopback: boolean): ListenAddress {
+  let a: ListenAddress;
   try {
     a = parseAddress(spec, 'listen');
   } catch (e) {

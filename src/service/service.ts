@@ -8,7 +8,6 @@ import { readFileSync, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Tpm } from '../tpm/index.js';
-import { parseAddress } from './address.js';
 import { Api, type RequestContext } from './api.js';
 import { authenticate, bearerSecret, type Peer } from './auth.js';
 import type { ServiceConfig } from './config.js';
@@ -23,6 +22,7 @@ import { parseQuery, splitTarget } from './http/query.js';
 import { sendError, sendJson } from './http/respond.js';
 import { route, type Route } from './http/router.js';
 import { createLogger } from './logger.js';
+import { listenTargets } from './socket-activation.js';
 import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './purge.js';
 import { parseTenants, recordOf, TenantDirectory, type Tenant } from './tenants.js';
 import { VERSION } from './version.js';
@@ -194,13 +194,14 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
 
   const listeners: Listener[] = [];
   try {
-    for (const spec of config.listen) {
-      const l = await openListener(parseAddress(spec, 'listen'), front.accept, {
+    for (const { address, name } of listenTargets(config.listen)) {
+      const l = await openListener(address, front.accept, {
         maxConnections: config.maxConnections,
+        allowNonLoopback: config.allowNonLoopback,
         onError: (e) => log.warn({ event: 'vsock', err: e.message }, 'vsock listener problem'),
       });
       listeners.push(l);
-      log.info({ event: 'listening', address: l.address }, `listening on ${l.address}`);
+      log.info({ event: 'listening', address: l.address, ...(name === undefined ? {} : { name }) }, `listening on ${l.address}`);
     }
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));

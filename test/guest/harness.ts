@@ -40,7 +40,7 @@ export function removeDir(dir: string | undefined): void {
   if (dir && !process.env.KEEP_GUEST_DIR) rmSync(dir, { recursive: true, force: true });
 }
 
-/** Bundles `entry` (a TypeScript file importing from src/) into `dir/<name>.cjs`, all deps inlined but the addon. */
+/** Bundles `entry` (a TypeScript file importing from src/) into `dir/<name>.cjs`, all deps inlined (the vsock addon is a .node file found at run time). */
 export async function bundle(entry: string, dir: string, name: string): Promise<string> {
   const { build } = await import('tsup');
   await build({
@@ -50,7 +50,6 @@ export async function bundle(entry: string, dir: string, name: string): Promise<
     target: 'node20',
     outDir: dir,
     noExternal: [/.*/],
-    external: ['node-vsock-linux-x64-gnu'],
     outExtension: () => ({ js: '.cjs' }),
     config: false,
     dts: false,
@@ -96,19 +95,22 @@ export async function bundleExecutables(dir: string, names: readonly string[]): 
 }
 
 /**
- * Copies the vsock addon into `dir/node_modules/`: the installed optional dependency, else
- * the copy fetch-vsock-addon.sh keeps in the guest cache.
+ * Puts the vsock addon where a bundled script in `dir` finds it: `dir/prebuilds/linux-x64-glibc/`
+ * (the guest runs the host's x64 glibc node). Taken from prebuilds/, else built into a temporary
+ * folder by scripts/build-addon.sh.
  */
 export function installAddon(dir: string): string {
-  let src = resolve(REPO_ROOT, 'node_modules/node-vsock-linux-x64-gnu');
-  if (!existsSync(join(src, 'node-vsock.linux-x64-gnu.node'))) {
-    const r = spawnSync(join(QEMU_TPM_DIR, 'fetch-vsock-addon.sh'), { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`vsock addon not installed and fetch-vsock-addon.sh failed: ${r.stderr}`);
-    src = r.stdout.trim();
+  const rel = 'prebuilds/linux-x64-glibc/vsock.node';
+  let src = resolve(REPO_ROOT, rel);
+  if (!existsSync(src)) {
+    const out = join(dir, '.addon-build');
+    const r = spawnSync(resolve(REPO_ROOT, 'scripts/build-addon.sh'), [out, 'x64-glibc'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`no ${rel} and scripts/build-addon.sh failed: ${r.stderr.trim()}`);
+    src = join(out, 'linux-x64-glibc/vsock.node');
   }
-  const dest = join(dir, 'node_modules/node-vsock-linux-x64-gnu');
-  mkdirSync(join(dir, 'node_modules'), { recursive: true });
-  cpSync(src, dest, { recursive: true });
+  const dest = join(dir, rel);
+  mkdirSync(join(dest, '..'), { recursive: true });
+  cpSync(src, dest);
   return dest;
 }
 

@@ -1,56 +1,15 @@
 /**
- * Host-only parts of the vsock adapter (no socket is ever opened here: this machine must not
- * make vsock connections): parsing `ss` output into peers, argument checks, and how the addon
- * is found by an ESM import and by a tool bundled to one CommonJS file.
+ * Host-only parts of the vsock adapter (no vsock connection is ever made here): argument checks,
+ * and how the addon is found by an ESM import and by a tool bundled to one CommonJS file.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectVsock, listenVsock, loadVsockAddon, VsockUnavailableError } from '../../src/service/vsock/index.js';
-import { parseSsVsock, peerFromEntries } from '../../src/service/vsock/peer.js';
+import { connectVsock, listenVsock, loadVsockAddon, platformTag, VsockUnavailableError } from '../../src/service/vsock/index.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { bundle, guestDir, removeDir } from './harness.js';
 import { skipUnlessCI } from '../helpers/ci.js';
-
-// Captured in the guest (`ss --vsock -a -H -n -p`): a client, the listener, the accepted socket.
-const SS_OUTPUT = [
-  'v_str ESTAB  0      0      *:1483022416 1:5000       users:(("ss",pid=133,fd=24),("node",pid=122,fd=24))',
-  'v_str LISTEN 0      0      *:5000       *:*          users:(("ss",pid=133,fd=19),("node",pid=122,fd=19))',
-  'v_str ESTAB  0      0      1:5000       1:1483022416 users:(("ss",pid=133,fd=20),("node",pid=122,fd=20))',
-  '',
-].join('\n');
-
-describe('peer CID from ss output', () => {
-  const entries = parseSsVsock(SS_OUTPUT);
-
-  it('parses every socket line', () => {
-    expect(entries).toHaveLength(3);
-    expect(entries[1]).toEqual({ state: 'LISTEN', local: { cid: undefined, port: 5000 }, peer: { cid: undefined, port: undefined }, users: [{ pid: 133, fd: 19 }, { pid: 122, fd: 19 }] });
-  });
-
-  it('finds the accepted socket by pid and fd', () => {
-    expect(peerFromEntries(entries, 122, 20, 5000)).toEqual({ cid: 1, port: 1483022416 });
-    expect(peerFromEntries(entries, 122, 24)).toEqual({ cid: 1, port: 5000 });
-  });
-
-  it('refuses what it cannot attribute exactly', () => {
-    expect(() => peerFromEntries(entries, 122, 21)).toThrow(/does not list/); // unknown fd
-    expect(() => peerFromEntries(entries, 999, 20)).toThrow(/does not list/); // another process
-    expect(() => peerFromEntries(entries, 122, 19)).toThrow(/no definite vsock peer/); // the listener
-    expect(() => peerFromEntries(entries, 122, 24, 5000)).toThrow(/bound to vsock port/); // not ours
-    // a forged line naming our pid/fd (e.g. via a process name) makes it ambiguous, never wrong
-    const forged = parseSsVsock(`${SS_OUTPUT}v_str ESTAB 0 0 1:5000 77:1 users:(("x",pid=122,fd=20))\n`);
-    expect(() => peerFromEntries(forged, 122, 20)).toThrow(/more than once/);
-  });
-
-  it('ignores headers, garbage and out-of-range numbers', () => {
-    const odd = parseSsVsock(
-      'Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\nnonsense\nv_str ESTAB 0 0 1:5000 99999999999:1 users:(("n",pid=1,fd=3))\n',
-    );
-    expect(odd).toEqual([]);
-  });
-});
 
 describe('argument checks (nothing is opened)', () => {
   it('rejects bad CIDs and ports before touching the addon', async () => {
@@ -63,7 +22,8 @@ describe('argument checks (nothing is opened)', () => {
 });
 
 describe('finding the addon', () => {
-  const installed = existsSync(resolve(REPO_ROOT, 'node_modules/node-vsock-linux-x64-gnu/node-vsock.linux-x64-gnu.node'));
+  const prebuilt = resolve(REPO_ROOT, 'prebuilds', platformTag(), 'vsock.node');
+  const installed = existsSync(prebuilt);
   let dir: string | undefined;
   let tool = '';
 
@@ -81,26 +41,35 @@ describe('finding the addon', () => {
     return { status: r.status, out: r.stdout.trim() };
   };
 
-  it.skipIf(skipUnlessCI(!installed))('from an ESM import (the installed optional dependency)', () => {
-    expect(typeof loadVsockAddon().VsockSocket).toBe('function');
+  it.skipIf(skipUnlessCI(!installed))('from an ESM import (the repository prebuilds/ or a node-gyp build)', () => {
+    expect(typeof loadVsockAddon().accept).toBe('function');
   });
 
-  it('a bundled tool without the addon explains what is missing', () => {
+  it('a bundled tool without the addon says in one line what to do', () => {
     const r = runTool();
     expect(r.status).toBe(3);
-    expect(r.out).toMatch(/^unavailable: .*node-vsock-linux-x64-gnu is not installed.*EVE_TOOLS_VSOCK_ADDON/);
+    expect(r.out).toMatch(new RegExp(`^unavailable: vsock is not available: no vsock addon for ${platformTag()}; build one with .*EVE_TOOLS_VSOCK_ADDON=`));
+    expect(r.out.split('\n')).toHaveLength(1);
   });
 
-  it.skipIf(skipUnlessCI(!installed))('a bundled tool finds it in node_modules next to it, or via EVE_TOOLS_VSOCK_ADDON', () => {
-    const src = resolve(REPO_ROOT, 'node_modules/node-vsock-linux-x64-gnu');
-    cpSync(src, join(dir!, 'bin/node_modules/node-vsock-linux-x64-gnu'), { recursive: true });
+  it.skipIf(skipUnlessCI(!installed))('a bundled tool finds prebuilds/ above it, vsock.node beside it, or EVE_TOOLS_VSOCK_ADDON', () => {
+    const rel = join('prebuilds', platformTag(), 'vsock.node');
+    mkdirSync(join(dir!, rel, '..'), { recursive: true });
+    cpSync(prebuilt, join(dir!, rel)); // as in the npm package: dist/bin/tool.cjs + prebuilds/
     expect(runTool()).toEqual({ status: 0, out: 'ok function' });
-    cpSync(src, join(dir!, 'elsewhere'), { recursive: true });
-    rmSync(join(dir!, 'bin/node_modules'), { recursive: true, force: true });
-    expect(runTool({ EVE_TOOLS_VSOCK_ADDON: join(dir!, 'elsewhere') })).toEqual({ status: 0, out: 'ok function' });
+    rmSync(join(dir!, 'prebuilds'), { recursive: true, force: true });
+    cpSync(prebuilt, join(dir!, 'bin/vsock.node'));
+    expect(runTool()).toEqual({ status: 0, out: 'ok function' });
+    rmSync(join(dir!, 'bin/vsock.node'));
+    cpSync(prebuilt, join(dir!, 'elsewhere.node'));
+    expect(runTool({ EVE_TOOLS_VSOCK_ADDON: join(dir!, 'elsewhere.node') })).toEqual({ status: 0, out: 'ok function' });
     const bad = runTool({ EVE_TOOLS_VSOCK_ADDON: join(dir!, 'nope') });
     expect(bad.status).toBe(3);
     expect(bad.out).toMatch(/^unavailable: .*EVE_TOOLS_VSOCK_ADDON=.*nope/);
+    // a .node that is not ours
+    const other = join(dir!, 'other.node');
+    cpSync(process.execPath, other);
+    expect(runTool({ EVE_TOOLS_VSOCK_ADDON: other }).out).toMatch(/^unavailable: .*cannot load the vsock addon from EVE_TOOLS_VSOCK_ADDON=/);
   });
 
   it('VsockUnavailableError is an Error with its own name', () => {

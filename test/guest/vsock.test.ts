@@ -16,12 +16,11 @@ const CHECKS = [
   'echo-both-ways-4MiB',
   'raw-eof',
   'stalled-peer',
-  'control-addon-write-blocks',
   'refused',
-  'connect-timeout',
   'no-fd-leak',
   'listener-close',
-  'listen-without-ss',
+  'inherited-fd',
+  'port-in-use',
 ] as const;
 
 defineGuestSuite({

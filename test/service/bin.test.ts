@@ -61,15 +61,14 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve-tpm-service executable', (
     bin?.cleanup();
   });
 
-  it('tenant add prints the secret once with cloud-init user-data and stores only its hash', () => {
+  it('tenant add prints the secret once and stores only its hash', () => {
     const r = runBin(bin.bin, ['tenant', 'add', '--id', 'app1', '--cid', '7', '--max-keys', '3', '--tenants', tenants]);
     expect(r.status, r.stderr).toBe(0);
     const secret = /Secret \(shown only now; only its hash is stored\):\n {2}(\S+)/.exec(r.stdout)![1]!;
     expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(r.stdout).toContain('#cloud-config');
-    expect(r.stdout).toContain('path: /etc/eve-tools/config.json');
-    expect(r.stdout).toContain("permissions: '0600'");
-    expect(r.stdout).toContain(JSON.stringify({ service: 'vsock:2:8877', secret }));
+    // The human text is on stderr; the user-data only with --user-data (test/cli/user-data.test.ts).
+    expect(r.stdout).toBe(`Secret (shown only now; only its hash is stored):\n  ${secret}\n`);
+    expect(r.stderr).toMatch(/^Tenant app1 added \(CID 7\), quota 3 keys/);
     const file = readFileSync(tenants, 'utf8');
     expect(file).not.toContain(secret);
     expect(JSON.parse(file)).toEqual({
@@ -200,5 +199,82 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve-tpm-service executable', (
     expect(second.stderr).toContain('in use by process');
     svc.child.kill('SIGTERM');
     await svc.exited;
+  });
+});
+
+/** Program-level behaviour shared with the tools (README EXIT STATUS, docs/SERVICE.md "Exit codes"); needs no TPM. */
+describe('eve-tpm-service command line', () => {
+  let bin: { bin: string; cleanup: () => void };
+  let dir: string;
+  beforeAll(async () => {
+    bin = buildServiceBin();
+    dir = await mkdtemp(join(tmpdir(), 'svc-cli-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+    bin?.cleanup();
+  });
+  const usage = (args: string[], line: RegExp): void => {
+    const r = runBin(bin.bin, args);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(line);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+  };
+
+  it('reports usage errors as one line with exit 2, never the help', () => {
+    usage(['--fo'], /^eve-tpm-service: unknown option '--fo' \(see eve-tpm-service serve --help\)\n$/);
+    usage(['--max-connections'], /^eve-tpm-service: option '--max-connections <n>' argument missing/);
+    usage(['--max-connections', 'many'], /expected a non-negative integer/);
+    usage(['--key-store', 'disk'], /Allowed choices are blobs, tpm/);
+    usage(['tenant', 'list', '--tenats', 'x'], /^eve-tpm-service: unknown option '--tenats' \(Did you mean --tenants\?\) \(see eve-tpm-service tenant list --help\)/);
+    usage(['tenant', 'list'], /required option '--tenants <file>' not specified/);
+    usage(['tenant', 'lst'], /unknown command 'lst' \(Did you mean list\?\)/);
+    usage(['tenant'], /^eve-tpm-service: tenant needs a subcommand: add, list, remove, purge \(see eve-tpm-service tenant --help\)/);
+    usage(['registry'], /registry needs a subcommand: rebuild/);
+  });
+
+  it('names an unknown subcommand as such, not as options of the default serve', () => {
+    usage(['tenants', 'add', '--id', 'x'], /^eve-tpm-service: unknown command 'tenants' \(Did you mean tenant\?\) \(see eve-tpm-service --help\)\n$/);
+    usage(['foo'], /^eve-tpm-service: unknown command 'foo' \(see eve-tpm-service --help\)\n$/);
+  });
+
+  it('prints its version for -v and --version, help for --help, with exit 0', () => {
+    const version = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')).version as string;
+    for (const flag of ['-v', '--version']) {
+      const r = runBin(bin.bin, [flag]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`eve-tpm-service ${version}\n`);
+    }
+    const h = runBin(bin.bin, ['serve', '--help']);
+    expect(h.status).toBe(0);
+    expect(h.stdout).toContain('--max-connections <n>');
+    expect(h.stderr).toBe('');
+  });
+
+  it("finds serve's state directory without --state-dir: the default, or --config's", () => {
+    const r = runBin(bin.bin, ['registry', 'rebuild']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('eve-tpm-service: no state directory /var/lib/eve-tpm-service\n');
+    const config = join(dir, 'service.json');
+    writeFileSync(config, JSON.stringify({ stateDir: join(dir, 'state') }));
+    const c = runBin(bin.bin, ['registry', 'rebuild', '--config', config]);
+    expect(c.stderr).toBe(`eve-tpm-service: no state directory ${join(dir, 'state')}\n`);
+    const tenants = join(dir, 'tenants.json');
+    writeFileSync(tenants, JSON.stringify({ tenants: [] }));
+    const l = runBin(bin.bin, ['tenant', 'list', '--tenants', tenants, '--config', config]);
+    expect(l.status, l.stderr).toBe(0);
+    expect(l.stdout).toBe('no tenants\n');
+  });
+
+  it('exits 2 for a bad configuration and 3 when the state directory cannot be opened', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ maxConections: 1 }));
+    usage(['--config', bad, '--single-tenant'], /unknown configuration key "maxConections"/);
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, '');
+    const r = runBin(bin.bin, ['--single-tenant', '--tpm', 'swtpm:unix:/nonexistent', '--listen', `unix:${join(dir, 's.sock')}`, '--state-dir', join(file, 'sub'), '--log-level', 'silent']);
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/^eve-tpm-service: cannot start: /m);
   });
 });

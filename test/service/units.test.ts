@@ -25,7 +25,6 @@ import { describeValue } from '../../src/service/describe-value.js';
 import { hostReason, toServiceError } from '../../src/service/error-mapping.js';
 import { HandlePool } from '../../src/service/pool.js';
 import { TpmQueue } from '../../src/service/queue.js';
-import { cloudInitSnippet } from '../../src/service/cloud-init.js';
 import { generateSecret, hashSecret, parseTenants, TenantDirectory } from '../../src/service/tenants.js';
 import { TpmDecodeError, TpmError, TpmTransportError, TPM_RC, type Tpm } from '../../src/tpm/index.js';
 
@@ -283,21 +282,7 @@ describe('addresses, configuration, cloud-init', () => {
     expect(resolveConfig({}, { stateDir: '/tmp/x', singleTenant: true }).singleTenant).toBe(true);
   });
 
-  it('prints cloud-init user-data that writes the tools config owner-only', () => {
-    const s = cloudInitSnippet({ tenantId: 'app', secret: 'S3CR3T', service: 'vsock:2:8877' });
-    expect(s.startsWith('#cloud-config\n')).toBe(true);
-    expect(s).toContain("permissions: '0600'");
-    expect(s).toContain('{"service":"vsock:2:8877","secret":"S3CR3T"}');
-    // Same install flow as deploy/cloud-init.yaml: checked tarball, its install.sh (which keeps the vsock addon).
-    expect(s).toContain('sha256sum -c -');
-    expect(s).toContain('/install.sh" --prefix /usr/local');
-    expect(s).not.toContain('--omit=optional');
-    const withUrl = cloudInitSnippet({ tenantId: 'app', secret: 'S', service: 'vsock:2:8877', toolsUrl: "https://h/t.tgz?a=1&b='x'", toolsSha256: 'ab12' });
-    // The URL survives sh quoting exactly.
-    const line = withUrl.split('\n').find((l) => l.trim().startsWith('url='))!.trim();
-    expect(execFileSync('sh', ['-c', `${line}; printf %s "$url"`], { encoding: 'utf8' })).toBe("https://h/t.tgz?a=1&b='x'");
-    expect(withUrl).toContain(`sha='ab12'`);
-  });
+  // cloud-init user-data: test/cli/user-data.test.ts.
 });
 
 describe('client errors', () => {

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { parseHandle, parsePublicFormat } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
 import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
@@ -26,6 +27,11 @@ export const pubgetaik: ToolDef<Opts> = {
     const out = opts.output ?? STDOUT;
     ctx.about(handle);
     checkOutputPath(out, 'public key file');
+    // tpm2-tools habit: `-f pem` means the format there; here -f is the output file.
+    const named = basename(out).toLowerCase();
+    if (out !== STDOUT && ['pem', 'der', 'tss'].includes(named)) {
+      ctx.warn(`warning: writing to a file named '${out}'; did you mean --format ${named}?`);
+    }
     // With --json and no file, the key goes into the JSON object instead of raw on stdout.
     const toStdout = out === STDOUT && !ctx.json;
     if (toStdout && format !== 'pem' && ctx.io.stdout.isTTY) {

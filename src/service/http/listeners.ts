@@ -8,10 +8,10 @@
  * native addon or without AF_VSOCK can still serve unix/tcp, and a vsock listener that cannot
  * start gives one clear error instead of a crash.
  */
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatAddress, type Address } from '../address.js';
+import { formatAddress, type ListenAddress } from '../address.js';
 import type { Peer } from '../auth.js';
 
 export interface Listener {
@@ -38,7 +38,7 @@ function tcpAddress(sock: Socket): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
-function listenOn(server: Server, target: { path: string } | { host: string; port: number }, what: string): Promise<void> {
+function listenOn(server: Server, target: { path: string } | { host: string; port: number } | { fd: number }, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (e: Error): void => reject(new ListenError(`cannot listen on ${what}: ${(e as { code?: string }).code ?? e.message}`));
     server.once('error', onError);
@@ -135,14 +135,79 @@ async function listenVsockPort(port: number, onConnection: OnConnection, maxConn
 }
 
 export async function openListener(
-  a: Address,
+  a: Exclude<ListenAddress, { kind: 'systemd' }>,
   onConnection: OnConnection,
-  opts: { maxConnections: number; onError: (e: Error) => void },
+  opts: { maxConnections: number; onError: (e: Error) => void; allowNonLoopback?: boolean },
 ): Promise<Listener> {
+  if (a.kind === 'fd') return listenFd(a.fd, onConnection, { ...opts, allowNonLoopback: opts.allowNonLoopback ?? false });
   if (a.kind === 'unix') return listenUnix(a.path, onConnection);
   if (a.kind === 'tcp') return listenTcp(a.host, a.port, onConnection);
   // The HTTP front enforces the limits (with a 503, and making room from slow and idle ones); the
   // vsock layer's own cap, which counts a socket until its close and refuses without an answer,
   // is only a backstop above it.
   return listenVsockPort(a.port, onConnection, opts.maxConnections * 2, opts.onError);
+}
+
+// --- Inherited sockets (fd:N, systemd socket activation) ---------------------------------
+
+/**
+ * Serves a listening socket this process inherited. libuv takes unix and tcp sockets (the
+ * handle it makes tells which, and so which kind of peer the callers are); anything else it
+ * refuses with EINVAL, and an AF_VSOCK socket is then handed to the vsock module, which checks
+ * the family itself and learns each caller's CID from accept. The socket's owner (systemd)
+ * chose its path, mode and address: nothing is unlinked or chmod-ed here. A tcp socket on a
+ * non-loopback address is refused like a `tcp:` one unless allowNonLoopback.
+ */
+async function listenFd(fd: number, onConnection: OnConnection, opts: { maxConnections: number; onError: (e: Error) => void; allowNonLoopback: boolean }): Promise<Listener> {
+  let isSocket: boolean;
+  try {
+    isSocket = fstatSync(fd).isSocket();
+  } catch (e) {
+    throw new ListenError(`cannot listen on fd:${fd}: descriptor not open (${(e as { code?: string }).code ?? (e as Error).message}); was the socket passed to this process?`);
+  }
+  if (!isSocket) throw new ListenError(`cannot listen on fd:${fd}: not a socket`);
+  let kind: 'unix' | 'tcp' | undefined;
+  // Set as soon as listen() resolves: before the event loop next polls for connections.
+  const server = serve(onConnection, (sock) => (kind === 'tcp' ? { listener: 'tcp', address: tcpAddress(sock) } : { listener: 'unix' }));
+  try {
+    await listenOn(server, { fd }, `fd:${fd}`);
+  } catch (e) {
+    if (!/EINVAL/.test((e as Error).message)) throw e;
+    return listenVsockFd(fd, onConnection, opts);
+  }
+  const a = server.address();
+  kind = typeof a === 'object' && a !== null ? 'tcp' : 'unix';
+  if (typeof a === 'object' && a !== null) {
+    const shown = formatAddress({ kind: 'tcp', host: a.address, port: a.port });
+    if (!opts.allowNonLoopback && !isLoopbackHost(a.address)) {
+      server.close();
+      throw new ListenError(`refusing to serve fd:${fd} (${shown}): not a loopback address (use --allow-non-loopback to force)`);
+    }
+    return { address: `fd:${fd} (${shown})`, close: () => closeServer(server) };
+  }
+  return { address: `fd:${fd} (unix)`, close: () => closeServer(server) };
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || (host.startsWith('::ffff:127.') && host.includes('.'));
+}
+
+/** An AF_VSOCK socket (or something else libuv refused): the vsock module checks and serves it. */
+async function listenVsockFd(fd: number, onConnection: OnConnection, opts: { maxConnections: number; onError: (e: Error) => void }): Promise<Listener> {
+  let vsock: typeof import('../vsock/index.js');
+  try {
+    vsock = await import('../vsock/index.js');
+  } catch (e) {
+    throw new ListenError(`cannot listen on fd:${fd}: not a listening unix or tcp socket, and vsock is not available in this build: ${(e as Error).message}`);
+  }
+  try {
+    const l = await vsock.listenVsockFd(fd, (duplex, peer) => onConnection(duplex, { listener: 'vsock', cid: peer.cid }), {
+      maxConnections: opts.maxConnections * 2,
+      onError: opts.onError,
+    });
+    return { address: `fd:${fd} (vsock:${l.port})`, close: () => l.close() };
+  } catch (e) {
+    if (e instanceof vsock.VsockUnavailableError) throw new ListenError(`cannot listen on fd:${fd}: not a listening unix or tcp socket, and ${e.message}`);
+    throw new ListenError(`cannot listen on fd:${fd}: not a listening unix or tcp socket; as vsock: ${(e as Error).message}`);
+  }
 }

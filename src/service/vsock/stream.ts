@@ -1,9 +1,8 @@
 /**
  * Turning a connected vsock descriptor into a real `net.Socket`.
  *
- * The addon writes with a blocking send() on the event-loop thread: a peer that stops reading
- * would freeze the process once the socket buffer is full. So its reader and writer are not
- * used at all. Instead the descriptor is handed to libuv as a stream (a `Pipe` handle from
+ * The addon only makes and accepts sockets; reads and writes are libuv's: the descriptor is
+ * handed to libuv as a stream (a `Pipe` handle from
  * Node's own `pipe_wrap` binding: `uv_pipe_open` accepts any stream fd, sets O_NONBLOCK and
  * polls it with epoll; it does not care about the address family). Reads and writes are then
  * non-blocking, writes complete only as the kernel takes the bytes (real back-pressure for
@@ -11,10 +10,9 @@
  * sockets from handles the same way.
  *
  * Limit: `process.binding('pipe_wrap')` is an internal (documentation-deprecated, DEP0111)
- * API. It exists in Node 20; should a later Node drop it, `vsockStreamsAvailable()` fails with
+ * API. It exists in Node 18 and 20; should a later Node drop it, `vsockStreamsAvailable()` fails with
  * a clear VsockUnavailableError rather than anything degrading silently.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { VsockUnavailableError } from './addon.js';
 
@@ -88,24 +86,4 @@ export function socketFromHandle(handle: PipeHandle, peer: VsockPeer): Socket {
     vsockPeer: { value: frozen, enumerable: true },
   });
   return sock;
-}
-
-/** This process's open socket descriptors: fd → `socket:[inode]`. */
-export function socketDescriptors(): Map<number, string> {
-  const out = new Map<number, string>();
-  let names: string[];
-  try {
-    names = readdirSync('/proc/self/fd');
-  } catch (e) {
-    throw new VsockUnavailableError(`vsock is not available: cannot list /proc/self/fd (${(e as Error).message})`, { cause: e });
-  }
-  for (const name of names) {
-    try {
-      const link = readlinkSync(`/proc/self/fd/${name}`);
-      if (link.startsWith('socket:[')) out.set(Number(name), link);
-    } catch {
-      // closed meanwhile (the directory fd of readdir itself, or another thread's file)
-    }
-  }
-  return out;
 }

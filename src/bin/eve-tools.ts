@@ -1,0 +1,41 @@
+/**
+ * eve-tools: every eve_tools_tpm2_* tool in one file (commander and the client bundled once),
+ * small enough to embed in cloud-init user-data. It runs the tool its invoked name says
+ * (`eve_tools_tpm2_sign` as a symlink to, or a wrapper around, this file), or the tool named by
+ * its first argument: `eve-tools sign …` / `eve-tools eve_tools_tpm2_sign …`.
+ */
+import { basename } from 'node:path';
+import { createServiceClient } from '../cli/client.js';
+import { main, type ToolDef } from '../cli/run.js';
+import { evictaik } from '../cli/tools/evictaik.js';
+import { genaik } from '../cli/tools/genaik.js';
+import { listkeys } from '../cli/tools/listkeys.js';
+import { pubgetaik } from '../cli/tools/pubgetaik.js';
+import { sign } from '../cli/tools/sign.js';
+
+const TOOLS = new Map<string, ToolDef<never>>(
+  ([genaik, pubgetaik, sign, listkeys, evictaik] as ToolDef<never>[]).map((t) => [t.name, t]),
+);
+const PREFIX = 'eve_tools_tpm2_';
+
+const toolNamed = (name: string): ToolDef<never> | undefined => TOOLS.get(name) ?? TOOLS.get(PREFIX + name);
+
+const invoked = basename(process.argv[1] ?? '').replace(/\.(?:c?js)$/, '');
+let tool = toolNamed(invoked);
+if (!tool) {
+  // Called by its own name: the tool is the first argument, removed before the tool parses.
+  const arg = process.argv[2];
+  tool = arg === undefined ? undefined : toolNamed(arg);
+  if (!tool) {
+    const names = [...TOOLS.keys()].map((n) => n.slice(PREFIX.length)).join(', ');
+    const usage = `usage: eve-tools TOOL [options] (TOOL: ${names}), or run it as eve_tools_tpm2_TOOL\n`;
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(usage);
+      process.exit(0);
+    }
+    process.stderr.write(arg === undefined ? usage : `eve-tools: unknown tool '${arg}' (one of: ${names}); try 'eve-tools TOOL --help'\n`);
+    process.exit(2);
+  }
+  process.argv.splice(2, 1);
+}
+main(tool, createServiceClient);

@@ -1,0 +1,93 @@
+/**
+ * `eve-tpm-service tenant add` behind its command line: adds the tenant, makes the VM's
+ * cloud-init user-data (cloud-init.ts) and says what it did. The secret and machine-readable
+ * results go to stdout, everything for a human to stderr.
+ */
+import { realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { addTenant, AdminError, toolsUrlSource } from './admin.js';
+import { loadEmbeddedTools, ToolsPayloadError, type ToolsSource } from './cloud-init.js';
+import { writeFileDurable } from './durable-file.js';
+
+export interface TenantAddArgs {
+  id: string;
+  tenants: string;
+  cid?: number;
+  maxKeys?: number;
+  serviceAddress: string;
+  /** Where to write the user-data; `-` for stdout. */
+  userData?: string;
+  toolsUrl?: string;
+  toolsSha256?: string;
+  /** The multi-call tools bundle (default: eve-tools.cjs beside this executable). */
+  toolsBundle?: string;
+  /** Folder of prebuilt addons, prebuilds/linux-ARCH-LIBC/vsock.node (default: the package's). */
+  prebuilds?: string;
+  json?: boolean;
+}
+
+export interface TenantAddOutput {
+  stdout: string;
+  stderr: string;
+}
+
+/** The folder of the running executable (dist/bin), through npm's bin symlinks. */
+function executableDir(): string {
+  return dirname(realpathSync(process.argv[1] ?? '.'));
+}
+
+function toolsSource(a: TenantAddArgs): ToolsSource | undefined {
+  const url = toolsUrlSource(a.toolsUrl, a.toolsSha256);
+  if (url) return url;
+  if (a.userData === undefined) return undefined;
+  const bin = executableDir();
+  try {
+    return { embed: loadEmbeddedTools(a.toolsBundle ?? resolve(bin, 'eve-tools.cjs'), a.prebuilds ?? resolve(bin, '../../prebuilds')) };
+  } catch (e) {
+    if (e instanceof ToolsPayloadError) throw new AdminError(e.message);
+    throw e;
+  }
+}
+
+export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
+  if (a.userData === '-' && a.json) throw new AdminError('--user-data - and --json both want stdout: give --user-data a file');
+  if (a.userData === undefined && (a.toolsUrl !== undefined || a.toolsSha256 !== undefined)) {
+    toolsUrlSource(a.toolsUrl, a.toolsSha256); // half a pair is named first
+    throw new AdminError('--tools-url and --tools-sha256 need --user-data FILE');
+  }
+  if (a.userData === undefined && (a.toolsBundle !== undefined || a.prebuilds !== undefined)) throw new AdminError('--tools-bundle and --prebuilds need --user-data FILE');
+  // Everything the user-data needs is read before the tenant exists, so a missing build adds nothing.
+  const tools = toolsSource(a);
+  const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, service: a.serviceAddress, tools });
+  let stderr = `Tenant ${a.id} added${a.cid === undefined ? '' : ` (CID ${a.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n`;
+  let written: string | undefined;
+  if (r.userData !== undefined && a.userData !== '-') {
+    written = resolve(a.userData!);
+    try {
+      await writeFileDurable(written, r.userData, 0o600);
+    } catch (e) {
+      // The tenant exists now: its secret must still reach the operator.
+      throw new TenantAddWriteError(`cannot write the user-data ${written}: ${(e as Error).message}; the tenant was added, its secret is on stdout`, r.secret);
+    }
+    stderr += `cloud-init user-data (${r.userData.length} bytes, holds the secret) written to ${written}, mode 0600.\n`;
+  } else if (r.userData === undefined) {
+    stderr += 'No user-data written: --user-data FILE writes cloud-init user-data that installs the tools and this secret in the VM.\n';
+  }
+  if (a.userData === '-') return { stdout: r.userData!, stderr };
+  if (a.json) {
+    const out = { tenant: a.id, record: r.tenant.uid, cid: a.cid ?? null, maxKeys: r.tenant.maxKeys, secret: r.secret, userData: written ?? null, tenantsFile: resolve(a.tenants) };
+    return { stdout: `${JSON.stringify(out)}\n`, stderr };
+  }
+  return { stdout: `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n`, stderr };
+}
+
+/** The tenant was added but its user-data could not be written (exit 1, secret still shown). */
+export class TenantAddWriteError extends Error {
+  override readonly name = 'TenantAddWriteError';
+  constructor(
+    message: string,
+    readonly secret: string,
+  ) {
+    super(message);
+  }
+}
