@@ -3,24 +3,26 @@
  * durations. Each parser throws a usage CliError whose message names the option and lists what
  * is accepted, so a typo never turns into a silent default.
  */
+import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from '../service/protocol/vocabulary.js';
 import { usageError } from './errors.js';
 
-export type KeyType = 'rsa' | 'ecc';
-export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
-export type PublicFormat = 'pem' | 'der' | 'tss';
-export type SignatureFormat = 'plain' | 'der' | 'tss';
+export type { HashName, KeyType, PublicFormat };
+export type SignatureFormat = SignFormat;
 
-/** TPM_ALG_ID values (TPM 2.0 Part 2, 6.3) of the algorithms the tools accept. */
+/** The API's algorithms (TPM_ALG_IDs from the shared vocabulary) with the spellings the tools also take. */
 const KEY_ALGS: ReadonlyArray<{ id: number; name: KeyType; aliases: string[] }> = [
-  { id: 0x0001, name: 'rsa', aliases: ['rsa2048'] },
-  { id: 0x0023, name: 'ecc', aliases: ['ecdsa', 'ecc256', 'p256', 'nistp256'] },
+  { id: KEY_ALG.rsa, name: 'rsa', aliases: ['rsa2048'] },
+  { id: KEY_ALG.ecc, name: 'ecc', aliases: ['ecdsa', 'ecc256', 'p256', 'nistp256'] },
 ];
-const HASH_ALGS: ReadonlyArray<{ id: number; name: HashName; aliases: string[] }> = [
-  { id: 0x0004, name: 'sha1', aliases: ['sha-1'] },
-  { id: 0x000b, name: 'sha256', aliases: ['sha-256'] },
-  { id: 0x000c, name: 'sha384', aliases: ['sha-384'] },
-  { id: 0x000d, name: 'sha512', aliases: ['sha-512'] },
-];
+const HASH_ALGS: ReadonlyArray<{ id: number; name: HashName; aliases: string[] }> = (Object.keys(HASH_ALG) as HashName[]).map((name) => ({
+  id: HASH_ALG[name],
+  name,
+  aliases: [name.replace('sha', 'sha-')],
+}));
+
+function oneOf<T extends string>(list: readonly T[], t: string): T | undefined {
+  return (list as readonly string[]).includes(t) ? (t as T) : undefined;
+}
 
 const hex = (n: number, width = 4): string => `0x${n.toString(16).padStart(width, '0')}`;
 
@@ -85,14 +87,14 @@ export function parseHandle(text: string, option = '-k'): string {
 }
 
 export function parsePublicFormat(text: string, option = '--format'): PublicFormat {
-  const t = text.trim().toLowerCase();
-  if (t === 'pem' || t === 'der' || t === 'tss') return t;
+  const f = oneOf(PUBLIC_FORMATS, text.trim().toLowerCase());
+  if (f) return f;
   throw usageError(`${option}: unknown public key format '${text}'; use pem, der or tss`);
 }
 
 export function parseSignatureFormat(text: string, option = '--format'): SignatureFormat {
-  const t = text.trim().toLowerCase();
-  if (t === 'plain' || t === 'der' || t === 'tss') return t;
+  const f = oneOf(SIGN_FORMATS, text.trim().toLowerCase());
+  if (f) return f;
   throw usageError(`${option}: unknown signature format '${text}'; use plain, der or tss`);
 }
 

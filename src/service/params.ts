@@ -4,15 +4,9 @@
  */
 import { badRequest } from './errors.js';
 import { describeValue } from './describe-value.js';
+import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from './protocol/vocabulary.js';
 
-export type KeyType = 'rsa' | 'ecc';
-export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
-export type SignFormat = 'plain' | 'der' | 'tss';
-export type PublicFormat = 'pem' | 'der' | 'tss';
-
-/** TPM_ALG_ID of each hash (TCG Algorithm Registry). */
-export const HASH_ALG: Readonly<Record<HashName, number>> = { sha1: 0x0004, sha256: 0x000b, sha384: 0x000c, sha512: 0x000d };
-const KEY_ALG: Readonly<Record<KeyType, number>> = { rsa: 0x0001, ecc: 0x0023 };
+export { HASH_ALG, type HashName, type KeyType, type PublicFormat, type SignFormat };
 
 /** An algorithm id as a JSON number or a string: decimal, or 0x with up to 4 hex digits. */
 function algNumber(v: unknown): number | undefined {
@@ -49,11 +43,11 @@ function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string
 }
 
 export function parseSignFormat(v: unknown): SignFormat {
-  return oneOf(v, ['plain', 'der', 'tss'] as const, 'signature format');
+  return oneOf(v, SIGN_FORMATS, 'signature format');
 }
 
 export function parsePublicFormat(v: unknown): PublicFormat {
-  return oneOf(v, ['pem', 'der', 'tss'] as const, 'public key format');
+  return oneOf(v, PUBLIC_FORMATS, 'public key format');
 }
 
 export function hashName(alg: number): HashName | undefined {
