@@ -8,9 +8,9 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { TPM_ALG } from '../constants.js';
-import { TPMT_SIGNATURE } from '../structures.js';
+import { TPMT_SIGNATURE, type TPMT_PUBLIC } from '../structures.js';
 import { encode } from '../wire/codec.js';
-import { KeyFormatError } from './public.js';
+import { CURVES, KeyFormatError } from './public.js';
 
 export type SignatureFormat = 'plain' | 'der' | 'raw' | 'tss';
 export const SIGNATURE_FORMATS: readonly SignatureFormat[] = ['plain', 'der', 'raw', 'tss'];
@@ -34,13 +34,30 @@ export function signatureHash(sig: TPMT_SIGNATURE): number | undefined {
   return s?.hash ?? s?.hashAlg;
 }
 
-export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, curveSize?: number): Uint8Array {
+/** Coordinate sizes of the TPM's curves (P-192 … BN P-638), ascending. */
+const CURVE_SIZES = [24, 28, 32, 48, 66, 80];
+
+/**
+ * The curve size for `raw` when the caller gave none: a TPM may drop leading zero bytes of r
+ * or s, so the longer of the two is rounded up to the next TPM curve size (only both being
+ * short by a whole smaller curve's width — odds of 2^-64 at most — could mislead it).
+ */
+function impliedCurveSize(r: Uint8Array, s: Uint8Array): number {
+  const longer = Math.max(r.length, s.length);
+  return CURVE_SIZES.find((n) => n >= longer) ?? longer;
+}
+
+/**
+ * `curve` (for `raw` ECC signatures): the curve's coordinate size in bytes, or the signing
+ * key's public area; without it the size is inferred from r and s.
+ */
+export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, curve?: number | TPMT_PUBLIC): Uint8Array {
   if (format === 'tss') return encode(TPMT_SIGNATURE, sig);
   if (RSA_SIGS.has(sig.sigAlg)) return (sig.signature as { sig: Uint8Array }).sig.slice();
   if (ECC_SIGS.has(sig.sigAlg)) {
     const { signatureR: r, signatureS: s } = sig.signature as { signatureR: Uint8Array; signatureS: Uint8Array };
     if (format === 'raw') {
-      const size = curveSize ?? Math.max(r.length, s.length);
+      const size = curveSizeOf(curve) ?? impliedCurveSize(r, s);
       const out = new Uint8Array(2 * size);
       if (r.length > size || s.length > size) throw new KeyFormatError('ECDSA r or s is longer than the curve size');
       out.set(r, size - r.length);
@@ -51,4 +68,13 @@ export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, cu
     return new Uint8Array(AsnConvert.serialize(der));
   }
   throw new KeyFormatError(`a signature of algorithm 0x${sig.sigAlg.toString(16)} has no ${format} form`);
+}
+
+function curveSizeOf(curve: number | TPMT_PUBLIC | undefined): number | undefined {
+  if (curve === undefined || typeof curve === 'number') return curve;
+  if (curve.type !== TPM_ALG.ECC) throw new KeyFormatError('the key given for the curve size is not an ECC key');
+  const id = (curve.parameters as { curveID: number }).curveID;
+  const size = CURVES[id]?.size;
+  if (size === undefined) throw new KeyFormatError(`ECC curve 0x${id.toString(16)} has no known size here`);
+  return size;
 }

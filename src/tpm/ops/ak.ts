@@ -11,7 +11,7 @@ import { decode, encode } from '../wire/codec.js';
 import type { Tpm } from '../tpm.js';
 import { akEccTemplate, akRsaTemplate } from '../keys/templates.js';
 import { objectName } from '../keys/public.js';
-import { withEk, type EkOptions, type KeyType } from './ek.js';
+import { assertKeyType, withEk, type EkOptions, type KeyType } from './ek.js';
 import { withEndorsementPolicy } from './session.js';
 import { flushQuietly, makePersistent } from './objects.js';
 
@@ -31,11 +31,16 @@ export interface CreateAkOptions extends EkOptions {
   hashAlg?: number;
 }
 
+/** The AK template of a key type; anything but 'rsa' or 'ecc' is a TypeError. */
 export function akTemplate(type: KeyType, hashAlg: number = TPM_ALG.SHA256): TPMT_PUBLIC {
+  assertKeyType(type);
   return type === 'rsa' ? akRsaTemplate(hashAlg) : akEccTemplate(hashAlg);
 }
 
-/** Creates an AK under the EK. Nothing stays loaded: EK (if transient) and session are flushed. */
+/**
+ * Creates an AK under the EK. Nothing stays loaded: EK (if transient) and session are flushed.
+ * `opts.endorsementAuth` is the endorsement hierarchy's password, if it is not empty.
+ */
 export async function createAk(tpm: Tpm, type: KeyType, opts: CreateAkOptions = {}): Promise<CreatedKey> {
   const inPublic = akTemplate(type, opts.hashAlg);
   const r = await withEk(

@@ -3,8 +3,10 @@
  * the TCG template is used as it is; otherwise the EK is re-derived with CreatePrimary
  * (deterministic from the endorsement seed: same key every time) and flushed afterwards.
  */
+import { createHash } from 'node:crypto';
 import { CreatePrimary } from '../commands.js';
-import { TPM_RH } from '../constants.js';
+import { NODE_HASH, TPM_RH } from '../constants.js';
+import { passwordAuth } from '../command.js';
 import type { TPMT_PUBLIC } from '../structures.js';
 import type { RunOptions, Tpm } from '../tpm.js';
 import { TpmError, TPM_RC } from '../rc.js';
@@ -13,6 +15,43 @@ import { flushQuietly, readPublic } from './objects.js';
 
 export type KeyType = 'rsa' | 'ecc';
 
+/** The key types the library makes. */
+export const KEY_TYPES: readonly KeyType[] = ['rsa', 'ecc'];
+
+/**
+ * Refuses anything but a known key type: a plain-JS caller's 'RSA' or 'ec' must not quietly
+ * become some other key.
+ */
+export function assertKeyType(type: unknown): asserts type is KeyType {
+  if (!(KEY_TYPES as readonly unknown[]).includes(type)) {
+    throw new TypeError(`unknown key type ${JSON.stringify(type)}: expected one of ${KEY_TYPES.map((t) => `'${t}'`).join(', ')}`);
+  }
+}
+
+/** A password as bytes: strings are UTF-8, as tpm2-tools' `-P str:`. */
+function authBytes(auth: Uint8Array | string | undefined): Uint8Array {
+  if (auth === undefined) return new Uint8Array(0);
+  return typeof auth === 'string' ? new TextEncoder().encode(auth) : auth;
+}
+
+/**
+ * The qualified name of a primary object of `hierarchy` (Part 1 §16 "Qualified Name"):
+ * nameAlg ‖ H_nameAlg(hierarchy handle ‖ Name). Undefined when nameAlg is no hash we know.
+ */
+export function primaryQualifiedName(hierarchy: number, name: Uint8Array): Uint8Array | undefined {
+  if (name.length < 2) return undefined;
+  const alg = (name[0]! << 8) | name[1]!;
+  const hash = NODE_HASH[alg];
+  if (!hash) return undefined;
+  const h = new Uint8Array(4);
+  new DataView(h.buffer).setUint32(0, hierarchy);
+  const digest = createHash(hash).update(h).update(name).digest();
+  const out = new Uint8Array(2 + digest.length);
+  out.set(name.subarray(0, 2), 0);
+  out.set(digest, 2);
+  return out;
+}
+
 /** Where a persisted EK may be: the TCG-recommended handles, then EVE's own EK. */
 export const EK_PERSISTENT_HANDLES: Readonly<Record<KeyType, readonly number[]>> = {
   rsa: [0x81010001, 0x81000001],
@@ -20,6 +59,7 @@ export const EK_PERSISTENT_HANDLES: Readonly<Record<KeyType, readonly number[]>>
 };
 
 export function ekTemplate(type: KeyType): TPMT_PUBLIC {
+  assertKeyType(type);
   return type === 'rsa' ? ekRsaTemplate() : ekEccTemplate();
 }
 
@@ -30,7 +70,11 @@ export interface EkHandle {
   transient: boolean;
 }
 
-/** Finds a persisted EK of this type matching the TCG template, if any. */
+/**
+ * Finds a persisted EK of this type: a primary of the endorsement hierarchy (checked by its
+ * qualified name: a look-alike made under the owner hierarchy is not an EK) matching the TCG
+ * template. Undefined if there is none.
+ */
 export async function findPersistedEk(
   tpm: Tpm,
   type: KeyType,
@@ -41,7 +85,9 @@ export async function findPersistedEk(
   for (const handle of candidates) {
     try {
       const info = await readPublic(tpm, handle, opts);
-      if (matchesTemplate(info.publicArea, template)) return { handle, name: info.name, transient: false };
+      if (!matchesTemplate(info.publicArea, template)) continue;
+      const qn = primaryQualifiedName(TPM_RH.ENDORSEMENT, info.name);
+      if (qn && Buffer.from(qn).equals(Buffer.from(info.qualifiedName))) return { handle, name: info.name, transient: false };
     } catch (e) {
       // An empty slot answers TPM_RC_HANDLE: look at the next one. Anything else is real.
       if (e instanceof TpmError && e.is(TPM_RC.HANDLE)) continue;
@@ -52,7 +98,7 @@ export async function findPersistedEk(
 }
 
 /** TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, TCG EK template): a transient EK to be flushed. */
-export async function createTransientEk(tpm: Tpm, type: KeyType, opts: RunOptions = {}): Promise<EkHandle> {
+export async function createTransientEk(tpm: Tpm, type: KeyType, opts: RunOptions & EndorsementAuthOptions = {}): Promise<EkHandle> {
   const r = await tpm.run(
     CreatePrimary,
     {
@@ -62,12 +108,17 @@ export async function createTransientEk(tpm: Tpm, type: KeyType, opts: RunOption
       outsideInfo: new Uint8Array(0),
       creationPCR: [],
     },
-    opts,
+    { ...opts, auth: { ...opts.auth, primaryHandle: opts.auth?.primaryHandle ?? passwordAuth(authBytes(opts.endorsementAuth)) } },
   );
   return { handle: r.objectHandle, name: r.name, transient: true };
 }
 
-export interface EkOptions extends RunOptions {
+export interface EndorsementAuthOptions {
+  /** The endorsement hierarchy's password (`tpm2_createak -P`), if it was changed from empty. */
+  endorsementAuth?: Uint8Array | string;
+}
+
+export interface EkOptions extends RunOptions, EndorsementAuthOptions {
   /** EK type used as parent (default 'rsa', as tpm2_createak). */
   ekType?: KeyType;
   /** Persistent handles to look for a persisted EK at (default EK_PERSISTENT_HANDLES). */
@@ -77,6 +128,7 @@ export interface EkOptions extends RunOptions {
 /** Runs `fn` with an EK handle; a transient EK is flushed afterwards, success or failure. */
 export async function withEk<T>(tpm: Tpm, fn: (ek: EkHandle) => Promise<T>, opts: EkOptions = {}): Promise<T> {
   const type = opts.ekType ?? 'rsa';
+  assertKeyType(type);
   const ek = (await findPersistedEk(tpm, type, opts.ekHandles ?? EK_PERSISTENT_HANDLES[type], opts)) ?? (await createTransientEk(tpm, type, opts));
   try {
     return await fn(ek);

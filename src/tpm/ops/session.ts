@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { PolicySecret, StartAuthSession } from '../commands.js';
 import { DIGEST_SIZE, TPM_ALG, TPM_RH, TPM_SE } from '../constants.js';
-import { policyAuth, type Authorization } from '../command.js';
+import { passwordAuth, policyAuth, type Authorization } from '../command.js';
 import type { RunOptions, Tpm } from '../tpm.js';
 import { flushQuietly } from './objects.js';
 
@@ -36,8 +36,14 @@ export async function startPolicySession(tpm: Tpm, hashAlg: number = TPM_ALG.SHA
   return { handle: r.sessionHandle, hashAlg, nonceTPM: r.nonceTPM };
 }
 
-/** TPM2_PolicySecret with the (empty-password) authorization of `authHandle`. */
-export async function policySecret(tpm: Tpm, session: PolicySession, authHandle: number, opts: RunOptions = {}): Promise<void> {
+/** TPM2_PolicySecret with the password of `authHandle` (default empty). */
+export async function policySecret(
+  tpm: Tpm,
+  session: PolicySession,
+  authHandle: number,
+  opts: RunOptions & { password?: Uint8Array | string } = {},
+): Promise<void> {
+  const password = typeof opts.password === 'string' ? new TextEncoder().encode(opts.password) : opts.password;
   await tpm.run(
     PolicySecret,
     {
@@ -48,7 +54,7 @@ export async function policySecret(tpm: Tpm, session: PolicySession, authHandle:
       policyRef: new Uint8Array(0),
       expiration: 0,
     },
-    opts,
+    password === undefined ? opts : { ...opts, auth: { ...opts.auth, authHandle: passwordAuth(password) } },
   );
 }
 
@@ -62,10 +68,14 @@ export function sessionAuth(session: PolicySession): Authorization {
  * Runs `fn` with an authorization satisfying PolicySecret(TPM_RH_ENDORSEMENT) — the EK's
  * "policy A" — and flushes the session afterwards, whether `fn` succeeded or not.
  */
-export async function withEndorsementPolicy<T>(tpm: Tpm, fn: (auth: Authorization) => Promise<T>, opts: RunOptions = {}): Promise<T> {
+export async function withEndorsementPolicy<T>(
+  tpm: Tpm,
+  fn: (auth: Authorization) => Promise<T>,
+  opts: RunOptions & { endorsementAuth?: Uint8Array | string } = {},
+): Promise<T> {
   const session = await startPolicySession(tpm, TPM_ALG.SHA256, opts);
   try {
-    await policySecret(tpm, session, TPM_RH.ENDORSEMENT, opts);
+    await policySecret(tpm, session, TPM_RH.ENDORSEMENT, { ...opts, password: opts.endorsementAuth });
     return await fn(sessionAuth(session));
   } finally {
     await flushQuietly(tpm, session.handle);

@@ -5,11 +5,11 @@
  * streamed: memory stays at one input buffer whatever the message size.
  */
 import { Hash, HashSequenceStart, SequenceComplete, SequenceUpdate, Sign } from '../commands.js';
-import { TPM_ALG, TPM_RH } from '../constants.js';
-import type { TPMT_SIG_SCHEME, TPMT_SIGNATURE, TPMT_TK_HASHCHECK } from '../structures.js';
+import { TPM_ALG, TPM_RH, TPMA_OBJECT } from '../constants.js';
+import type { TPMT_PUBLIC, TPMT_SIG_SCHEME, TPMT_SIGNATURE, TPMT_TK_HASHCHECK } from '../structures.js';
 import type { RunOptions, Tpm } from '../tpm.js';
 import { maxInputBuffer } from './capability.js';
-import { flushQuietly } from './objects.js';
+import { flushQuietly, readPublic } from './objects.js';
 
 /** TPM_GENERATED_VALUE (Part 2 §6.2): messages starting with it get no ticket, by design. */
 const TPM_GENERATED = Uint8Array.of(0xff, 0x54, 0x43, 0x47);
@@ -99,10 +99,15 @@ export async function tpmHash(tpm: Tpm, source: MessageSource, hashAlg: number, 
 }
 
 export interface SignOptions extends HashOptions {
-  /** Hash algorithm of the digest (default SHA-256). Must match a restricted key's scheme. */
+  /**
+   * Hash algorithm of the digest. Default: the hash of the key's scheme (or of `scheme`).
+   * A restricted key signs only with its own scheme's hash: a different one is refused here.
+   */
   hashAlg?: number;
   /** Signing scheme; default TPM_ALG_NULL = the key's own scheme. */
   scheme?: TPMT_SIG_SCHEME;
+  /** The key's public area, if the caller has it (else signMessage reads it: one ReadPublic). */
+  publicArea?: TPMT_PUBLIC;
 }
 
 /** TPM2_Sign over a TPM-computed digest with its ticket. */
@@ -118,16 +123,44 @@ export async function signDigest(
   return r.signature;
 }
 
-/** Hashes `message` in the TPM (streamed) and signs the digest with `keyHandle`. */
+/** The hash of a key's signing scheme, or undefined when it has none (scheme NULL). */
+export function keySchemeHash(pub: TPMT_PUBLIC): number | undefined {
+  const scheme = (pub.parameters as { scheme?: { scheme: number; details: { hashAlg?: number } | null } }).scheme;
+  if (!scheme || scheme.scheme === TPM_ALG.NULL) return undefined;
+  return scheme.details?.hashAlg;
+}
+
+function algName(alg: number): string {
+  const name = Object.entries(TPM_ALG).find(([, v]) => v === alg)?.[0];
+  return name ?? `0x${alg.toString(16)}`;
+}
+
+/**
+ * Hashes `message` in the TPM (streamed) and signs the digest with `keyHandle`. The hash is
+ * the key's own (read from its public area); a message starting with TPM_GENERATED_VALUE is
+ * refused as soon as its first 4 bytes arrive, before the rest is read or sent.
+ */
 export async function signMessage(tpm: Tpm, keyHandle: number, message: MessageSource, opts: SignOptions = {}): Promise<TPMT_SIGNATURE & { digest: Uint8Array }> {
-  const hashAlg = opts.hashAlg ?? TPM_ALG.SHA256;
-  let startsGenerated: boolean | undefined;
+  const pub = opts.publicArea ?? (await readPublic(tpm, keyHandle, opts)).publicArea;
+  const restricted = (pub.objectAttributes & TPMA_OBJECT.restricted) !== 0;
+  const keyHash = keySchemeHash(pub);
+  const schemeHash = opts.scheme && opts.scheme.scheme !== TPM_ALG.NULL ? (opts.scheme.details as { hashAlg?: number } | null)?.hashAlg : undefined;
+  const hashAlg = opts.hashAlg ?? schemeHash ?? keyHash ?? TPM_ALG.SHA256;
+  if (restricted && keyHash !== undefined && hashAlg !== keyHash) {
+    throw new RestrictedSignError(
+      `the key signs with ${algName(keyHash)}; a restricted key refuses a ${algName(hashAlg)} digest (leave hashAlg out to use the key's own)`,
+    );
+  }
   const watched = watchPrefix(message, (prefix) => {
-    startsGenerated = TPM_GENERATED.every((b, i) => prefix[i] === b);
+    if (prefix.length === 4 && TPM_GENERATED.every((b, i) => prefix[i] === b)) {
+      throw new RestrictedSignError('the message starts with TPM_GENERATED_VALUE (0xFF544347); a restricted key refuses to sign such data');
+    }
   });
   const { digest, validation } = await tpmHash(tpm, watched, hashAlg, opts);
-  if (validation.hierarchy === TPM_RH.NULL && startsGenerated) {
-    throw new RestrictedSignError('the message starts with TPM_GENERATED_VALUE (0xFF544347); a restricted key refuses to sign such data');
+  if (validation.hierarchy === TPM_RH.NULL && restricted) {
+    // Not TPM_GENERATED_VALUE (refused above): say what did happen.
+    const why = opts.hierarchy === TPM_RH.NULL ? 'the hash was asked for with hierarchy TPM_RH_NULL, which gives no ticket' : 'the TPM gave no ticket for the hash';
+    throw new RestrictedSignError(`${why}; a restricted key signs only with a ticket`);
   }
   const signature = await signDigest(tpm, keyHandle, digest, validation, opts);
   return { ...signature, digest };
