@@ -7,12 +7,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isCI } from '../helpers/ci.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { cleanEnv, missingPrerequisites } from './stack.js';
 
 const missing = missingPrerequisites();
-const isCI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
-if (missing.length && isCI) throw new Error(`the demo needs ${missing.join(', ')}`);
+if (missing.length && isCI()) throw new Error(`the demo needs ${missing.join(', ')}`);
 const d = missing.length ? describe.skip : describe;
 
 let scratch: string | undefined;

@@ -5,7 +5,7 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseHandle, parseHash, parseKeyType, parseSeconds, parseSignatureFormat, parseUint } from '../../src/cli/args.js';
 import { DEFAULT_SERVICE, resolveService } from '../../src/cli/config.js';
 import { CliError, EXIT } from '../../src/cli/errors.js';
@@ -168,24 +168,42 @@ describe('progress line', () => {
     );
     expect(formatProgress('x', { sent: 10, total: 10, elapsedMs: 1000, waiting: true })).toMatch(/waiting for the TPM$/);
   });
-  it('draws on a terminal after the delay, and wipes itself', async () => {
-    const writes: string[] = [];
-    const p = new Progress({ label: 'sending message', total: 100, stream: { isTTY: true, write: (s) => writes.push(s) }, delayMs: 10, intervalMs: 10 });
-    p.update(40);
-    await new Promise((r) => setTimeout(r, 60));
-    p.end();
-    expect(writes.length).toBeGreaterThan(1);
-    expect(writes[0]).toMatch(/^\rsending message: 40 B \/ 100 B \(40%\)/);
-    expect(writes.at(-1)).toMatch(/^\r +\r$/);
+  it('draws on a terminal after the delay, and wipes itself', () => {
+    vi.useFakeTimers();
+    try {
+      const writes: string[] = [];
+      const p = new Progress({ label: 'sending message', total: 100, stream: { isTTY: true, write: (s) => writes.push(s) }, delayMs: 10, intervalMs: 10 });
+      p.update(40);
+      vi.advanceTimersByTime(9);
+      expect(writes).toEqual([]); // not before the delay
+      vi.advanceTimersByTime(1);
+      expect(writes).toHaveLength(1);
+      expect(writes[0]).toMatch(/^\rsending message: 40 B \/ 100 B \(40%\)/);
+      vi.advanceTimersByTime(20);
+      expect(writes).toHaveLength(3); // then once per interval
+      p.end();
+      expect(writes).toHaveLength(4);
+      expect(writes.at(-1)).toMatch(/^\r +\r$/);
+      vi.advanceTimersByTime(100);
+      expect(writes).toHaveLength(4); // and stops
+    } finally {
+      vi.useRealTimers();
+    }
   });
-  it('prints nothing when not a terminal, or before the delay', async () => {
-    const writes: string[] = [];
-    const a = new Progress({ label: 'x', total: 100, stream: { isTTY: false, write: (s) => writes.push(s) }, delayMs: 0 });
-    const b = new Progress({ label: 'x', total: 100, stream: { isTTY: true, write: (s) => writes.push(s) }, delayMs: 1000 });
-    await new Promise((r) => setTimeout(r, 30));
-    a.end();
-    b.end();
-    expect(writes).toEqual([]);
+  it('prints nothing when not a terminal, or before the delay', () => {
+    vi.useFakeTimers();
+    try {
+      const writes: string[] = [];
+      const a = new Progress({ label: 'x', total: 100, stream: { isTTY: false, write: (s) => writes.push(s) }, delayMs: 0 });
+      const b = new Progress({ label: 'x', total: 100, stream: { isTTY: true, write: (s) => writes.push(s) }, delayMs: 1000 });
+      vi.advanceTimersByTime(999);
+      a.end();
+      b.end();
+      vi.advanceTimersByTime(2000);
+      expect(writes).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

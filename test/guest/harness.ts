@@ -29,8 +29,6 @@ export function guestUnavailableReason(): string | undefined {
   return undefined;
 }
 
-export const isCI = (): boolean => !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
-
 /** A fresh folder for the guest (shared with it over 9p). */
 export function guestDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `${prefix}-`));

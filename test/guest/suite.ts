@@ -11,13 +11,13 @@ import {
   describeRun,
   guestDir,
   guestUnavailableReason,
-  isCI,
   parseResults,
   removeDir,
   runInGuest,
   type GuestResult,
   type GuestRun,
 } from './harness.js';
+import { isCI } from '../helpers/ci.js';
 
 export interface GuestSuite {
   title: string;

@@ -4,11 +4,12 @@
  * a few decoded fields match what tpm2-tss decoded, and bad input fails with one clear line.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, SHARED_DIR } from '../helpers/shared.js';
+import { REPO_ROOT } from '../helpers/shared.js';
+import { loadVectors } from '../helpers/vectors.js';
 
 interface Vector {
   name: string;
@@ -17,7 +18,7 @@ interface Vector {
   response: string;
   decoded: Record<string, any>;
 }
-const { vectors } = JSON.parse(readFileSync(`${SHARED_DIR}/vectors/tpm2-tss-swtpm.json`, 'utf8')) as { vectors: Vector[] };
+const { vectors } = loadVectors<{ vectors: Vector[] }>('tpm2-tss-swtpm.json');
 const find = (prefix: string) => vectors.find((v) => v.name.startsWith(prefix))!;
 
 const DIST = join(REPO_ROOT, 'dist/bin/tpm2-decode.cjs');

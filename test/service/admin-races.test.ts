@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ServiceClient } from '../../src/service/client.js';
 import { acquireLock, LockBusyError } from '../../src/service/lock.js';
 import { listHandles, Tpm } from '../../src/tpm/index.js';
@@ -19,6 +19,23 @@ import { startSwtpm, swtpmAvailable } from '../helpers/swtpm.js';
 import { blobFiles, deadPid, hexHandle, readRegistry, runBinAsync, secretOf } from './admin-helpers.js';
 import { buildServiceBin, killAll, spawnService, waitHealthy } from './child.js';
 import { eventually } from './env.js';
+
+/**
+ * The lock's back-off sleeps, passed through to the real timer but announced: a waiter that
+ * has found the lock held and backs off is an event, not a guess at a delay.
+ */
+const backoffs = vi.hoisted(() => ({ next: [] as Array<() => void> }));
+vi.mock('node:timers/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:timers/promises')>();
+  return {
+    ...real,
+    setTimeout: (...args: Parameters<typeof real.setTimeout>) => {
+      for (const w of backoffs.next.splice(0)) w();
+      return real.setTimeout(...args);
+    },
+  };
+});
+const nextBackoff = (): Promise<void> => new Promise((r) => backoffs.next.push(r));
 
 const ROUNDS = 3;
 const N = 6;
@@ -30,8 +47,9 @@ describe('lock files', () => {
       const path = join(dir, 'x.lock');
       const events: string[] = [];
       const a = await acquireLock(path, { waitMs: 0 });
+      const waiting = nextBackoff();
       const b = acquireLock(path, { waitMs: 10_000 }).then((release) => (events.push('b holds'), release));
-      await new Promise((r) => setTimeout(r, 50));
+      await waiting; // b found the lock held and waits
       events.push('a releases');
       await a();
       await (await b)();

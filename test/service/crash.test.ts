@@ -1,12 +1,14 @@
 /**
  * kill -9 of the real service process while it creates and deletes keys, in both key-store
- * modes — at every step between two durable writes (fault injection) and at random instants —
- * then restart: after recovery the registry, the blob files, the TPM and the API must agree:
- * no key without an owner, no entry without a usable key, nothing left loaded in the TPM.
+ * modes — at every step between two durable writes (fault injection) and at randomly chosen
+ * TPM commands — then restart: after recovery the registry, the blob files, the TPM and the
+ * API must agree: no key without an owner, no entry without a usable key, nothing left loaded
+ * in the TPM.
  */
 import { createPublicKey, verify } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,73 @@ function lcg(seed: number): () => number {
   };
 }
 
+/**
+ * A pass-through between the service and swtpm that counts command frames, so a kill can land
+ * on a chosen TPM command (an event) instead of a random delay: before the command reaches the
+ * TPM, or after it does (the TPM acts; the service never sees the answer).
+ */
+interface TpmTap {
+  path: string;
+  /** Commands seen since the last arm(). */
+  commands: number;
+  arm(at: number, afterSending: boolean, kill: () => void): void;
+  disarm(): void;
+  close(): Promise<void>;
+}
+
+async function tapTpm(target: string, path: string): Promise<TpmTap> {
+  const sockets = new Set<Socket>();
+  let armed: { at: number; afterSending: boolean; kill: () => void } | undefined;
+  const server = createServer((client) => {
+    const up = createConnection(target);
+    let cut = false; // after the kill nothing more passes either way
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('close', () => up.end());
+    up.on('close', () => client.destroy());
+    up.on('data', (d: Buffer) => {
+      if (!cut) client.write(d);
+    });
+    let pending = Buffer.alloc(0);
+    client.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      while (!cut && pending.length >= 6 && pending.length >= pending.readUInt32BE(2)) {
+        const cmd = pending.subarray(0, pending.readUInt32BE(2));
+        pending = pending.subarray(cmd.length);
+        tap.commands++;
+        const hit = armed !== undefined && tap.commands === armed.at ? armed : undefined;
+        if (hit && !hit.afterSending) cut = true;
+        else up.write(cmd);
+        if (hit) {
+          cut = true;
+          armed = undefined;
+          hit.kill();
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  const tap: TpmTap = {
+    path,
+    commands: 0,
+    arm(at, afterSending, kill) {
+      tap.commands = 0;
+      armed = { at, afterSending, kill };
+    },
+    disarm() {
+      armed = undefined;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  return tap;
+}
+
 const hexHandle = (h: number): string => `0x${h.toString(16).padStart(8, '0')}`;
 
 interface Rig {
@@ -44,6 +113,8 @@ interface Rig {
   /** With the service running: the API lists exactly the registry's keys and each signs verifiably. */
   checkLive(): Promise<string[]>;
   recoveries: string[];
+  /** Between the service and swtpm. */
+  tap: TpmTap;
   close(): Promise<void>;
 }
 
@@ -56,7 +127,8 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
   const stateDir = join(dir, 'state');
   const sock = join(dir, 'svc.sock');
   const address = `unix:${sock}`;
-  const args = ['serve', '--tpm', `swtpm:unix:${swtpm.sockPath}`, '--listen', address, '--tenants', tenants, '--state-dir', stateDir, '--key-store', mode, '--log-level', 'warn'];
+  const tap = await tapTpm(swtpm.sockPath, join(dir, 'tpm-tap.sock'));
+  const args = ['serve', '--tpm', `swtpm:unix:${tap.path}`, '--listen', address, '--tenants', tenants, '--state-dir', stateDir, '--key-store', mode, '--log-level', 'warn'];
   const client = new ServiceClient({ address, secret, timeoutMs: 10_000 });
   const recoveries: string[] = [];
 
@@ -89,6 +161,7 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
     client,
     start,
     recoveries,
+    tap,
     async recoverAndCheck() {
       const svc = await start();
       svc.child.kill('SIGTERM');
@@ -111,6 +184,7 @@ async function makeRig(bin: string, mode: 'blobs' | 'tpm'): Promise<Rig> {
     },
     async close() {
       await killAll();
+      await tap.close();
       await swtpm.stop();
       await rm(dir, { recursive: true, force: true });
     },
@@ -159,29 +233,29 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('crash safety (kill -9 of the s
       try {
         const rand = lcg(mode === 'blobs' ? 1 : 2);
         const outcomes = { completed: 0, interrupted: 0 };
-        // Kill delays adapt to the machine's speed: longer after an interrupted operation,
-        // shorter after a completed one, so the kills keep landing inside operations.
-        const maxDelay = { create: 150, delete: 30 };
+        // The kill lands on the k-th TPM command of the operation (k random); once an
+        // operation has completed, k is drawn from its command count plus one, so some kills
+        // land inside operations and some after them, on any machine.
+        const maxAt = { create: 40, delete: 10 };
         for (let i = 0; i < RANDOM_KILLS; i++) {
           const svc = await rig.start();
           const keys = await rig.checkLive();
           const create = keys.length === 0 || (keys.length < 4 && rand() < 0.6);
           const op = create ? rig.client.createKey({ type: rand() < 0.5 ? 'ecc' : 'rsa' }) : rig.client.deleteKey(keys[Math.floor(rand() * keys.length)]!);
           const kind = create ? 'create' : 'delete';
-          const settled = op.then(
+          rig.tap.arm(1 + Math.floor(rand() * maxAt[kind]), rand() < 0.5, () => svc.child.kill('SIGKILL'));
+          await op.then(
             () => {
               outcomes.completed++;
-              maxDelay[kind] = Math.max(5, maxDelay[kind] * 0.8);
+              maxAt[kind] = rig.tap.commands + 1;
             },
             () => {
               outcomes.interrupted++;
-              maxDelay[kind] = Math.min(2000, maxDelay[kind] * 1.3);
             },
           );
-          await new Promise((r) => setTimeout(r, Math.floor(rand() * maxDelay[kind])));
+          rig.tap.disarm();
           svc.child.kill('SIGKILL');
           await svc.exited;
-          await settled;
           await rig.recoverAndCheck();
         }
         // The random instants must have cut operations short and let some finish.

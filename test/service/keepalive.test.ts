@@ -4,6 +4,7 @@
  * close() ends it. The front makes room from idle kept-alive connections at its limit.
  */
 import type { Agent } from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient, ServiceError } from '../../src/service/client.js';
@@ -15,7 +16,25 @@ const agentOf = (c: ServiceClient): Agent => (c as unknown as { agent: Agent }).
 const count = (m: NodeJS.ReadOnlyDict<unknown[]>): number => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
 /** Sockets the client's agent holds, in use or idle. */
 const sockets = (c: ServiceClient): number => count(agentOf(c).sockets) + count(agentOf(c).freeSockets);
-const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+/**
+ * The connections the client's agent opens from now on, each with a promise of its close:
+ * reuse is a count of connections made, and an ended connection is its 'close' event.
+ */
+function watch(c: ServiceClient): Array<{ socket: Socket; closed: Promise<void> }> {
+  const agent = agentOf(c) as unknown as { createConnection: (...args: unknown[]) => Socket | undefined };
+  const made: Array<{ socket: Socket; closed: Promise<void> }> = [];
+  const create = agent.createConnection;
+  agent.createConnection = (...args: unknown[]) => {
+    const socket = create.apply(agent, args);
+    if (socket) made.push({ socket, closed: new Promise<void>((r) => socket.once('close', () => r())) });
+    return socket;
+  };
+  return made;
+}
+/** Lets the agent file a finished request's socket as free (its 'free' event follows the response's end). */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+};
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable()))('connection reuse', () => {
   let env: TestEnv;
@@ -33,20 +52,23 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('connection reuse', () => {
   for (const via of ['unix', 'tcp'] as const) {
     it(`reuses one connection for successive requests and errors (${via})`, async () => {
       const c = env.client('alice', via);
+      const made = watch(c);
       await c.health();
       await c.sign(key, { message: new Uint8Array([1, 2, 3]) });
       await expect(c.getKey('0x81017777')).rejects.toBeInstanceOf(ServiceError);
       await c.listKeys();
-      await tick();
+      expect(made).toHaveLength(1); // four requests, one connection
+      await settle();
       expect(sockets(c)).toBe(1);
       c.close();
-      await tick();
+      await made[0]!.closed;
       expect(sockets(c)).toBe(0);
     });
   }
 
   it('sees an early error answer to a streamed upload, closes that connection, and goes on', async () => {
     const c = env.client('alice', 'tcp');
+    const made = watch(c);
     await c.health();
     // A large upload to a key that does not exist: answered 403 before the body is sent.
     const piece = Buffer.alloc(256 * 1024, 7);
@@ -60,15 +82,18 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('connection reuse', () => {
     expect(e).toBeInstanceOf(ServiceError);
     expect((e as ServiceError).status).toBe(403);
     expect(n).toBeLessThan(256);
-    await tick();
+    expect(made).toHaveLength(1);
+    await made[0]!.closed;
     expect(sockets(c)).toBe(0);
     // A Uint8Array upload with an error answer (unknown hash) does not leave its connection either.
     await expect(c.sign(key, { message: new Uint8Array(100 * 1024), hashAlg: 'md5' })).rejects.toBeInstanceOf(ServiceError);
-    await tick();
+    expect(made).toHaveLength(2);
+    await made[1]!.closed;
     expect(sockets(c)).toBe(0);
     const ok = await c.sign(key, { message: new Uint8Array(100 * 1024) });
     expect(ok.messageLength).toBe(100 * 1024);
-    await tick();
+    expect(made).toHaveLength(3);
+    await settle();
     expect(sockets(c)).toBe(1);
     c.close();
   });
@@ -100,7 +125,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('connection reuse', () => {
         signs.push(c.sign(key, { message: new Uint8Array([i]) }));
         await eventually(() => inFlight() === before + i + 1, 10_000, 'the sign to be in flight');
       }
-      await tick();
+      // All four hold their connection with a request being answered: no room to make.
       const c = new ServiceClient({ address: env.tcp });
       await expect(c.health()).rejects.toMatchObject({ status: 503, code: 'BUSY' });
       c.close();

@@ -50,8 +50,43 @@ describe('handle grammar', () => {
     );
   });
 
-  it('refuses every other string with a 400, never a wrong number', () => {
-    const canonical = (s: string): boolean => /^0x(?:[0-9a-fA-F]{8}|[1-9a-fA-F][0-9a-fA-F]{0,6}|0)$/.test(s) || /^(?:0|[1-9][0-9]{0,9})$/.test(s);
+  it.each([
+    ['0', 0],
+    ['1', 1],
+    ['10', 10],
+    ['4294967295', 0xffffffff],
+    ['2164326400', 0x81010000],
+    ['0x0', 0],
+    ['0x1', 1],
+    ['0xa', 10],
+    ['0xA', 10],
+    ['0x81010000', 0x81010000],
+    ['0x81010001', 0x81010001],
+    ['0xAbCdEf01', 0xabcdef01],
+    ['0xffffffff', 0xffffffff],
+    ['0xFFFFFFFF', 0xffffffff],
+    ['0x00000001', 1], // eight digits: the canonical width, zeros allowed
+    ['0x0000000a', 10],
+    ['0x1234567', 0x1234567],
+  ] as const)('accepts %j as %i', (spelling, value) => {
+    expect(parseHandle(spelling)).toBe(value);
+  });
+
+  it.each([
+    '', ' 1', '1 ', '\n1', '+1', '-1', '-0', '1.0', '1e3', '1_0', '00', '01', '007', '4294967296', '99999999999',
+    '0x', '0X81010000', '0x81010000 ', ' 0x81010000', '0x00', '0x01', '0x0000001', '0x000000001', '0x100000000',
+    '0xg', '0x-1', '0x+1', 'x1', '0b1', '0o1', '81010000h', '٨١', '０x81010000', '0x８1010000', 'NaN', 'Infinity',
+  ])('refuses %j with a 400', (spelling) => {
+    expect(status(() => parseHandle(spelling))).toBe(400);
+  });
+
+  it('never gives a number for a string that does not spell it', () => {
+    // The oracle comes from the number returned, not from the grammar: decimal as String(n),
+    // hex as 0x plus its digits (any case), bare or at the full eight-digit width.
+    const spells = (s: string, n: number): boolean => {
+      const hex = n.toString(16);
+      return s === String(n) || (s.startsWith('0x') && ['0x' + hex, '0x' + hex.padStart(8, '0')].includes('0x' + s.slice(2).toLowerCase()));
+    };
     fc.assert(
       fc.property(
         fc.oneof(
@@ -63,17 +98,24 @@ describe('handle grammar', () => {
           fc.double().map(String),
           fc.integer().map((n) => `${n}e1`),
           fc.integer({ min: -0xffffffff, max: -1 }).map(String),
+          fc.integer({ min: 0, max: 0xffffffff }).map(String),
+          fc.integer({ min: 0, max: 0xffffffff }).map((n) => `0x${n.toString(16)}`),
         ),
         (s) => {
-          if (canonical(s) && Number(s.startsWith('0x') ? Number.parseInt(s.slice(2), 16) : s) <= 0xffffffff) return;
-          expect(status(() => parseHandle(s)), JSON.stringify(s)).toBe(400);
+          let n: number;
+          try {
+            n = parseHandle(s);
+          } catch (e) {
+            expect(e, JSON.stringify(s)).toBeInstanceOf(ServiceError);
+            expect((e as ServiceError).status, JSON.stringify(s)).toBe(400);
+            return;
+          }
+          expect(Number.isInteger(n) && n >= 0 && n <= 0xffffffff, JSON.stringify(s)).toBe(true);
+          expect(spells(s, n), `${JSON.stringify(s)} → ${n}`).toBe(true);
         },
       ),
       { numRuns: 2000 },
     );
-    for (const s of ['٨١', '０x81010000', '0x８1010000', '4294967296', '0x100000000', '', '0x', '+1', '1.0', '1_0', ' 1', '1 ', '\n1']) {
-      expect(status(() => parseHandle(s)), JSON.stringify(s)).toBe(400);
-    }
     expect(status(() => parseHandle(0x81010000))).toBe(400); // a JSON number is not a handle string
   });
 

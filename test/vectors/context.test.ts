@@ -4,14 +4,13 @@
  * the TPMS_CONTEXT tpm2-tss saw (sequence, savedHandle, hierarchy, blob size) — for an object
  * and for a hash sequence, whose saved context is then loaded back.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ContextLoad, ContextSave } from '../../src/tpm/commands.js';
 import { marshalCommand, marshalResponse, unmarshalCommand, unmarshalResponse } from '../../src/tpm/command.js';
 import { hex32 } from '../../src/tpm/constants.js';
 import { TPMS_CONTEXT } from '../../src/tpm/structures.js';
 import { encode } from '../../src/tpm/wire/codec.js';
-import { SHARED_DIR } from '../helpers/shared.js';
+import { loadVectors } from '../helpers/vectors.js';
 
 interface Vector {
   name: string;
@@ -19,7 +18,7 @@ interface Vector {
   response: string;
   decoded: Record<string, any>;
 }
-const { vectors } = JSON.parse(readFileSync(`${SHARED_DIR}/vectors/tpm2-tss-swtpm-attest.json`, 'utf8')) as { vectors: Vector[] };
+const { vectors } = loadVectors<{ vectors: Vector[] }>('tpm2-tss-swtpm-attest.json');
 const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const named = (n: string): Vector => {

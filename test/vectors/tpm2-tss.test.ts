@@ -5,10 +5,9 @@
  * decoded (Names, public areas, PEM, signatures, tickets, response codes) and re-encodes
  * to the same bytes.
  */
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { SHARED_DIR } from '../helpers/shared.js';
+import { loadVectors } from '../helpers/vectors.js';
 import {
   COMMANDS,
   Create,
@@ -52,7 +51,7 @@ interface Vector {
   response: string;
   decoded: Record<string, any>;
 }
-const { vectors } = JSON.parse(readFileSync(`${SHARED_DIR}/vectors/tpm2-tss-swtpm.json`, 'utf8')) as { vectors: Vector[] };
+const { vectors } = loadVectors<{ vectors: Vector[] }>('tpm2-tss-swtpm.json');
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
