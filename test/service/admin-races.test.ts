@@ -66,7 +66,7 @@ describe('lock files', () => {
       const dead = await deadPid();
       writeFileSync(path, `${dead} 00\n`);
       writeFileSync(`${path}.takeover`, `${dead} 11\n`);
-      const old = new Date(Date.now() - 60_000);
+      const old = new Date('2000-01-01T00:00:00Z'); // long past the guard's 5 s: stale whatever the clock says
       utimesSync(`${path}.takeover`, old, old);
       const c = await acquireLock(path, { waitMs: 0 });
       expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^${process.pid} [0-9a-f]{16}\n$`));

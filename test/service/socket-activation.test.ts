@@ -26,6 +26,7 @@ import { REPO_ROOT } from '../helpers/shared.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { buildServiceBin, waitHealthy, type ServiceProcess } from './child.js';
+import { eventually } from './env.js';
 
 describe('fd:N and systemd listen addresses', () => {
   it('parses fd:N (N ≥ 3) and systemd for listening only', () => {
@@ -295,8 +296,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !haveActivate, 'swtpm or syste
       const p = start('sh', ['-c', 'export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=vsock; exec "$@"', 'sh', process.execPath, bin.bin, ...serveArgs('systemd')], [fd], {
         [ADDON_ENV]: addonFile,
       });
-      const until = Date.now() + 30_000;
-      while (!p.log().some((l) => l.event === 'started') && Date.now() < until && p.child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      await eventually(() => p.log().some((l) => l.event === 'started') || p.child.exitCode !== null, 30_000, 'the service to start (or exit)');
       expect(p.log().find((l) => l.event === 'listening'), p.stderr()).toMatchObject({ address: `fd:3 (vsock:${port})`, name: 'vsock' });
       await stop(p);
       expect(p.child.exitCode, p.stderr()).toBe(0);
