@@ -6,9 +6,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  marshalCommand,
+  prepareCommand,
   responseCode,
-  unmarshalResponse,
+  type CallOptions,
   type AuthResponse,
   type Authorization,
   type AuthHandleName,
@@ -19,10 +19,7 @@ import {
 import { TpmError, isRetryable } from './rc.js';
 import type { SendOptions, Transport } from './transport/types.js';
 
-export interface RunOptions extends SendOptions {
-  /** Authorizations for handles that need them, by handle name; default: empty password. */
-  auth?: Partial<Record<string, Authorization>>;
-}
+export interface RunOptions extends SendOptions, CallOptions {}
 
 export interface TpmOptions {
   /** How many times to re-send after RETRY/YIELDED/TESTING (default 6). */
@@ -60,7 +57,8 @@ export class Tpm {
     input: CommandInput<C>,
     opts: RunOptions = {},
   ): Promise<{ output: CommandOutput<C>; auths: AuthResponse[] }> {
-    const request = marshalCommand(cmd, input, opts.auth);
+    const prepared = prepareCommand(cmd, input, opts);
+    const request = prepared.request;
     const sendOpts: SendOptions = { signal: opts.signal, timeoutMs: opts.timeoutMs };
     let delay = this.retryDelayMs;
     for (let attempt = 0; ; attempt++) {
@@ -81,7 +79,7 @@ export class Tpm {
         continue;
       }
       try {
-        return unmarshalResponse(cmd, response);
+        return prepared.decode(response);
       } catch (e) {
         if (e instanceof TpmError) annotate(e, cmd);
         throw e;
