@@ -7,7 +7,7 @@ import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync } from
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { startSwtpm, type SwtpmInstance } from '../../test/helpers/swtpm.js';
-import { ServiceClient } from '../../src/service/client.js';
+import { ServiceClient } from '../../src/service/client/client.js';
 import { TPM_RH, Tpm, createTransientEk, flush, makePersistent, readPublic, type Transport } from '../../src/tpm/index.js';
 import type { Ctx } from './context.js';
 import { onCleanup, spawnTracked, tempDir, waitUntil, type Tracked } from './lifecycle.js';

@@ -15,17 +15,17 @@
  * directory could not be opened.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin.js';
+import { AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin/admin.js';
 import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
 import { ListenError } from '../service/http/listeners.js';
-import { StateLockedError } from '../service/lock.js';
+import { StateLockedError } from '../service/admin/lock.js';
 import { createLogger } from '../service/logger.js';
 import { startService } from '../service/service.js';
-import { formatHandle } from '../service/handles.js';
-import { rebuildRegistry, RebuildError } from '../service/rebuild.js';
-import { RegistryFormatError } from '../service/registry.js';
-import { VERSION } from '../service/version.js';
-import { tenantAdd, TenantAddWriteError, type TenantAddArgs } from '../service/tenant-add.js';
+import { formatHandle } from '../service/protocol/handles.js';
+import { rebuildRegistry, RebuildError } from '../service/keys/rebuild.js';
+import { RegistryFormatError } from '../service/keys/registry.js';
+import { VERSION } from '../service/protocol/version.js';
+import { tenantAdd, TenantAddWriteError, type TenantAddArgs } from '../service/tenants/tenant-add.js';
 
 const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, START: 3 } as const;
 

@@ -6,7 +6,7 @@
  * depends on (or warns about) a file it does not use.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { parseAddress } from '../service/address.js';
+import { parseAddress } from '../service/protocol/address.js';
 import { CliError, EXIT, errnoText, fileError, usageError } from './errors.js';
 
 export const DEFAULT_SERVICE = 'vsock:2:8877';

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
-import { DEFAULT_VSOCK_PORT, formatAddress, parseAddress, type ListenAddress } from './address.js';
-import { DEFAULT_POOL_SIZE, DEFAULT_POOL_START, HandlePool } from './pool.js';
-import type { KeyStoreKind } from './registry.js';
-import { DEFAULT_MAX_KEYS } from './tenants.js';
+import { DEFAULT_VSOCK_PORT, formatAddress, parseAddress, type ListenAddress } from './protocol/address.js';
+import { DEFAULT_POOL_SIZE, DEFAULT_POOL_START, HandlePool } from './keys/pool.js';
+import type { KeyStoreKind } from './keys/registry.js';
+import { DEFAULT_MAX_KEYS } from './tenants/tenants.js';
 
 export interface ServiceConfig {
   /** TPM: a device path (default /dev/tpmrm0), swtpm:unix:PATH or swtpm:tcp:HOST:PORT. */

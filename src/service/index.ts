@@ -4,7 +4,7 @@
  */
 export { startService, type RunningService, type ServiceDeps } from './service.js';
 export { resolveConfig, readConfigFile, DEFAULT_CONFIG, ConfigError, type ServiceConfig } from './config.js';
-export { ServiceClient, handleText, INLINE_MAX, type ClientOptions, type Health, type KeyInfo, type KeySummary, type PublicKey, type SignOptions, type SignResult } from './client.js';
-export { ServiceError, ServiceUnreachableError, type ErrorCode } from './errors.js';
-export { addTenant, listTenants, removeTenant } from './admin.js';
-export { parseAddress, formatAddress, type Address } from './address.js';
+export { ServiceClient, handleText, INLINE_MAX, type ClientOptions, type Health, type KeyInfo, type KeySummary, type PublicKey, type SignOptions, type SignResult } from './client/client.js';
+export { ServiceError, ServiceUnreachableError, type ErrorCode } from './protocol/errors.js';
+export { addTenant, listTenants, removeTenant } from './admin/admin.js';
+export { parseAddress, formatAddress, type Address } from './protocol/address.js';

@@ -8,13 +8,13 @@ import { readFileSync, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Tpm } from '../tpm/index.js';
-import { Api, type RequestContext } from './api.js';
-import { authenticate, bearerSecret, type Peer } from './auth.js';
+import { Api, type RequestContext } from './http/api.js';
+import { authenticate, bearerSecret, type Peer } from './tenants/auth.js';
 import type { ServiceConfig } from './config.js';
 import { openCore, type Core } from './core.js';
-import { deadline, serviceBusy, type ServiceError } from './errors.js';
-import { hostReason, toServiceError } from './error-mapping.js';
-import { formatHandle } from './handles.js';
+import { deadline, serviceBusy, type ServiceError } from './protocol/errors.js';
+import { hostReason, toServiceError } from './tpm/error-mapping.js';
+import { formatHandle } from './protocol/handles.js';
 import { ByteBudget, ClientGoneError, expectNoBody, mediaType } from './http/body.js';
 import { HttpFront } from './http/front.js';
 import { openListener, type Listener } from './http/listeners.js';
@@ -22,10 +22,10 @@ import { parseQuery, splitTarget } from './http/query.js';
 import { sendError, sendJson } from './http/respond.js';
 import { route, type Route } from './http/router.js';
 import { createLogger } from './logger.js';
-import { listenTargets } from './socket-activation.js';
-import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './purge.js';
-import { parseTenants, recordOf, TenantDirectory, type Tenant } from './tenants.js';
-import { VERSION } from './version.js';
+import { listenTargets } from './http/socket-activation.js';
+import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './tenants/purge.js';
+import { parseTenants, recordOf, TenantDirectory, type Tenant } from './tenants/tenants.js';
+import { VERSION } from './protocol/version.js';
 
 export interface ServiceDeps {
   /** Use this TPM instead of opening config.tpm (tests wrap it to count commands). */

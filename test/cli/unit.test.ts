@@ -12,7 +12,7 @@ import { CliError, EXIT } from '../../src/cli/errors.js';
 import { checkOutputPath, writeFileAtomic } from '../../src/cli/output.js';
 import { formatBytes, formatDuration, formatProgress, Progress } from '../../src/cli/progress.js';
 import { toCliError } from '../../src/cli/service.js';
-import { ServiceError, ServiceUnreachableError } from '../../src/service/errors.js';
+import { ServiceError, ServiceUnreachableError } from '../../src/service/protocol/errors.js';
 import { evictaik } from '../../src/cli/tools/evictaik.js';
 import { genaik } from '../../src/cli/tools/genaik.js';
 import { listkeys } from '../../src/cli/tools/listkeys.js';

@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceClient } from '../../src/service/client.js';
+import { ServiceClient } from '../../src/service/client/client.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';

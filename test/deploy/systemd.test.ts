@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { REPO_ROOT } from '../helpers/shared.js';
-import { listenTargets } from '../../src/service/socket-activation.js';
+import { listenTargets } from '../../src/service/http/socket-activation.js';
 
 const UNITS = join(REPO_ROOT, 'deploy/systemd');
 const SERVICE = 'eve-tpm-service.service';

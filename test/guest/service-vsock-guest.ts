@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { ServiceClient, ServiceError, type KeyInfo } from '../../src/service/client.js';
+import { ServiceClient, ServiceError, type KeyInfo } from '../../src/service/client/client.js';
 import { connectVsock } from '../../src/service/vsock/index.js';
 import { result, log, sleep, assert, check, finish, t0 } from './report.js';
 

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseRegistry, type KeyEntry } from '../../src/service/registry.js';
+import { parseRegistry, type KeyEntry } from '../../src/service/keys/registry.js';
 
 export interface BinResult {
   status: number | null;

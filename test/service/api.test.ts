@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, TPMT_SIGNATURE, TPM2B_PUBLIC, TPM_PT, getTpmProperty, listPersistentHandles, publicToPem } from '../../src/tpm/index.js';
-import { ServiceClient, ServiceError } from '../../src/service/client.js';
+import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
 import { skipUnlessCI } from '../helpers/ci.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceClient } from '../../src/service/client.js';
+import { ServiceClient } from '../../src/service/client/client.js';
 import { Tpm, listPersistentHandles } from '../../src/tpm/index.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { buildServiceBin, killAll, runBin, spawnService, waitHealthy } from './child.js';

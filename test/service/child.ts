@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServiceClient } from '../../src/service/client.js';
-import { parseRegistry, type KeyEntry } from '../../src/service/registry.js';
+import { ServiceClient } from '../../src/service/client/client.js';
+import { parseRegistry, type KeyEntry } from '../../src/service/keys/registry.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
 const live = new Set<ChildProcess>();

@@ -12,8 +12,8 @@ import { Tpm } from '../../src/tpm/index.js';
 import { resolveConfig, type ServiceConfig } from '../../src/service/config.js';
 import { createLogger } from '../../src/service/logger.js';
 import { startService, type RunningService } from '../../src/service/service.js';
-import { ServiceClient, ServiceError } from '../../src/service/client.js';
-import { generateSecret, hashSecret } from '../../src/service/tenants.js';
+import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
+import { generateSecret, hashSecret } from '../../src/service/tenants/tenants.js';
 import { startSwtpm, type SwtpmInstance } from '../helpers/swtpm.js';
 
 export interface TenantSpec {

@@ -5,8 +5,8 @@
  * a global cap (503), both with Retry-After.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceError } from '../../src/service/client.js';
-import type { JobEvent } from '../../src/service/queue.js';
+import { ServiceError } from '../../src/service/client/client.js';
+import type { JobEvent } from '../../src/service/tpm/queue.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { eventually, startEnv, type TestEnv } from './env.js';

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceClient } from '../../src/service/client.js';
+import { ServiceClient } from '../../src/service/client/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';

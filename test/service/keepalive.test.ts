@@ -7,7 +7,7 @@ import type { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceClient, ServiceError } from '../../src/service/client.js';
+import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
 import { skipUnlessCI } from '../helpers/ci.js';

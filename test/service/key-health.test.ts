@@ -7,10 +7,10 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { TPM_CC, TpmError, TpmTransportError } from '../../src/tpm/index.js';
-import { ServiceError } from '../../src/service/errors.js';
-import { KeyHealth, diagnoseKeyFailure } from '../../src/service/key-health.js';
+import { ServiceError } from '../../src/service/protocol/errors.js';
+import { KeyHealth, diagnoseKeyFailure } from '../../src/service/keys/key-health.js';
 import { createLogger } from '../../src/service/logger.js';
-import type { KeyEntry } from '../../src/service/registry.js';
+import type { KeyEntry } from '../../src/service/keys/registry.js';
 
 const LOAD = { name: 'Load', code: TPM_CC.Load };
 const READ_PUBLIC = { name: 'ReadPublic', code: TPM_CC.ReadPublic };

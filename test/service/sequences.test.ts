@@ -8,8 +8,8 @@
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceError } from '../../src/service/client.js';
-import { FairPlaces } from '../../src/service/fair-places.js';
+import { ServiceError } from '../../src/service/client/client.js';
+import { FairPlaces } from '../../src/service/tpm/fair-places.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';

@@ -7,7 +7,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceClient, ServiceError } from '../../src/service/client.js';
+import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, failure, startEnv, wait, type TestEnv } from './env.js';

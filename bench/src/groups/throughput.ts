@@ -6,7 +6,7 @@
  * service window and direct window are run back to back, in alternating order.
  */
 import { TPM_ALG, formatSignature, signDigest, tpmHash, withLoadedKey } from '../../../src/tpm/index.js';
-import { ServiceError } from '../../../src/service/client.js';
+import { ServiceError } from '../../../src/service/client/client.js';
 import { mib, ms, perSec, x, type Ctx, type Group } from '../context.js';
 import { sampleMemory, serviceKeyBlobs, startService, startTwinSwtpms } from '../env.js';
 import { ratio, summarize } from '../stats.js';

@@ -17,7 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Peer } from '../auth.js';
+import type { Peer } from '../tenants/auth.js';
 
 export interface AdmissionLimits {
   maxConnections: number;

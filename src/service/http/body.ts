@@ -5,7 +5,7 @@
  * memory — a budget shared by all requests, so many large bodies at once cannot exhaust memory.
  */
 import type { IncomingMessage } from 'node:http';
-import { badRequest, payloadTooLarge, requestTimeout, serviceBusy, unsupportedMediaType } from '../errors.js';
+import { badRequest, payloadTooLarge, requestTimeout, serviceBusy, unsupportedMediaType } from '../protocol/errors.js';
 
 /** The client closed the connection before the request was complete. */
 export class ClientGoneError extends Error {

@@ -12,8 +12,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Peer } from '../auth.js';
-import { badRequest, methodNotAllowed, requestTimeout, serviceBusy, type ServiceError } from '../errors.js';
+import type { Peer } from '../tenants/auth.js';
+import { badRequest, methodNotAllowed, requestTimeout, serviceBusy, type ServiceError } from '../protocol/errors.js';
 import { Admission, peerKey, type Conn, type ConnState, type LimitReason } from './admission.js';
 import { rawErrorResponse } from './respond.js';
 

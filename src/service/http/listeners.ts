@@ -11,8 +11,8 @@
 import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatAddress, type ListenAddress } from '../address.js';
-import type { Peer } from '../auth.js';
+import { formatAddress, type ListenAddress } from '../protocol/address.js';
+import type { Peer } from '../tenants/auth.js';
 
 export interface Listener {
   /** The address actually listened on (tcp port 0 resolved). */

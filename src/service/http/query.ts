@@ -2,8 +2,8 @@
  * Request targets parsed strictly: a path of plain segments (no percent-encoding, no empty or
  * dot segments) and a query whose keys are known and appear once.
  */
-import { describeValue } from '../describe-value.js';
-import { badRequest } from '../errors.js';
+import { describeValue } from '../protocol/describe-value.js';
+import { badRequest } from '../protocol/errors.js';
 
 export const MAX_TARGET_LENGTH = 2048;
 

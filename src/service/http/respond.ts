@@ -1,6 +1,6 @@
 /** Writing answers: JSON with no-store caching, errors as docs/API.md describes them. */
 import type { ServerResponse } from 'node:http';
-import type { ServiceError } from '../errors.js';
+import type { ServiceError } from '../protocol/errors.js';
 
 const COMMON = {
   'Cache-Control': 'no-store',

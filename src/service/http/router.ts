@@ -1,5 +1,5 @@
 /** Method and path → operation. Unknown paths are 404, known paths with another method 405. */
-import { methodNotAllowed, notFound } from '../errors.js';
+import { methodNotAllowed, notFound } from '../protocol/errors.js';
 
 export type Op = 'health' | 'create-key' | 'list-keys' | 'get-key' | 'get-public' | 'sign' | 'delete-key';
 

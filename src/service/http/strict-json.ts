@@ -5,8 +5,8 @@
  * code recurse) and the number of values (a 1.5 MB body of `[],` would become hundreds of
  * thousands of objects). API bodies are flat objects of a few scalars, so the caps are loose.
  */
-import { describeValue } from '../describe-value.js';
-import { badRequest } from '../errors.js';
+import { describeValue } from '../protocol/describe-value.js';
+import { badRequest } from '../protocol/errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 

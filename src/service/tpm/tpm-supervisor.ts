@@ -6,11 +6,11 @@
  * the TPM. While the TPM is unreachable it is probed every few seconds.
  */
 import type { Logger } from 'pino';
-import { getTpmProperty, TPM_PT, type Tpm } from '../tpm/index.js';
+import { getTpmProperty, TPM_PT, type Tpm } from '../../tpm/index.js';
 import { isTpmUnreachable } from './error-mapping.js';
 import type { JobEvent, TpmQueue } from './queue.js';
 import type { LiveTransients } from './queued-tpm.js';
-import { flushLeftovers } from './recovery.js';
+import { flushLeftovers } from '../keys/recovery.js';
 
 /** Queue tenant of the service's own jobs ('#' never starts a tenant id). */
 export const SYSTEM_TENANT = '#system';

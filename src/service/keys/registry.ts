@@ -11,10 +11,10 @@
  * memory shows a change only once it is on disk.
  */
 import { readFileSync } from 'node:fs';
-import { writeFileDurable } from './durable-file.js';
-import { formatHandle, isPersistentHandle, parseHandle } from './handles.js';
-import { HASH_ALG, type HashName, type KeyType } from './params.js';
-import { isRecordId, LEGACY_RECORD, recordOf, type Tenant } from './tenants.js';
+import { writeFileDurable } from '../admin/durable-file.js';
+import { formatHandle, isPersistentHandle, parseHandle } from '../protocol/handles.js';
+import { HASH_ALG, type HashName, type KeyType } from '../protocol/params.js';
+import { isRecordId, LEGACY_RECORD, recordOf, type Tenant } from '../tenants/tenants.js';
 
 export type KeyState = 'pending-create' | 'committed' | 'pending-delete';
 /** `blobs`: wrapped blobs in the state dir, loaded when used; `tpm`: also a persistent object. */

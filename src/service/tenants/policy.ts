@@ -4,10 +4,10 @@
  * exists (so the refusal tells nothing about other tenants' or EVE's objects); the audit log
  * keeps the precise reason.
  */
-import { conflict, forbidden, type ServiceError } from './errors.js';
-import { formatHandle, isPersistentHandle, isReservedHandle } from './handles.js';
-import type { HandlePool } from './pool.js';
-import type { KeyEntry, KeyRegistry } from './registry.js';
+import { conflict, forbidden, type ServiceError } from '../protocol/errors.js';
+import { formatHandle, isPersistentHandle, isReservedHandle } from '../protocol/handles.js';
+import type { HandlePool } from '../keys/pool.js';
+import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
 import { recordOf, type Tenant } from './tenants.js';
 
 export type Decision = { ok: true; entry: KeyEntry } | { ok: false; reason: string; error: ServiceError };

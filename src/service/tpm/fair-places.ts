@@ -7,7 +7,7 @@
  * beyond), `total` in all (503 beyond) — and a waiter leaves when its AbortSignal fires.
  */
 import { EventEmitter } from 'node:events';
-import { serviceBusy, tenantBusy } from './errors.js';
+import { serviceBusy, tenantBusy } from '../protocol/errors.js';
 
 export interface PlacesOptions {
   total: number;

@@ -38,8 +38,8 @@ import {
   type HashResult,
   type TPMS_CONTEXT,
   type Tpm,
-} from '../tpm/index.js';
-import { ServiceError } from './errors.js';
+} from '../../tpm/index.js';
+import { ServiceError } from '../protocol/errors.js';
 import { isTpmUnreachable } from './error-mapping.js';
 import { FairPlaces } from './fair-places.js';
 import { GuardedTpm, type LiveTransients } from './queued-tpm.js';

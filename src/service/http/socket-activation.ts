@@ -5,8 +5,8 @@
  * (`:`-separated names, from FileDescriptorName=, for the log). The variables are read once and
  * removed, so a process we start does not believe the sockets are its own.
  */
-import { parseAddress, type ListenAddress } from './address.js';
-import { ListenError } from './http/listeners.js';
+import { parseAddress, type ListenAddress } from '../protocol/address.js';
+import { ListenError } from './listeners.js';
 
 export const SD_LISTEN_FDS_START = 3;
 

@@ -12,10 +12,10 @@
  */
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { parseAddress, type Address } from './address.js';
-import { ServiceError, ServiceUnreachableError } from './errors.js';
+import { parseAddress, type Address } from '../protocol/address.js';
+import { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
 
-export { ServiceError, ServiceUnreachableError } from './errors.js';
+export { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
 
 export type KeyTypeArg = 'rsa' | 'ecc' | number | string;
 export type HashArg = 'sha1' | 'sha256' | 'sha384' | 'sha512' | number | string;
@@ -127,7 +127,7 @@ export class ServiceClient {
       // The Agent makes its connections with createConnection (node:http's own createConnection
       // request option is ignored when there is an agent); it accepts one made asynchronously.
       (this.agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
-        import('./vsock/index.js')
+        import('../vsock/index.js')
           .then((v) => v.connectVsock(cid!, port, { timeoutMs }))
           .then(
             (s) => cb(null, s),

@@ -7,10 +7,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseBlobs, type KeyBlobs, type TPMT_PUBLIC } from '../tpm/index.js';
-import { removeFileDurable, writeFileDurable } from './durable-file.js';
-import { formatHandle, parseHandle } from './handles.js';
-import { isRecordId, LEGACY_RECORD } from './tenants.js';
+import { parseBlobs, type KeyBlobs, type TPMT_PUBLIC } from '../../tpm/index.js';
+import { removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
+import { formatHandle, parseHandle } from '../protocol/handles.js';
+import { isRecordId, LEGACY_RECORD } from '../tenants/tenants.js';
 
 const FILE = /^(0x[0-9a-f]{8})\.json$/;
 

@@ -3,22 +3,22 @@
  * the decision to the audit log, and only then lets the key manager near the TPM.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { TPM_ALG, publicToSpkiDer } from '../tpm/index.js';
-import { badRequest, quotaExceeded, conflict, payloadTooLarge } from './errors.js';
-import { formatHandle, parseHandle } from './handles.js';
-import { bodyPieces, expectNoBody, mediaType, readWholeBody, type ByteBudget } from './http/body.js';
-import { parseQuery } from './http/query.js';
-import { sendJson, sendNoContent } from './http/respond.js';
-import type { Route } from './http/router.js';
-import { decodeBase64, parseJsonObject } from './http/strict-json.js';
-import type { KeyHealth } from './key-health.js';
-import type { KeyManager } from './keys.js';
-import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from './params.js';
-import { authorizeKey } from './policy.js';
-import type { HandlePool } from './pool.js';
-import type { KeyEntry, KeyRegistry } from './registry.js';
-import type { Tenant } from './tenants.js';
-import type { ServiceConfig } from './config.js';
+import { TPM_ALG, publicToSpkiDer } from '../../tpm/index.js';
+import { badRequest, quotaExceeded, conflict, payloadTooLarge } from '../protocol/errors.js';
+import { formatHandle, parseHandle } from '../protocol/handles.js';
+import { bodyPieces, expectNoBody, mediaType, readWholeBody, type ByteBudget } from './body.js';
+import { parseQuery } from './query.js';
+import { sendJson, sendNoContent } from './respond.js';
+import type { Route } from './router.js';
+import { decodeBase64, parseJsonObject } from './strict-json.js';
+import type { KeyHealth } from '../keys/key-health.js';
+import type { KeyManager } from '../keys/keys.js';
+import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
+import { authorizeKey } from '../tenants/policy.js';
+import type { HandlePool } from '../keys/pool.js';
+import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
+import type { Tenant } from '../tenants/tenants.js';
+import type { ServiceConfig } from '../config.js';
 
 export interface RequestContext {
   req: IncomingMessage;

@@ -8,12 +8,12 @@
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { akTemplate, matchesTemplate, objectName, type TPMT_PUBLIC } from '../tpm/index.js';
+import { akTemplate, matchesTemplate, objectName, type TPMT_PUBLIC } from '../../tpm/index.js';
 import { BlobStore, type BlobFileProblem } from './blob-store.js';
-import { KEYS_DIR, REGISTRY_FILE } from './core.js';
-import { formatHandle } from './handles.js';
-import { lockStateDir } from './lock.js';
-import { HASH_ALG, type HashName, type KeyType } from './params.js';
+import { KEYS_DIR, REGISTRY_FILE } from '../core.js';
+import { formatHandle } from '../protocol/handles.js';
+import { lockStateDir } from '../admin/lock.js';
+import { HASH_ALG, type HashName, type KeyType } from '../protocol/params.js';
 import { KeyRegistry, RegistryFormatError, type KeyEntry, type KeyStoreKind } from './registry.js';
 
 export class RebuildError extends Error {

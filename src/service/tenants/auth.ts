@@ -3,7 +3,7 @@
  * guest) names the tenant, and a tenant that also has a secret must present it. On unix and
  * tcp listeners the secret alone identifies. Every failure is the same 401.
  */
-import { badRequest, unauthenticated } from './errors.js';
+import { badRequest, unauthenticated } from '../protocol/errors.js';
 import { MAX_SECRET_LENGTH, type Tenant, type TenantDirectory } from './tenants.js';
 
 export type ListenerKind = 'vsock' | 'unix' | 'tcp';

@@ -7,8 +7,8 @@
  * share (429).
  */
 import { EventEmitter } from 'node:events';
-import type { Tpm } from '../tpm/index.js';
-import { serviceBusy, tenantBusy } from './errors.js';
+import type { Tpm } from '../../tpm/index.js';
+import { serviceBusy, tenantBusy } from '../protocol/errors.js';
 
 export interface QueueOptions {
   /** Jobs that may wait in total (running one not counted). */

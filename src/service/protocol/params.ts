@@ -4,7 +4,7 @@
  */
 import { badRequest } from './errors.js';
 import { describeValue } from './describe-value.js';
-import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from './protocol/vocabulary.js';
+import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from './vocabulary.js';
 
 export { HASH_ALG, type HashName, type KeyType, type PublicFormat, type SignFormat };
 

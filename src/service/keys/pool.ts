@@ -3,7 +3,7 @@
  * it is not reserved, not in the registry (in any state: a handle whose delete is not yet
  * durable is still taken) and not occupied in the TPM.
  */
-import { formatHandle, isPersistentHandle, isReservedHandle } from './handles.js';
+import { formatHandle, isPersistentHandle, isReservedHandle } from '../protocol/handles.js';
 
 export const DEFAULT_POOL_START = 0x81010000;
 export const DEFAULT_POOL_SIZE = 0x10000;

@@ -14,7 +14,7 @@ import {
   type CommandInput,
   type CommandOutput,
   type RunOptions,
-} from '../tpm/index.js';
+} from '../../tpm/index.js';
 
 type AnyCommand = CommandDescriptor<any, any, any, any>;
 

@@ -10,9 +10,9 @@
  * recovery carries on with the other keys instead of retrying the lost one forever.
  */
 import type { Logger } from 'pino';
-import { TpmError, TPM_RC, hex32 } from '../tpm/index.js';
-import { conflict, ServiceError } from './errors.js';
-import { formatHandle } from './handles.js';
+import { TpmError, TPM_RC, hex32 } from '../../tpm/index.js';
+import { conflict, ServiceError } from '../protocol/errors.js';
+import { formatHandle } from '../protocol/handles.js';
 import type { KeyEntry } from './registry.js';
 
 export interface KeyFailure {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { crashPoint } from './crash-points.js';
+import { crashPoint } from '../tpm/crash-points.js';
 
 const TMP_MARK = '.tmp-';
 

@@ -10,10 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileDurable } from './durable-file.js';
-import { formatHandle } from './handles.js';
-import type { KeyManager, PurgeOutcome } from './keys.js';
-import { withLock } from './lock.js';
+import { writeFileDurable } from '../admin/durable-file.js';
+import { formatHandle } from '../protocol/handles.js';
+import type { KeyManager, PurgeOutcome } from '../keys/keys.js';
+import { withLock } from '../admin/lock.js';
 import { isRecordId, LEGACY_RECORD } from './tenants.js';
 
 export const PURGE_FILE = 'purge-requests.json';

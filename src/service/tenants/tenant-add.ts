@@ -5,9 +5,9 @@
  */
 import { realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { addTenant, AdminError, toolsUrlSource } from './admin.js';
+import { addTenant, AdminError, toolsUrlSource } from '../admin/admin.js';
 import { loadEmbeddedTools, ToolsPayloadError, type ToolsSource } from './cloud-init.js';
-import { writeFileDurable } from './durable-file.js';
+import { writeFileDurable } from '../admin/durable-file.js';
 
 export interface TenantAddArgs {
   id: string;

@@ -23,19 +23,19 @@ import {
   type CreatedKey,
   type TPMT_SIGNATURE,
   type TPMT_TK_HASHCHECK,
-} from '../tpm/index.js';
+} from '../../tpm/index.js';
 import type { BlobStore, StoredBlobs } from './blob-store.js';
-import { crashPoint } from './crash-points.js';
-import { conflict, quotaExceeded, unauthenticated, unsupported } from './errors.js';
-import { isTpmUnreachable } from './error-mapping.js';
-import { formatHandle } from './handles.js';
+import { crashPoint } from '../tpm/crash-points.js';
+import { conflict, quotaExceeded, unauthenticated, unsupported } from '../protocol/errors.js';
+import { isTpmUnreachable } from '../tpm/error-mapping.js';
+import { formatHandle } from '../protocol/handles.js';
 import type { HandlePool } from './pool.js';
-import { HASH_ALG, type HashName, type KeyType, type SignFormat } from './params.js';
-import { GuardedTpm } from './queued-tpm.js';
-import type { TpmQueue } from './queue.js';
+import { HASH_ALG, type HashName, type KeyType, type SignFormat } from '../protocol/params.js';
+import { GuardedTpm } from '../tpm/queued-tpm.js';
+import type { TpmQueue } from '../tpm/queue.js';
 import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
-import { SINGLE_HASH_MAX, type SequenceManager } from './sequences.js';
-import { recordOf, type Tenant } from './tenants.js';
+import { SINGLE_HASH_MAX, type SequenceManager } from '../tpm/sequences.js';
+import { recordOf, type Tenant } from '../tenants/tenants.js';
 
 
 export interface KeyManagerOptions {

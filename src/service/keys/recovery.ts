@@ -28,13 +28,13 @@ import {
   readPublic,
   type Tpm,
   type TPMT_PUBLIC,
-} from '../tpm/index.js';
+} from '../../tpm/index.js';
 import type { BlobFileProblem, BlobStore } from './blob-store.js';
-import { removeStaleTempFiles } from './durable-file.js';
-import { formatHandle, isReservedHandle } from './handles.js';
+import { removeStaleTempFiles } from '../admin/durable-file.js';
+import { formatHandle, isReservedHandle } from '../protocol/handles.js';
 import type { KeyHealth } from './key-health.js';
 import { evictIfOurs } from './keys.js';
-import { HASH_ALG } from './params.js';
+import { HASH_ALG } from '../protocol/params.js';
 import type { HandlePool } from './pool.js';
 import { RegistryMissingError, type KeyEntry, type KeyRegistry, type KeyStoreKind } from './registry.js';
 import { existsSync } from 'node:fs';

@@ -13,17 +13,17 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BlobStore } from './blob-store.js';
-import { cloudInitUserData, type ToolsSource } from './cloud-init.js';
-import type { ServiceConfig } from './config.js';
-import { KEYS_DIR, openCore, REGISTRY_FILE } from './core.js';
+import { BlobStore } from '../keys/blob-store.js';
+import { cloudInitUserData, type ToolsSource } from '../tenants/cloud-init.js';
+import type { ServiceConfig } from '../config.js';
+import { KEYS_DIR, openCore, REGISTRY_FILE } from '../core.js';
 import { writeFileDurable } from './durable-file.js';
-import { formatHandle } from './handles.js';
+import { formatHandle } from '../protocol/handles.js';
 import { lockHolder, StateLockedError, withLock } from './lock.js';
-import { filePurgeRequest, purgeRecord, takePurgeResult } from './purge.js';
-import { refuseLostRegistry } from './recovery.js';
-import { KeyRegistry, type KeyEntry } from './registry.js';
-import { DEFAULT_MAX_KEYS, generateSecret, generateUid, hashSecret, isRecordId, parseTenants, recordOf, TENANT_ID, type Tenant } from './tenants.js';
+import { filePurgeRequest, purgeRecord, takePurgeResult } from '../tenants/purge.js';
+import { refuseLostRegistry } from '../keys/recovery.js';
+import { KeyRegistry, type KeyEntry } from '../keys/registry.js';
+import { DEFAULT_MAX_KEYS, generateSecret, generateUid, hashSecret, isRecordId, parseTenants, recordOf, TENANT_ID, type Tenant } from '../tenants/tenants.js';
 
 export class AdminError extends Error {
   override readonly name = 'AdminError';
