@@ -6,7 +6,7 @@ import { defineConfig } from 'tsup';
 // - executables (src/bin/*): each bundled into one self-contained CommonJS file that needs
 //   only `node` (no node_modules), so it can be copied into a container or the qemu guest.
 //   eve-tools.cjs holds every eve_tools_tpm2_* tool and dispatches on its invoked name, for
-//   embedding in cloud-init user-data (src/service/cloud-init.ts).
+//   embedding in cloud-init user-data (src/service/tenants/cloud-init.ts).
 //   The vsock addon is a .node file found at run time (prebuilds/, see src/service/vsock/addon.ts).
 export default defineConfig([
   {
