@@ -13,7 +13,7 @@
 # `eve-tpm-service tenant add --user-data FILE`. See docs/TOOLS.md, "Installing".
 set -eu
 
-TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik"
+TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik eve_tools_tpm2_capabilities"
 
 prog=$(basename "$0")
 die() { echo "$prog: $*" >&2; exit 1; }

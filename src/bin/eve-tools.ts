@@ -7,6 +7,7 @@
 import { basename } from 'node:path';
 import { createServiceClient } from '../cli/client.js';
 import { main, type ToolDef } from '../cli/run.js';
+import { capabilities } from '../cli/tools/capabilities.js';
 import { evictaik } from '../cli/tools/evictaik.js';
 import { genaik } from '../cli/tools/genaik.js';
 import { listkeys } from '../cli/tools/listkeys.js';
@@ -14,7 +15,7 @@ import { pubgetaik } from '../cli/tools/pubgetaik.js';
 import { sign } from '../cli/tools/sign.js';
 
 const TOOLS = new Map<string, ToolDef<never>>(
-  ([genaik, pubgetaik, sign, listkeys, evictaik] as ToolDef<never>[]).map((t) => [t.name, t]),
+  ([genaik, pubgetaik, sign, listkeys, evictaik, capabilities] as ToolDef<never>[]).map((t) => [t.name, t]),
 );
 const PREFIX = 'eve_tools_tpm2_';
 

@@ -3,6 +3,7 @@
  * durations. Each parser throws a usage CliError whose message names the option and lists what
  * is accepted, so a typo never turns into a silent default.
  */
+import { formatHandle, handleValue } from '../service/protocol/handles.js';
 import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from '../service/protocol/vocabulary.js';
 import { usageError } from './errors.js';
 
@@ -77,13 +78,13 @@ export function isHashName(s: unknown): s is HashName {
   return typeof s === 'string' && HASH_ALGS.some((a) => a.name === s);
 }
 
-/** A TPM handle, hex or decimal, as the canonical `0x81010000` string the service uses. */
+/** A TPM handle, hex or decimal (the protocol's `user` grammar), as the canonical `0x81010000` string the service uses. */
 export function parseHandle(text: string, option = '-k'): string {
-  const v = parseUint(text);
+  const v = handleValue(text.trim(), 'user');
   if (v === undefined) {
     throw usageError(`${option}: '${text}' is not a handle; give a number such as 0x81010000`);
   }
-  return hex(v, 8);
+  return formatHandle(v);
 }
 
 export function parsePublicFormat(text: string, option = '--format'): PublicFormat {

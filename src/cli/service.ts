@@ -1,70 +1,20 @@
 /**
- * The part of the service client the tools use, and the translation of its failures into one
- * clear line and an exit code. The interface is structural so unit tests can pass a fake.
+ * The part of the service client the tools use — the ServiceClient's own methods and types, so
+ * the contract is not restated here — and the translation of its failures into one clear line
+ * and an exit code. Failures are recognised by shape, so unit tests can throw fakes.
  */
+import type { ClientOptions, ServiceClient } from '../service/client/client.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
-import type { HashName, KeyType, PublicFormat, SignatureFormat } from './args.js';
 import type { ServiceSettings } from './config.js';
 
-export interface KeyInfo {
-  handle: string;
-  type: string;
-  hashAlg: string;
-  name?: string;
-  pem?: string;
-  createdAt?: string;
-}
+export type { ClientOptions, KeyInfo, KeySummary, PublicKey, SignResult } from '../service/client/client.js';
 
-export interface PublicResult {
-  handle: string;
-  format: string;
-  pem?: string;
-  /** der/tss bytes: base64 text as on the wire, or already decoded. */
-  data?: string | Uint8Array;
-}
-
-export interface SignResult {
-  handle: string;
-  sigAlg: string;
-  hashAlg: string;
-  format: string;
-  /** base64 text as on the wire, or already decoded. */
-  signature: string | Uint8Array;
-  digest?: string;
-  messageLength?: number;
-}
-
-export interface ClientLike {
-  createKey(req: { type: KeyType; hashAlg?: HashName }): Promise<KeyInfo>;
-  listKeys(): Promise<{ keys: KeyInfo[] } | KeyInfo[]>;
-  getKey(handle: string): Promise<KeyInfo>;
-  getPublic(handle: string, format: PublicFormat): Promise<PublicResult>;
-  sign(
-    handle: string,
-    req: {
-      message: Uint8Array | NodeJS.ReadableStream;
-      length?: number;
-      hashAlg?: string;
-      format?: SignatureFormat;
-      onProgress?: (bytesSent: number) => void;
-    },
-  ): Promise<SignResult>;
-  deleteKey(handle: string): Promise<unknown>;
+/** The client's methods the tools use: the real ServiceClient, or a fake in unit tests. */
+export type ClientLike = Pick<ServiceClient, 'createKey' | 'listKeys' | 'getKey' | 'getPublic' | 'sign' | 'deleteKey' | 'request'> & {
   close?(): void | Promise<void>;
-}
-
-export interface ClientOptions {
-  address: string;
-  secret?: string;
-  timeoutMs?: number;
-}
+};
 
 export type ClientFactory = (opts: ClientOptions) => ClientLike | Promise<ClientLike>;
-
-/** Bytes from a field that is base64 on the wire (the client may or may not have decoded it). */
-export function bytesOf(v: string | Uint8Array): Uint8Array {
-  return typeof v === 'string' ? new Uint8Array(Buffer.from(v, 'base64')) : v;
-}
 
 /** What the request was about, to name it in messages. */
 export interface ErrorContext {
@@ -75,6 +25,8 @@ export interface ErrorContext {
 interface ServiceErrorLike {
   status: number;
   code: string;
+  /** The client's UNKNOWN_CODE: the code the service sent. */
+  sentCode?: string;
   message: string;
   tpmRc?: string | number;
   tpmText?: string;
@@ -129,8 +81,8 @@ export function toCliError(e: unknown, ctx: ErrorContext): CliError {
     if (plain !== undefined) return new CliError(plain, EXIT.UNREACHABLE, 'UNREACHABLE', { reason: u.reason });
     return new CliError(`cannot reach the TPM service at ${where}: ${why}`, EXIT.UNREACHABLE, 'UNREACHABLE', u.reason ? { reason: u.reason } : {});
   }
-  if (isServiceError(e) && /^HTTP_[0-9]+$/.test(e.code)) {
-    // The client makes these codes for answers with no JSON error body: eve-tpm-service always sends one.
+  if (isServiceError(e) && e.code === 'NOT_THE_SERVICE') {
+    // The client's code for an answer with no JSON error body: eve-tpm-service always sends one.
     return new CliError(
       `the peer at ${where} answered HTTP ${e.status}, but not as the TPM service does: is this the eve-tpm-service address?`,
       EXIT.UNREACHABLE,
@@ -175,11 +127,13 @@ function sourceText(s: ServiceSettings): string {
 }
 
 function fromServiceError(e: ServiceErrorLike, ctx: ErrorContext): CliError {
-  const msg = clean(e.message || e.code);
-  const details: Record<string, unknown> = { status: e.status, code: e.code };
-  const mk = (text: string, exit: ExitCode): CliError => new CliError(text, exit, e.code, details);
+  // A code this client does not know (a newer service) is shown as the service sent it.
+  const code = e.sentCode ?? e.code;
+  const msg = clean(e.message || code);
+  const details: Record<string, unknown> = { status: e.status, code };
+  const mk = (text: string, exit: ExitCode): CliError => new CliError(text, exit, code, details);
   const key = ctx.handle ? `key ${ctx.handle}` : 'the key';
-  switch (e.code) {
+  switch (code) {
     case 'BAD_REQUEST':
       return mk(`the service rejected the request: ${msg}`, EXIT.USAGE);
     case 'UNAUTHENTICATED':
@@ -236,5 +190,5 @@ function fromServiceError(e: ServiceErrorLike, ctx: ErrorContext): CliError {
   if (e.status === 422) return mk(`not supported: ${msg}`, EXIT.UNSUPPORTED);
   if (e.status === 409) return mk(msg, EXIT.CONFLICT);
   if (e.status >= 400 && e.status < 500) return mk(`the service rejected the request: ${msg}`, EXIT.USAGE);
-  return mk(`the TPM service failed (HTTP ${e.status} ${e.code}): ${msg}`, EXIT.GENERAL);
+  return mk(`the TPM service failed (HTTP ${e.status} ${code}): ${msg}`, EXIT.GENERAL);
 }

@@ -14,7 +14,8 @@ import { KeyHealth } from './keys/key-health.js';
 import { KeyManager } from './keys/keys.js';
 import { lockStateDir } from './admin/lock.js';
 import { HandlePool } from './keys/pool.js';
-import { LiveTransients } from './tpm/queued-tpm.js';
+import { KeysInChange } from './keys/in-change.js';
+import { MaintenanceRequests } from './tpm/maintenance.js';
 import { TpmQueue } from './tpm/queue.js';
 import { reconcileTpm, recoverFiles, refuseLostRegistry } from './keys/recovery.js';
 import { KeyRegistry } from './keys/registry.js';
@@ -62,27 +63,32 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
     const pool = new HandlePool(config.poolStart, config.poolSize);
     const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }), { onExchange: (e) => crashAfterTpmCommand(e.command) });
     const queue = new TpmQueue(tpm, { capacity: config.queueCapacity, perTenant: config.queuePerTenant });
-    const live = new LiveTransients();
-    const keyHealth = new KeyHealth(log, () => supervisor.requestMaintenance());
-    const supervisor = new TpmSupervisor(
-      queue,
-      live,
-      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, busy: (h) => keys.busy(h), keyHealth }, log),
-      log,
-    );
-    const sequences = new SequenceManager(queue, live, {
+    // The links between the parts, made first: who asks for maintenance (keys, key health,
+    // sequences) and who does it (the supervisor); which keys are being changed (the key
+    // manager) and who must leave them alone (recovery). No part needs another to exist first.
+    const maintenance = new MaintenanceRequests();
+    const changing = new KeysInChange();
+    const keyHealth = new KeyHealth(log, maintenance);
+    const sequences = new SequenceManager(queue, {
       hashSlots: config.hashSlots,
       maxSequences: config.maxSequences,
       sequencesPerTenant: config.sequencesPerTenant,
-      onLeak: () => supervisor.requestMaintenance(),
+      onLeak: () => maintenance.request(),
     });
-    const keys: KeyManager = new KeyManager(
+    const keys = new KeyManager(
       registry,
       blobs,
       queue,
       sequences,
       { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive },
-      () => supervisor.requestMaintenance(),
+      changing,
+      maintenance,
+    );
+    const supervisor = new TpmSupervisor(
+      queue,
+      maintenance,
+      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, changing, keyHealth }, log),
+      log,
     );
     return {
       registry,

@@ -27,16 +27,20 @@ import {
   TPMT_TK_CREATION,
   TPMT_TK_HASHCHECK,
   TPMT_TK_VERIFIED,
+  TPM_ALG_ID,
+  TPM_CAP_CODEC,
   TPM_HANDLE,
+  TPM_SE_CODEC,
+  TPM_SU_CODEC,
 } from './structures.js';
-import { i32, u16, u32, u8, yesNo } from './wire/codec.js';
+import { i32, u16, u32, yesNo } from './wire/codec.js';
 
 /** TPM2_Startup — Part 3 §9.3. */
 export const Startup = command({
   name: 'Startup',
   code: TPM_CC.Startup,
   spec: 'Part 3 §9.3',
-  params: { startupType: u16 },
+  params: { startupType: TPM_SU_CODEC },
   response: {},
 });
 
@@ -45,7 +49,7 @@ export const GetCapability = command({
   name: 'GetCapability',
   code: TPM_CC.GetCapability,
   spec: 'Part 3 §30.2',
-  params: { capability: u32, property: u32, propertyCount: u32 },
+  params: { capability: TPM_CAP_CODEC, property: u32, propertyCount: u32 },
   response: { moreData: yesNo, capabilityData: TPMS_CAPABILITY_DATA },
 });
 
@@ -65,7 +69,7 @@ const creationParams = {
   creationPCR: TPML_PCR_SELECTION,
 };
 
-/** TPM2_CreatePrimary — Part 3 §24.1. */
+/** TPM2_CreatePrimary — Part 3 §24.1. objectHandle: the new primary, loaded (transient). */
 export const CreatePrimary = command({
   name: 'CreatePrimary',
   code: TPM_CC.CreatePrimary,
@@ -73,6 +77,7 @@ export const CreatePrimary = command({
   handles: { primaryHandle: 'auth' },
   params: creationParams,
   responseHandles: ['objectHandle'],
+  creates: ['objectHandle'],
   response: {
     outPublic: TPM2B_PUBLIC,
     creationData: TPM2B_CREATION_DATA,
@@ -98,7 +103,7 @@ export const Create = command({
   },
 });
 
-/** TPM2_Load — Part 3 §12.2. */
+/** TPM2_Load — Part 3 §12.2. objectHandle: the loaded object (transient) until flushed. */
 export const Load = command({
   name: 'Load',
   code: TPM_CC.Load,
@@ -106,6 +111,7 @@ export const Load = command({
   handles: { parentHandle: 'auth' },
   params: { inPrivate: TPM2B_PRIVATE, inPublic: TPM2B_PUBLIC },
   responseHandles: ['objectHandle'],
+  creates: ['objectHandle'],
   response: { name: TPM2B_NAME },
 });
 
@@ -145,6 +151,7 @@ export const ContextSave = command({
 /**
  * TPM2_ContextLoad — Part 3 §28.3. The context travels in the parameter area; the object
  * usually comes back at a different handle. A context saved before a TPM Reset is refused.
+ * loadedHandle: the object or sequence loaded again (a session keeps its handle, §28.3.1).
  */
 export const ContextLoad = command({
   name: 'ContextLoad',
@@ -152,6 +159,7 @@ export const ContextLoad = command({
   spec: 'Part 3 §28.3',
   params: { context: TPMS_CONTEXT },
   responseHandles: ['loadedHandle'],
+  creates: ['loadedHandle'],
   response: {},
 });
 
@@ -161,6 +169,7 @@ export const FlushContext = command({
   code: TPM_CC.FlushContext,
   spec: 'Part 3 §28.4',
   params: { flushHandle: TPM_HANDLE },
+  flushes: [{ parameter: 'flushHandle' }],
   response: {},
 });
 
@@ -189,17 +198,18 @@ export const Hash = command({
   name: 'Hash',
   code: TPM_CC.Hash,
   spec: 'Part 3 §15.4',
-  params: { data: TPM2B_MAX_BUFFER, hashAlg: u16, hierarchy: TPM_HANDLE },
+  params: { data: TPM2B_MAX_BUFFER, hashAlg: TPM_ALG_ID, hierarchy: TPM_HANDLE },
   response: { outHash: TPM2B_DIGEST, validation: TPMT_TK_HASHCHECK },
 });
 
-/** TPM2_HashSequenceStart — Part 3 §17.3. */
+/** TPM2_HashSequenceStart — Part 3 §17.3. sequenceHandle: a new sequence object (transient). */
 export const HashSequenceStart = command({
   name: 'HashSequenceStart',
   code: TPM_CC.HashSequenceStart,
   spec: 'Part 3 §17.3',
-  params: { auth: TPM2B_AUTH, hashAlg: u16 },
+  params: { auth: TPM2B_AUTH, hashAlg: TPM_ALG_ID },
   responseHandles: ['sequenceHandle'],
+  creates: ['sequenceHandle'],
   response: {},
 });
 
@@ -213,17 +223,18 @@ export const SequenceUpdate = command({
   response: {},
 });
 
-/** TPM2_SequenceComplete — Part 3 §17.5. */
+/** TPM2_SequenceComplete — Part 3 §17.5. On success the TPM flushes the sequence object. */
 export const SequenceComplete = command({
   name: 'SequenceComplete',
   code: TPM_CC.SequenceComplete,
   spec: 'Part 3 §17.5',
   handles: { sequenceHandle: 'auth' },
+  flushes: [{ handle: 'sequenceHandle' }],
   params: { buffer: TPM2B_MAX_BUFFER, hierarchy: TPM_HANDLE },
   response: { result: TPM2B_DIGEST, validation: TPMT_TK_HASHCHECK },
 });
 
-/** TPM2_StartAuthSession — Part 3 §11.1. */
+/** TPM2_StartAuthSession — Part 3 §11.1. sessionHandle: the new session, loaded until flushed. */
 export const StartAuthSession = command({
   name: 'StartAuthSession',
   code: TPM_CC.StartAuthSession,
@@ -232,11 +243,12 @@ export const StartAuthSession = command({
   params: {
     nonceCaller: TPM2B_NONCE,
     encryptedSalt: TPM2B_ENCRYPTED_SECRET,
-    sessionType: u8,
+    sessionType: TPM_SE_CODEC,
     symmetric: TPMT_SYM_DEF,
-    authHash: u16,
+    authHash: TPM_ALG_ID,
   },
   responseHandles: ['sessionHandle'],
+  creates: ['sessionHandle'],
   response: { nonceTPM: TPM2B_NONCE },
 });
 

@@ -10,7 +10,7 @@ import {
   responseCode,
   type CallOptions,
   type AuthResponse,
-  type Authorization,
+  type AuthArg,
   type AuthHandleName,
   type CommandDescriptor,
   type CommandInput,
@@ -21,6 +21,30 @@ import type { SendOptions, Transport } from './transport/types.js';
 
 export interface RunOptions extends SendOptions, CallOptions {}
 
+/**
+ * What runs TPM commands, as every operation (src/tpm/ops) and the service take it: `Tpm` over
+ * a transport, or a wrapper that adds a policy (the service's queue jobs) around another runner.
+ */
+export interface TpmRunner {
+  /** Runs one command and returns its response handles and parameters. */
+  run<C extends CommandDescriptor<any, any, any, any>>(
+    cmd: C,
+    input: CommandInput<C>,
+    opts?: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, AuthArg>> },
+  ): Promise<CommandOutput<C>>;
+  /** As `run`, also returning the response's authorization area. */
+  runWithAuths<C extends CommandDescriptor<any, any, any, any>>(
+    cmd: C,
+    input: CommandInput<C>,
+    opts?: RunOptions,
+  ): Promise<{ output: CommandOutput<C>; auths: AuthResponse[] }>;
+  /**
+   * The TPM connection the runner ends at: facts about that TPM (its input buffer size) may be
+   * cached under it. A wrapper gives its inner runner's.
+   */
+  readonly connection: object;
+}
+
 export interface TpmOptions {
   /** How many times to re-send after RETRY/YIELDED/TESTING (default 6). */
   maxRetries?: number;
@@ -30,7 +54,7 @@ export interface TpmOptions {
   onExchange?: (e: { command: string; request: Uint8Array; response?: Uint8Array; error?: unknown; ms: number }) => void;
 }
 
-export class Tpm {
+export class Tpm implements TpmRunner {
   private readonly maxRetries: number;
   private readonly retryDelayMs: number;
 
@@ -42,11 +66,16 @@ export class Tpm {
     this.retryDelayMs = options.retryDelayMs ?? 20;
   }
 
+  /** The transport: one TPM connection. */
+  get connection(): object {
+    return this.transport;
+  }
+
   /** Runs one command and returns its response handles and parameters. */
   async run<C extends CommandDescriptor<any, any, any, any>>(
     cmd: C,
     input: CommandInput<C>,
-    opts: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, Authorization>> } = {},
+    opts: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, AuthArg>> } = {},
   ): Promise<CommandOutput<C>> {
     return (await this.runWithAuths(cmd, input, opts)).output;
   }

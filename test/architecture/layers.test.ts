@@ -1,7 +1,8 @@
 /**
  * The direction of dependency, checked on the sources: src/tpm imports nothing above it; the
- * service never imports the tools; the tools reach the service only through the client side of
- * its contract (no server room ends up in a tool bundle); and no import cycle anywhere in src/.
+ * service never imports the tools; the contract (service/protocol) stands on nothing but itself;
+ * the client imports no server room; the tools reach the service only through the client and
+ * the contract (no server room ends up in a tool bundle); and no import cycle anywhere in src/.
  * Imports are read as text (static `import`/`export … from`, bare `import '…'` and `import('…')`), resolved by path.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -71,8 +72,29 @@ describe('layers', () => {
     expect(bad).toEqual([]);
   });
 
+  it('src/service/protocol (the contract) imports nothing outside itself: no server room, no TPM library', () => {
+    const bad = files.filter(under('service/protocol')).flatMap((f) => graph.get(f)!.filter((d) => !under('service/protocol')(d)).map((d) => `${f} → ${d}`));
+    expect(bad).toEqual([]);
+  });
+
+  it('the client imports only itself, the contract and the vsock adapter', () => {
+    const ok = (d: string): boolean => ['service/client', 'service/protocol', 'service/vsock'].some((room) => under(room)(d));
+    const bad = files.filter(under('service/client')).flatMap((f) => graph.get(f)!.filter((d) => !ok(d)).map((d) => `${f} → ${d}`));
+    expect(bad).toEqual([]);
+    expect(files.filter(under('service/client')).length).toBeGreaterThan(0);
+  });
+
+  it('the tools and their executables import the service only through the client and the contract', () => {
+    const tools = files.filter((f) => under('cli')(f) || /^src\/bin\/eve[-_]tools/.test(f));
+    expect(tools.length).toBeGreaterThan(5);
+    const bad = tools.flatMap((f) =>
+      graph.get(f)!.filter((d) => under('service')(d) && !under('service/client')(d) && !under('service/protocol')(d)).map((d) => `${f} → ${d}`),
+    );
+    expect(bad).toEqual([]);
+  });
+
   it('the tools reach the service only through its client side', () => {
-    const reached = closure(files.filter(under('cli')));
+    const reached = closure(files.filter((f) => under('cli')(f) || /^src\/bin\/eve[-_]tools/.test(f)));
     const server = [...reached].filter((f) => under('service')(f) && !CLIENT_SIDE.some((r) => r.test(f)));
     expect(server).toEqual([]);
     expect([...reached].some((f) => f === 'src/service/client/client.ts')).toBe(true);

@@ -302,7 +302,7 @@ d('deploy/install.sh', () => {
     const env = cleanEnv({ EVE_TOOLS_SECRET: stack.secrets.app, EVE_TOOLS_CONFIG: config });
     const i = spawnSync('sh', [join(unpacked, 'eve-tools/install.sh'), '--prefix', prefix, '--service', stack.address, '--secret-env'], { env, encoding: 'utf8' });
     expect(i.status, i.stderr).toBe(0);
-    expect(i.stdout).toMatch(/installed 5 tools in /);
+    expect(i.stdout).toMatch(/installed 6 tools in /);
     expect(statSync(config).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({ service: stack.address, secret: stack.secrets.app });
 

@@ -4,7 +4,8 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import { runTool, type CliIO, type ToolDef } from '../../src/cli/run.js';
-import type { ClientLike, ClientOptions, KeyInfo } from '../../src/cli/service.js';
+import type { ClientLike, ClientOptions, KeySummary } from '../../src/cli/service.js';
+import type { HashName, KeyType } from '../../src/service/protocol/vocabulary.js';
 
 export class FakeServiceError extends Error {
   override name = 'ServiceError';
@@ -24,7 +25,7 @@ export class FakeUnreachable extends Error {
 }
 
 export interface FakeState {
-  keys: Map<string, KeyInfo>;
+  keys: Map<string, KeySummary>;
   calls: string[];
   options: ClientOptions[];
   /** When set, every call throws it. */
@@ -40,8 +41,9 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
       state.calls.push(what);
       if (state.fail) throw state.fail;
     };
-    const own = (h: string): KeyInfo => {
-      const k = state.keys.get(h);
+    const PEM = '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n';
+    const own = (h: string | number): KeySummary => {
+      const k = state.keys.get(String(h));
       if (!k) throw new FakeServiceError(403, 'FORBIDDEN', 'the handle does not belong to this application');
       return k;
     };
@@ -49,24 +51,23 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
       async createKey(req) {
         guard(`createKey ${req.type} ${req.hashAlg ?? ''}`.trim());
         const handle = `0x${(state.next++).toString(16)}`;
-        const k = { handle, type: req.type, hashAlg: req.hashAlg ?? 'sha256', name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
+        // The tools send names (they parse ids themselves).
+        const k = { handle, type: req.type as KeyType, hashAlg: (req.hashAlg ?? 'sha256') as HashName, name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
         state.keys.set(handle, k);
-        return { ...k, pem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' };
+        return { ...k, pem: PEM };
       },
       async listKeys() {
         guard('listKeys');
-        return { keys: [...state.keys.values()] };
+        return [...state.keys.values()];
       },
       async getKey(h) {
         guard(`getKey ${h}`);
-        return own(h);
+        return { ...own(h), pem: PEM };
       },
       async getPublic(h, format) {
         guard(`getPublic ${h} ${format}`);
-        own(h);
-        return format === 'pem'
-          ? { handle: h, format, pem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' }
-          : { handle: h, format, data: Buffer.from([1, 2, 3]).toString('base64') };
+        const k = own(h);
+        return format === 'pem' ? { handle: k.handle, format: 'pem' as const, pem: PEM } : { handle: k.handle, format: format as 'der' | 'tss', data: new Uint8Array([1, 2, 3]) };
       },
       async sign(h, req) {
         guard(`sign ${h} ${req.hashAlg} ${req.format}`);
@@ -84,12 +85,16 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         const msg = Buffer.concat(chunks);
         state.signed.push(msg);
         if (req.hashAlg !== k.hashAlg) throw new FakeServiceError(422, 'UNSUPPORTED', 'hash does not match the key scheme');
-        return { handle: h, sigAlg: 'rsassa', hashAlg: k.hashAlg, format: req.format ?? 'plain', signature: Buffer.from('SIG').toString('base64'), digest: 'ab', messageLength: msg.length };
+        return { handle: k.handle, sigAlg: 'rsassa', hashAlg: k.hashAlg, format: (req.format ?? 'plain') as 'plain', signature: new Uint8Array(Buffer.from('SIG')), digest: 'ab', messageLength: msg.length };
+      },
+      // Operations without a named method: not faked until a tool uses one.
+      async request(op) {
+        guard(`request ${op}`);
+        throw new Error(`the fake client has no ${op}`);
       },
       async deleteKey(h) {
         guard(`deleteKey ${h}`);
-        own(h);
-        state.keys.delete(h);
+        state.keys.delete(own(h).handle);
       },
     };
   };

@@ -79,7 +79,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))("the tools
     expect(JSON.parse(l.stdout).keys).toHaveLength(1);
     const u = await run('eve-tools.cjs', ['frob']);
     expect(u.code).toBe(2);
-    expect(u.stderr).toBe("eve-tools: unknown tool 'frob' (one of: genaik, pubgetaik, sign, listkeys, evictaik); try 'eve-tools TOOL --help'\n");
+    expect(u.stderr).toBe("eve-tools: unknown tool 'frob' (one of: genaik, pubgetaik, sign, listkeys, evictaik, capabilities); try 'eve-tools TOOL --help'\n");
     const h = await run('eve-tools.cjs', ['--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toMatch(/^usage: eve-tools TOOL/);

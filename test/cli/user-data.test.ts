@@ -238,7 +238,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toContain('write_files: /usr/local/lib/eve-tools/eve-tools.cjs');
       expect(r.stdout).toMatch(/runcmd: \["sh","\/usr\/local\/lib\/eve-tools\/setup\.sh"\] -> 0/);
-      expect(r.stderr).toContain('eve-tools: installed 5 tools in /usr/local/bin');
+      expect(r.stderr).toContain('eve-tools: installed 6 tools in /usr/local/bin');
       expect(r.stdout).toContain('config mode 600 node v18.');
       expect(r.stdout).toMatch(/0x81010000/);
       expect(r.stdout).toMatch(/Verified OK\n$/);
@@ -259,7 +259,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
       ]);
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stderr).toMatch(/no systemd: socat bridge started now; start '\S*socat UNIX-LISTEN:\/run\/eve-tools\.sock,fork,mode=600,unlink-early VSOCK-CONNECT:2:8877' at boot/);
-      expect(r.stderr).toContain('installed 5 tools in /usr/local/bin (socat bridge /run/eve-tools.sock -> vsock:2:8877)');
+      expect(r.stderr).toContain('installed 6 tools in /usr/local/bin (socat bridge /run/eve-tools.sock -> vsock:2:8877)');
       expect(r.stdout).toMatch(/^srw------- .*\/run\/eve-tools\.sock$/m);
       expect(r.stdout).toContain('EVE_TOOLS_SERVICE=${EVE_TOOLS_SERVICE:-unix:/run/eve-tools.sock}; export EVE_TOOLS_SERVICE');
       expect(r.stdout).toContain('listkeys exit 4');

@@ -14,7 +14,7 @@ import {
   createAk,
   CreatePrimary,
   TPM_RH,
-  ekTemplate,
+  ekRsaTemplate,
   evictPersistent,
   flush,
   getTpmProperty,
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
         const r = await tpm.run(CreatePrimary, {
           primaryHandle: TPM_RH.OWNER,
           inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) },
-          inPublic: { ...ekTemplate('rsa'), unique: new Uint8Array(randomBytes(256)) },
+          inPublic: { ...ekRsaTemplate(), unique: new Uint8Array(randomBytes(256)) },
           outsideInfo: new Uint8Array(0),
           creationPCR: [],
         });

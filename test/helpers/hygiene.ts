@@ -11,7 +11,7 @@
 import { expect } from 'vitest';
 import { FlushContext, GetCapability } from '../../src/tpm/commands.js';
 import { TPM_CAP } from '../../src/tpm/constants.js';
-import type { Tpm } from '../../src/tpm/tpm.js';
+import type { TpmRunner as Tpm } from '../../src/tpm/tpm.js';
 
 export const TRANSIENT_RANGE = [0x80000000, 0x80ffffff] as const;
 /** Session handles: 0x02xxxxxx (HMAC) and 0x03xxxxxx (policy). */
@@ -33,8 +33,9 @@ export async function handlesIn(tpm: Tpm, type: number, lo: number, hi: number):
   for (let page = 0; page < 64; page++) {
     const property = ((type << 24) | index) >>> 0;
     const r = await tpm.run(GetCapability, { capability: TPM_CAP.HANDLES, property, propertyCount: 254 });
-    expect(r.capabilityData.capability).toBe(TPM_CAP.HANDLES);
-    const hs = r.capabilityData.data as number[];
+    const d = r.capabilityData;
+    if (d.capability !== TPM_CAP.HANDLES) throw new Error(`GetCapability answered capability ${d.capability}, not TPM_CAP_HANDLES`);
+    const hs = d.data;
     for (const h of hs) if (h >= lo && h <= hi && !out.includes(h)) out.push(h);
     const tail = hs[hs.length - 1];
     if (!r.moreData || tail === undefined) break;

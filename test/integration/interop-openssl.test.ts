@@ -41,11 +41,12 @@ const KEY_TYPES: KeyType[] = ['rsa', 'ecc'];
 /** What openssl must show for a public area: RSA modulus (no leading zeros) or 04‖x‖y. */
 function expectedKey(pub: TPMT_PUBLIC): Buffer {
   if (pub.type === TPM_ALG.RSA) {
-    let m = Buffer.from(pub.unique as Uint8Array);
+    let m = Buffer.from(pub.unique);
     while (m[0] === 0) m = m.subarray(1);
     return m;
   }
-  const { x, y } = pub.unique as { x: Uint8Array; y: Uint8Array };
+  if (pub.type !== TPM_ALG.ECC) throw new Error(`not an RSA or ECC key: type 0x${pub.type.toString(16)}`);
+  const { x, y } = pub.unique;
   const pad = (b: Uint8Array): Buffer => Buffer.concat([Buffer.alloc(32 - b.length), b]);
   return Buffer.concat([Buffer.of(4), pad(x), pad(y)]);
 }
@@ -114,7 +115,8 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !opensslAvailable()))('decode 
     if (type === 'rsa') {
       expect(o.bits).toBe(2048);
       expect(o.exponent).toBe(65537); // the public area says 0: the default exponent
-      expect((info.publicArea.parameters as { exponent: number }).exponent).toBe(0);
+      const pub = info.publicArea;
+      expect(pub.type === TPM_ALG.RSA ? pub.parameters.exponent : 'not RSA').toBe(0);
       expect(o.key.length).toBe(256);
     } else {
       expect(o.bits).toBe(256);
@@ -141,7 +143,8 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !opensslAvailable()))('decode 
     for (let i = 0; i < 8; i++) {
       const msg = new TextEncoder().encode(`message ${i}`);
       const sig = await signMessage(tpm, HANDLE.ecc, msg);
-      const { signatureR: r, signatureS: s } = sig.signature as { signatureR: Uint8Array; signatureS: Uint8Array };
+      if (sig.sigAlg !== TPM_ALG.ECDSA) throw new Error(`expected an ECDSA signature, got 0x${sig.sigAlg.toString(16)}`);
+      const { signatureR: r, signatureS: s } = sig.signature;
       const plain = formatSignature(sig, 'plain');
       await writeFile(join(dir, 'ecdsa.sig'), plain);
       await writeFile(join(dir, 'ecdsa.msg'), msg);

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Tpm } from '../../src/tpm/index.js';
+import { Tpm, type TpmRunner } from '../../src/tpm/index.js';
 import { resolveConfig, type ServiceConfig } from '../../src/service/config.js';
 import { createLogger } from '../../src/service/logger.js';
 import { startService, type RunningService } from '../../src/service/service.js';
@@ -49,7 +49,7 @@ export interface TestEnv {
   /** Starts the service again on the same swtpm and state. */
   restartService(overrides?: Partial<ServiceConfig>): Promise<void>;
   /** Runs `fn` on the TPM as a queue job (quiescent: nothing else runs meanwhile). */
-  onTpm<T>(fn: (tpm: Tpm) => Promise<T>): Promise<T>;
+  onTpm<T>(fn: (tpm: TpmRunner) => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 

@@ -38,7 +38,7 @@ function health(): { h: KeyHealth; logs: Array<Record<string, unknown>>; missing
     },
   });
   let n = 0;
-  return { h: new KeyHealth(createLogger('info', sink), () => n++), logs, missing: () => n };
+  return { h: new KeyHealth(createLogger('info', sink), { request: () => n++ }), logs, missing: () => n };
 }
 
 describe('diagnoseKeyFailure', () => {

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
  */
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +18,16 @@ import { authenticate, bearerSecret } from '../../src/service/tenants/auth.js';
 import { ServiceClient, ServiceUnreachableError, handleText } from '../../src/service/client/client.js';
 import { ConfigError, resolveConfig } from '../../src/service/config.js';
 import { ServiceError } from '../../src/service/protocol/errors.js';
-import { formatHandle, isReservedHandle, parseHandle } from '../../src/service/protocol/handles.js';
+import { formatHandle, handleValue, isReservedHandle, parseHandle } from '../../src/service/protocol/handles.js';
+import { parseHandle as parseToolHandle } from '../../src/cli/args.js';
+import { OPS, ROUTES, targetOf } from '../../src/service/protocol/routes.js';
 import { duplicateKey, decodeBase64, parseJsonObject } from '../../src/service/http/strict-json.js';
 import { parseQuery, splitTarget } from '../../src/service/http/query.js';
 import { route } from '../../src/service/http/router.js';
+import { requestHandler } from '../../src/service/http/lifecycle.js';
+import type { Handlers, OpenContext, RequestContext } from '../../src/service/http/api.js';
+import { sendJson } from '../../src/service/http/respond.js';
+import { eventually } from './env.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat } from '../../src/service/protocol/params.js';
 import { describeValue } from '../../src/service/protocol/describe-value.js';
 import { hostReason, toServiceError } from '../../src/service/tpm/error-mapping.js';
@@ -178,7 +186,7 @@ describe('request vocabulary', () => {
     expect(status(() => parseQuery('a=%zz', ['a']))).toBe(400);
     expect(status(() => parseQuery('__proto__=1', ['a']))).toBe(400);
     expect(parseQuery('a=x%2By', ['a']).a).toBe('x+y');
-    expect(route('GET', ['v1', 'keys', '0x81010000'])).toEqual({ op: 'get-key', handle: '0x81010000' });
+    expect(route('GET', ['v1', 'keys', '0x81010000'])).toEqual({ op: 'get-key', params: { handle: '0x81010000' } });
     expect(status(() => route('PUT', ['v1', 'keys']))).toBe(405);
     expect(status(() => route('GET', ['v1', 'keys', '0x81010000', 'sign']))).toBe(405);
     expect(status(() => route('GET', ['v1', 'keys', '']))).toBe(404);
@@ -363,6 +371,76 @@ describe('client errors', () => {
     expect(handleText('2164326400')).toBe('0x81010000');
     expect(() => handleText('0x81010000; rm')).toThrow(TypeError);
     expect(() => handleText(-1)).toThrow(TypeError);
+    expect(() => handleText('4294967296')).toThrow(/out of range/);
+  });
+
+  it('the client and the tools read a handle the same way, and every spelling the server takes means the same to them', () => {
+    const tool = (s: string): string | undefined => {
+      try {
+        return parseToolHandle(s);
+      } catch {
+        return undefined;
+      }
+    };
+    const client = (s: string): string | undefined => {
+      try {
+        return handleText(s);
+      } catch (e) {
+        expect(e).toBeInstanceOf(TypeError);
+        return undefined;
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 12 }),
+          fc.integer({ min: 0, max: 0xffffffff }).map((n) => `0X${n.toString(16).toUpperCase()}`),
+          fc.integer({ min: 0, max: 0xffffffff }).map((n) => `00${n}`),
+          fc.integer({ min: 0, max: 2 ** 40 }).map((n) => `0x${n.toString(16)}`),
+          fc.integer({ min: 0, max: 0xffffffff }).map(String),
+        ),
+        (s) => {
+          // The tools trim their option first; the client takes the text as given.
+          if (s.trim() === s) expect(client(s), JSON.stringify(s)).toBe(tool(s));
+          const wire = handleValue(s, 'wire');
+          if (wire !== undefined) expect(client(s), JSON.stringify(s)).toBe(formatHandle(wire));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(client('0X8101000A')).toBe('0x8101000a');
+    expect(client('0x0081010000')).toBe('0x81010000');
+  });
+
+  it('keeps its error codes closed: an answer that is not the service\'s, or a code it does not know, gets its own', async () => {
+    const answers: Array<[number, string, string]> = [
+      [404, 'text/html', '<h1>nope</h1>'],
+      [418, 'application/json', JSON.stringify({ error: { code: 'TEAPOT', message: 'short and stout' } })],
+      [200, 'text/plain', 'hello'],
+      [403, 'application/json', JSON.stringify({ error: { code: 'FORBIDDEN', message: 'not yours' } })],
+    ];
+    let next = 0;
+    const srv = createHttpServer((_req, res) => {
+      const [status, type, body] = answers[next++]!;
+      res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const client = new ServiceClient({ address: `tcp:127.0.0.1:${(srv.address() as { port: number }).port}` });
+    try {
+      const got: unknown[] = [];
+      for (let i = 0; i < answers.length; i++) got.push(await client.listKeys().catch((e: unknown) => e));
+      expect(got.map((e) => e instanceof ServiceError && [e.status, e.code, e.sentCode])).toEqual([
+        [404, 'NOT_THE_SERVICE', undefined],
+        [418, 'UNKNOWN_CODE', 'TEAPOT'],
+        [200, 'BAD_RESPONSE', undefined],
+        [403, 'FORBIDDEN', undefined],
+      ]);
+      expect((got[1] as ServiceError).message).toBe('short and stout');
+    } finally {
+      client.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
   });
 });
 
@@ -440,6 +518,58 @@ describe('hostile request values', () => {
     );
   });
 
+  // The /v1 contract as docs/API.md states it, written out here (not read from the table): the
+  // router made from the table must give exactly these, and 405's Allow must list them in order.
+  const CONTRACT: ReadonlyArray<[string, string, string]> = [
+    ['GET', '/v1/health', 'health'],
+    ['GET', '/v1/capabilities', 'capabilities'],
+    ['GET', '/v1/keys', 'list-keys'],
+    ['POST', '/v1/keys', 'create-key'],
+    ['GET', '/v1/keys/{h}', 'get-key'],
+    ['DELETE', '/v1/keys/{h}', 'delete-key'],
+    ['GET', '/v1/keys/{h}/public', 'get-public'],
+    ['POST', '/v1/keys/{h}/sign', 'sign'],
+  ];
+  const segs = (path: string, h = '0x81010000'): string[] => path.replace('{h}', h).slice(1).split('/');
+
+  it('routes every endpoint of the contract, and nothing else, from the table', () => {
+    expect(OPS.length).toBe(CONTRACT.length);
+    for (const [method, path, op] of CONTRACT) {
+      const r = route(method, segs(path));
+      expect(r.op, `${method} ${path}`).toBe(op);
+      expect(r.params).toEqual(path.includes('{h}') ? { handle: '0x81010000' } : {});
+      expect(`${ROUTES[r.op].method} ${ROUTES[r.op].path.replace('{handle}', '{h}')}`).toBe(`${method} ${path}`);
+    }
+    const allow = (method: string, path: string): string | undefined => {
+      try {
+        route(method, segs(path));
+      } catch (e) {
+        expect((e as ServiceError).status).toBe(405);
+        return (e as { allow?: string }).allow;
+      }
+      return undefined;
+    };
+    expect(allow('PUT', '/v1/keys')).toBe('GET, POST');
+    expect(allow('POST', '/v1/keys/{h}')).toBe('GET, DELETE');
+    expect(allow('DELETE', '/v1/keys/{h}/sign')).toBe('POST');
+    expect(allow('POST', '/v1/health')).toBe('GET');
+    for (const path of ['/v1', '/v1/keys/{h}/sign/x', '/v1/health/x', '/v1/key', '/keys/{h}', '/v1/keys/{h}/Public']) {
+      expect(status(() => route('GET', segs(path))), path).toBe(404);
+    }
+  });
+
+  it('builds request targets from the table: parameters in the path, the query encoded, unset values left out', () => {
+    expect(targetOf('list-keys', {})).toBe('/v1/keys');
+    expect(targetOf('get-public', { handle: '0x81010000' }, { format: 'der' })).toBe('/v1/keys/0x81010000/public?format=der');
+    expect(targetOf('sign', { handle: '0x81010000' }, { hashAlg: 11, format: undefined })).toBe('/v1/keys/0x81010000/sign?hashAlg=11');
+    expect(targetOf('sign', { handle: '0x81010000' }, { hashAlg: 'a b&c=d', format: 'tss' })).toBe('/v1/keys/0x81010000/sign?hashAlg=a%20b%26c%3Dd&format=tss');
+    // What the client builds, the server's router and query parser read back.
+    const t = targetOf('sign', { handle: '0x81010000' }, { hashAlg: 'a b&c=d', format: 'tss' });
+    const split = splitTarget(t);
+    expect(route('POST', split.segments)).toEqual({ op: 'sign', params: { handle: '0x81010000' } });
+    expect({ ...parseQuery(split.query, ROUTES.sign.query) }).toEqual({ hashAlg: 'a b&c=d', format: 'tss' });
+  });
+
   it('routes only own method names', () => {
     for (const m of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect(status(() => route(m, ['v1', 'health']))).toBe(405);
   });
@@ -473,5 +603,127 @@ describe('what tenants are told about failures', () => {
     const dec = new TpmDecodeError('size 9000 over 1024', 'TPM2B_DIGEST.size', 12);
     expect(toServiceError(dec).message).toBe("the TPM's answer could not be decoded: TPM2B_DIGEST.size: size 9000 over 1024 (at byte 12)");
     expect(toServiceError(new ServiceError(400, 'BAD_REQUEST', 'x'), '0123').message).toBe('x');
+  });
+});
+
+describe('the request lifecycle (http/lifecycle.ts), with stand-in handlers', () => {
+  const secret = generateSecret();
+  const tenants = new TenantDirectory(parseTenants({ tenants: [{ id: 'dev', secretHash: hashSecret(secret) }] }));
+
+  async function withLifecycle(
+    handlers: Partial<Record<string, (ctx: RequestContext & OpenContext) => void | Promise<void>>>,
+    body: (call: (method: string, path: string, auth?: boolean) => Promise<{ status: number; headers: IncomingHttpHeaders; json: any }>, seen: { lines: any[]; authed: number; gate: { draining: boolean } }) => Promise<void>,
+  ): Promise<void> {
+    const lines: any[] = [];
+    const put = (level: string) => (o: object, msg: string) => void lines.push({ level, ...o, msg });
+    const log = { info: put('info'), warn: put('warn'), error: put('error') } as unknown as Logger;
+    const seen = { lines, authed: 0, gate: { draining: false } };
+    const unused = (): never => {
+      throw new Error('not called in this test');
+    };
+    const all = Object.fromEntries(OPS.map((op) => [op, handlers[op] ?? unused])) as unknown as Handlers;
+    const handle = requestHandler({
+      log,
+      config: { singleTenant: false, deadlineMs: 50, streamDeadlineMs: 50 },
+      handlers: all,
+      tenants: () => tenants,
+      front: () => ({ draining: seen.gate.draining, authenticated: () => void seen.authed++ }),
+    });
+    const srv = createHttpServer((req, res) => handle(req, res, { listener: 'tcp', address: '127.0.0.1' }));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    const call = (method: string, path: string, auth = true) =>
+      new Promise<{ status: number; headers: IncomingHttpHeaders; json: any }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method, path, agent: false, headers: auth ? { Authorization: `Bearer ${secret}` } : {} }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          // The request line is written on 'close' of the response, around when the client has it.
+          res.once('end', () => {
+            const id = res.headers['x-request-id'];
+            const answer = { status: res.statusCode!, headers: res.headers, json: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined };
+            eventually(() => lines.some((l) => l.event === 'request' && l.requestId === id), 5000, `the request line of ${id}`).then(() => resolve(answer), reject);
+          });
+        });
+        req.once('error', reject);
+        req.end();
+      });
+    try {
+      await body(call, seen);
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  }
+
+  const requestLine = (lines: any[], id: unknown) => lines.find((l) => l.event === 'request' && l.requestId === id);
+
+  it('asks no identity for an open route, refuses a tenant route without one (audited), and runs the handler with the tenant', async () => {
+    await withLifecycle(
+      {
+        health: (ctx) => sendJson(ctx.res, 200, { up: true }),
+        'list-keys': (ctx) => {
+          ctx.audit('grant', 'own keys only');
+          sendJson(ctx.res, 200, { tenant: ctx.tenant.id });
+        },
+      },
+      async (call, seen) => {
+        const h = await call('GET', '/v1/health', false);
+        expect([h.status, h.json]).toEqual([200, { up: true }]);
+        expect(requestLine(seen.lines, h.headers['x-request-id'])).toMatchObject({ op: 'health', tenant: null, outcome: 'ok', status: 200 });
+        expect(seen.authed).toBe(0);
+
+        const no = await call('GET', '/v1/keys', false);
+        expect([no.status, no.json.error.code]).toEqual([401, 'UNAUTHENTICATED']);
+        const id = no.headers['x-request-id'];
+        expect(seen.lines.filter((l) => l.requestId === id).map((l) => [l.event, l.decision ?? l.outcome, l.op])).toEqual([
+          ['audit', 'deny', 'list-keys'],
+          ['request', 'UNAUTHENTICATED', 'list-keys'],
+        ]);
+
+        const yes = await call('GET', '/v1/keys');
+        expect([yes.status, yes.json]).toEqual([200, { tenant: 'dev' }]);
+        expect(seen.lines.filter((l) => l.requestId === yes.headers['x-request-id']).map((l) => [l.event, l.tenant, l.decision ?? l.outcome])).toEqual([
+          ['audit', 'dev', 'grant'],
+          ['request', 'dev', 'ok'],
+        ]);
+        expect(seen.authed).toBe(1);
+      },
+    );
+  });
+
+  it('aborts a handler at its deadline (504), maps a thrown bug to a 500 naming the request, and refuses everything while draining', async () => {
+    await withLifecycle(
+      {
+        health: (ctx) => sendJson(ctx.res, 200, {}),
+        'get-key': async (ctx) => {
+          ctx.handle = 0x81010000;
+          await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+        },
+        'list-keys': () => {
+          throw new Error('a bug');
+        },
+      },
+      async (call, seen) => {
+        const late = await call('GET', '/v1/keys/0x81010000');
+        expect([late.status, late.json.error.code, late.json.error.message]).toEqual([504, 'DEADLINE', 'the request did not complete within its deadline of 50 ms']);
+        expect(requestLine(seen.lines, late.headers['x-request-id'])).toMatchObject({ op: 'get-key', handle: '0x81010000', outcome: 'DEADLINE', status: 504 });
+
+        const bug = await call('GET', '/v1/keys');
+        const id = bug.headers['x-request-id'] as string;
+        expect([bug.status, bug.json.error.code]).toEqual([500, 'INTERNAL']);
+        expect(bug.json.error.message).toContain(id);
+        expect(bug.json.error.message).not.toContain('a bug');
+        expect(seen.lines.find((l) => l.event === 'internal-error' && l.requestId === id)).toBeDefined();
+
+        const wrong = await call('PUT', '/v1/keys');
+        expect([wrong.status, wrong.headers.allow]).toEqual([405, 'GET, POST']);
+        expect(requestLine(seen.lines, wrong.headers['x-request-id'])).toMatchObject({ op: null, outcome: 'METHOD_NOT_ALLOWED' });
+
+        seen.gate.draining = true;
+        for (const path of ['/v1/health', '/v1/keys']) {
+          const busy = await call('GET', path);
+          expect([busy.status, busy.json.error.code, busy.headers['retry-after']], path).toEqual([503, 'BUSY', '1']);
+        }
+      },
+    );
   });
 });

@@ -18,11 +18,11 @@ import {
   SequenceUpdate,
   TPM_ALG,
   TPM_RH,
-  marshalCommand,
   parseBlobs,
   signMessage,
   withLoadedKey,
 } from '../../../src/tpm/index.js';
+import { marshalCommand } from '../../../src/tpm/entries/wire.js';
 import { mib, type Ctx, type Group } from '../context.js';
 import { memStatus, sampleMemory, serviceKeyBlobs, startService, startTwinSwtpms, type Swtpm } from '../env.js';
 import { MiB, generate, messageStream } from '../message.js';

@@ -12,12 +12,9 @@ import {
   CreatePrimary,
   ReadPublic,
   Sign,
-  marshalCommand,
-  marshalResponse,
-  unmarshalCommand,
-  unmarshalResponse,
   type CommandDescriptor,
 } from '../../../src/tpm/index.js';
+import { marshalCommand, marshalResponse, unmarshalCommand, unmarshalResponse } from '../../../src/tpm/entries/wire.js';
 import { x, perSec, type Ctx, type Group } from '../context.js';
 import { median, ratio } from '../stats.js';
 import { TssHarness, loadTssJs } from '../tssjs.js';

@@ -16,7 +16,6 @@
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import {
-  COMMANDS,
   TPM_ALG,
   Tpm,
   createAk,
@@ -30,6 +29,7 @@ import {
   withLoadedKey,
   type KeyBlobs,
 } from '../../../src/tpm/index.js';
+import { COMMANDS } from '../../../src/tpm/entries/wire.js';
 import { ms, x, type Ctx, type Group } from '../context.js';
 import { serviceKeyBlobs, startService, startTwinSwtpms, type Service } from '../env.js';
 import { onCleanup, tempDir } from '../lifecycle.js';

@@ -1,5 +1,4 @@
 import type { ToolDef } from '../run.js';
-import type { KeyInfo } from '../service.js';
 
 export const listkeys: ToolDef = {
   name: 'eve_tools_tpm2_listkeys',
@@ -12,8 +11,7 @@ export const listkeys: ToolDef = {
   },
   async run(_opts, ctx) {
     const client = await ctx.client();
-    const res = await client.listKeys();
-    const keys: KeyInfo[] = Array.isArray(res) ? res : res.keys;
+    const keys = await client.listKeys();
     if (ctx.json) {
       await ctx.printJson({
         keys: keys.map((k) => ({ handle: k.handle, type: k.type, hashAlg: k.hashAlg, name: k.name, createdAt: k.createdAt })),

@@ -3,7 +3,6 @@ import { parseHandle, parsePublicFormat } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
 import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
 import type { ToolDef } from '../run.js';
-import { bytesOf } from '../service.js';
 
 interface Opts {
   key: string;
@@ -45,7 +44,7 @@ export const pubgetaik: ToolDef<Opts> = {
       data = pub.pem.endsWith('\n') ? pub.pem : `${pub.pem}\n`;
     } else {
       if (pub.data === undefined) throw new CliError(`the TPM service sent no ${format} data`, EXIT.GENERAL, 'PROTOCOL');
-      data = bytesOf(pub.data);
+      data = pub.data;
     }
     if (out !== STDOUT || !ctx.json) await writeOutput(out, data, 'public key file', ctx.io.stdout);
     if (ctx.json) {

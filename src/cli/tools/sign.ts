@@ -1,11 +1,10 @@
 import { fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { parseHandle, parseHash, parseSignatureFormat, type HashName } from '../args.js';
+import { hashAlgId, parseHandle, parseHash, parseSignatureFormat, type HashName } from '../args.js';
 import { CliError, EXIT, fileError } from '../errors.js';
 import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
 import { Progress } from '../progress.js';
 import type { ToolDef } from '../run.js';
-import { bytesOf } from '../service.js';
 
 interface Opts {
   key: string;
@@ -69,7 +68,8 @@ async function openMessage(path: string, stdin: NodeJS.ReadableStream): Promise<
   }
 }
 
-const HASH_IDS: Readonly<Record<HashName, string>> = { sha1: '0x4', sha256: '0xB', sha384: '0xC', sha512: '0xD' };
+/** A hash's TPM_ALG_ID as genaik's -G takes it: 0x4, 0xB, 0xC, 0xD. */
+const hashId = (h: HashName): string => `0x${hashAlgId(h).toString(16).toUpperCase()}`;
 
 export const sign: ToolDef<Opts> = {
   name: 'eve_tools_tpm2_sign',
@@ -109,7 +109,7 @@ export const sign: ToolDef<Opts> = {
       // message is streamed for nothing, and lets -g be left out.
       const key = await client.getKey(handle);
       if (wanted !== undefined && key.hashAlg !== wanted) {
-        const id = HASH_IDS[wanted];
+        const id = hashId(wanted);
         throw new CliError(
           `key ${handle} signs with ${key.hashAlg} only (an AK's hash is fixed when it is created), not ${wanted}; ` +
             `create a ${wanted} key with: eve_tools_tpm2_genaik -g ${key.type} -G ${id}`,
@@ -144,7 +144,7 @@ export const sign: ToolDef<Opts> = {
         throw e;
       }
       progress.end();
-      const sig = bytesOf(res.signature);
+      const sig = res.signature;
       if (sig.length === 0) throw new CliError('the TPM service sent an empty signature', EXIT.GENERAL, 'PROTOCOL');
       if (out !== STDOUT || !ctx.json) await writeOutput(out, sig, 'signature file', ctx.io.stdout);
       if (ctx.json) {

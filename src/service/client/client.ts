@@ -13,12 +13,18 @@
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parseAddress, type Address } from '../protocol/address.js';
-import { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
+import { isServiceErrorCode, ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
+import { handleText } from '../protocol/handles.js';
+import type { AlgSpelling, CreateKeyRequest, Health, KeyInfo, KeySummary, SignAnswer, SignRequest } from '../protocol/messages.js';
+import { MEDIA_JSON, MEDIA_STREAM, ROUTES, routeOf, targetOf, type Op, type ParamsOf, type QueryOf, type RequestOf, type ResponseOf } from '../protocol/routes.js';
+import type { HashName, KeyType, PublicFormat, SignFormat } from '../protocol/vocabulary.js';
 
 export { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
+export { handleText } from '../protocol/handles.js';
+export type { Health, KeyInfo, KeySummary } from '../protocol/messages.js';
 
-export type KeyTypeArg = 'rsa' | 'ecc' | number | string;
-export type HashArg = 'sha1' | 'sha256' | 'sha384' | 'sha512' | number | string;
+export type KeyTypeArg = AlgSpelling<KeyType>;
+export type HashArg = AlgSpelling<HashName>;
 export type HandleArg = number | string;
 
 export interface ClientOptions {
@@ -28,28 +34,10 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
-export interface Health {
-  status: 'ok' | 'degraded';
-  tpm: { reachable: boolean };
-  queue: { depth: number; capacity: number };
-  version: string;
-}
-
-export interface KeySummary {
-  handle: string;
-  type: 'rsa' | 'ecc';
-  hashAlg: string;
-  name: string;
-  createdAt: string;
-}
-
-export interface KeyInfo extends KeySummary {
-  pem: string;
-}
-
+/** A public key as the client returns it: der/tss bytes decoded. */
 export interface PublicKey {
   handle: string;
-  format: string;
+  format: PublicFormat;
   pem?: string;
   /** der/tss bytes. */
   data?: Uint8Array;
@@ -61,35 +49,18 @@ export interface SignOptions {
   length?: number;
   hashAlg?: HashArg;
   /** plain (default), der or tss. */
-  format?: 'plain' | 'der' | 'tss' | (string & {});
+  format?: SignFormat | (string & {});
   /** Streamed uploads: called with the bytes sent so far. */
   onProgress?: (bytesSent: number) => void;
 }
 
-export interface SignResult {
-  handle: string;
-  sigAlg: string;
-  hashAlg: string;
-  format: string;
+/** A signature as the client returns it: the signature bytes decoded. */
+export interface SignResult extends Omit<SignAnswer, 'signature'> {
   signature: Uint8Array;
-  /** Hex digest the TPM computed. */
-  digest: string;
-  messageLength: number;
 }
 
 /** Uint8Array messages up to this size are sent inline as JSON. */
 export const INLINE_MAX = 64 * 1024;
-
-/** Canonical `0x%08x` for a handle given as a number or a string (hex or decimal). */
-export function handleText(h: HandleArg): string {
-  let n: number;
-  if (typeof h === 'number') n = h;
-  else if (/^0[xX][0-9a-fA-F]{1,8}$/.test(h)) n = Number.parseInt(h.slice(2), 16);
-  else if (/^[0-9]{1,10}$/.test(h)) n = Number(h);
-  else throw new TypeError(`not a handle: ${JSON.stringify(h)}`);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new TypeError(`handle out of range: ${String(h)}`);
-  return '0x' + n.toString(16).padStart(8, '0');
-}
 
 interface Answer {
   status: number;
@@ -144,83 +115,82 @@ export class ServiceClient {
   }
 
   health(): Promise<Health> {
-    return this.json<Health>('GET', '/v1/health');
+    return this.request('health', {});
   }
 
   createKey(opts: { type: KeyTypeArg; hashAlg?: HashArg }): Promise<KeyInfo> {
-    const body: Record<string, unknown> = { type: opts.type };
+    const body: CreateKeyRequest = { type: opts.type };
     if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
-    return this.json<KeyInfo>('POST', '/v1/keys', body);
+    return this.request('create-key', {}, { body });
   }
 
   async listKeys(): Promise<KeySummary[]> {
-    return (await this.json<{ keys: KeySummary[] }>('GET', '/v1/keys')).keys;
+    return (await this.request('list-keys', {})).keys;
   }
 
   getKey(handle: HandleArg): Promise<KeyInfo> {
-    return this.json<KeyInfo>('GET', `/v1/keys/${handleText(handle)}`);
+    return this.request('get-key', { handle: handleText(handle) });
   }
 
   /** `format`: pem (default), der or tss; anything else is the service's 400. */
-  async getPublic(handle: HandleArg, format: 'pem' | 'der' | 'tss' | (string & {}) = 'pem'): Promise<PublicKey> {
-    const r = await this.json<{ handle: string; format: string; pem?: string; data?: string }>(
-      'GET',
-      `/v1/keys/${handleText(handle)}/public?format=${encodeURIComponent(format)}`,
-    );
+  async getPublic(handle: HandleArg, format: PublicFormat | (string & {}) = 'pem'): Promise<PublicKey> {
+    const r = await this.request('get-public', { handle: handleText(handle) }, { query: { format } });
     const out: PublicKey = { handle: r.handle, format: r.format };
-    if (r.pem !== undefined) out.pem = r.pem;
-    if (r.data !== undefined) out.data = new Uint8Array(Buffer.from(r.data, 'base64'));
+    if ('pem' in r && r.pem !== undefined) out.pem = r.pem;
+    if ('data' in r && r.data !== undefined) out.data = new Uint8Array(Buffer.from(r.data, 'base64'));
     return out;
   }
 
   async sign(handle: HandleArg, opts: SignOptions): Promise<SignResult> {
-    const path = `/v1/keys/${handleText(handle)}/sign`;
-    type Raw = Omit<SignResult, 'signature'> & { signature: string };
-    let raw: Raw;
+    const params = { handle: handleText(handle) };
+    let raw: SignAnswer;
     const m = opts.message;
     if (m instanceof Uint8Array && m.length <= INLINE_MAX) {
-      const body: Record<string, unknown> = { message: Buffer.from(m.buffer, m.byteOffset, m.byteLength).toString('base64') };
+      const body: SignRequest = { message: Buffer.from(m.buffer, m.byteOffset, m.byteLength).toString('base64') };
       if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
       if (opts.format !== undefined) body.format = opts.format;
-      raw = await this.json<Raw>('POST', path, body, true);
+      raw = await this.request('sign', params, { body });
       opts.onProgress?.(m.length);
     } else {
-      const q = new URLSearchParams();
-      if (opts.hashAlg !== undefined) q.set('hashAlg', String(opts.hashAlg));
-      if (opts.format !== undefined) q.set('format', opts.format);
-      const qs = q.toString();
-      raw = await this.streamed<Raw>(path + (qs ? `?${qs}` : ''), m, opts.length ?? (m instanceof Uint8Array ? m.length : undefined), opts.onProgress);
+      const target = targetOf('sign', params, { hashAlg: opts.hashAlg, format: opts.format });
+      raw = await this.streamed<SignAnswer>(target, m, opts.length ?? (m instanceof Uint8Array ? m.length : undefined), opts.onProgress);
     }
     return { ...raw, signature: new Uint8Array(Buffer.from(raw.signature, 'base64')) };
   }
 
   async deleteKey(handle: HandleArg): Promise<void> {
-    await this.call('DELETE', `/v1/keys/${handleText(handle)}`, undefined, (req) => req.end());
+    await this.request('delete-key', { handle: handleText(handle) });
   }
 
-  // -------------------------------------------------------------------------------------------
-
-  /** `retry`: safe to send twice (GETs, a sign); not a create. */
-  private async json<T>(method: string, path: string, body?: unknown, retry = method === 'GET'): Promise<T> {
-    const text = body === undefined ? undefined : JSON.stringify(body);
+  /**
+   * Any operation of the routes table (protocol/routes.ts) with a JSON body or none, answered
+   * with the contract's type for it (bytes stay base64 text; a 204 gives undefined). The named
+   * methods above are this plus argument checks and decoding.
+   */
+  async request<O extends Op>(op: O, params: ParamsOf<O>, opts: { query?: QueryOf<O>; body?: RequestOf<O> } = {}): Promise<ResponseOf<O>> {
+    const r = routeOf(op);
+    const text = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const a = await this.call(
-      method,
-      path,
-      text === undefined ? undefined : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) },
+      r.method,
+      targetOf(op, params, opts.query),
+      text === undefined ? undefined : { 'Content-Type': MEDIA_JSON, 'Content-Length': String(Buffer.byteLength(text)) },
       (req) => req.end(text),
-      retry,
+      r.retry,
     );
+    if (r.status === 204) return undefined as ResponseOf<O>;
     try {
-      return JSON.parse(a.body.toString('utf8')) as T;
+      return JSON.parse(a.body.toString('utf8')) as ResponseOf<O>;
     } catch {
       throw new ServiceError(a.status, 'BAD_RESPONSE', `the service at ${this.opts.address} answered with something that is not JSON`);
     }
   }
 
+  // -------------------------------------------------------------------------------------------
+
   private streamed<T>(path: string, message: Uint8Array | NodeJS.ReadableStream, length: number | undefined, onProgress?: (n: number) => void): Promise<T> {
-    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+    const headers: Record<string, string> = { 'Content-Type': MEDIA_STREAM };
     if (length !== undefined) headers['Content-Length'] = String(length);
-    return this.call('POST', path, headers, (req) => {
+    return this.call(ROUTES.sign.method, path, headers, (req) => {
       let sent = 0;
       const count = (n: number): void => {
         sent += n;
@@ -282,7 +252,7 @@ export class ServiceClient {
 
   private attempt(method: string, path: string, headers: Record<string, string> | undefined, send: (req: ClientRequest) => void): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
-      const h: Record<string, string> = { Accept: 'application/json', Connection: 'keep-alive', ...headers };
+      const h: Record<string, string> = { Accept: MEDIA_JSON, Connection: 'keep-alive', ...headers };
       if (this.opts.secret !== undefined) h.Authorization = `Bearer ${this.opts.secret}`;
       // Only requests with a body have headers here.
       const withBody = headers !== undefined;
@@ -323,8 +293,10 @@ export class ServiceClient {
     try {
       const e = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown; message?: unknown; tpmRc?: unknown; tpmText?: unknown } }).error;
       if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-        return new ServiceError(status, e.code, e.message, {
+        const sent = e.code;
+        return new ServiceError(status, isServiceErrorCode(sent) ? sent : 'UNKNOWN_CODE', e.message, {
           ...details,
+          ...(isServiceErrorCode(sent) ? {} : { sentCode: sent }),
           ...(typeof e.tpmRc === 'string' ? { tpmRc: e.tpmRc } : {}),
           ...(typeof e.tpmText === 'string' ? { tpmText: e.tpmText } : {}),
         });
@@ -332,7 +304,8 @@ export class ServiceClient {
     } catch {
       // not JSON: fall through
     }
-    return new ServiceError(status, 'HTTP_' + status, `the service at ${this.opts.address} answered HTTP ${status}`, details);
+    // No error body of the service: something else answered (docs/API.md: every error has one).
+    return new ServiceError(status, 'NOT_THE_SERVICE', `the service at ${this.opts.address} answered HTTP ${status}`, details);
   }
 
   private unreachable(e: Error & { code?: string }): ServiceUnreachableError {

@@ -6,6 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TPM_ALG, publicToSpkiDer } from '../../tpm/index.js';
 import { badRequest, quotaExceeded, conflict, payloadTooLarge } from '../protocol/errors.js';
 import { formatHandle, parseHandle } from '../protocol/handles.js';
+import type { Health, KeySummary } from '../protocol/messages.js';
+import { OPS, ROUTES, targetOf, type Op, type ResponseOf } from '../protocol/routes.js';
+import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
 import { bodyPieces, expectNoBody, mediaType, readWholeBody, type ByteBudget } from './body.js';
 import { parseQuery } from './query.js';
 import { sendJson, sendNoContent } from './respond.js';
@@ -20,19 +23,36 @@ import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
 import type { Tenant } from '../tenants/tenants.js';
 import type { ServiceConfig } from '../config.js';
 
-export interface RequestContext {
+/** What a handler of a route anyone may call (auth: none) gets. */
+export interface OpenContext {
   req: IncomingMessage;
   res: ServerResponse;
   route: Route;
+  query: string | undefined;
+}
+
+/** What a handler of a tenant's route gets: the caller, the request's signal, its audit line. */
+export interface RequestContext extends OpenContext {
   tenant: Tenant;
   /** Fires on the request's deadline or when the client goes away. */
   signal: AbortSignal;
-  query: string | undefined;
   audit(decision: 'grant' | 'deny', reason: string, handle?: number): void;
   /** Runs when the request is over (releases memory budget). */
   onFinish(fn: () => void): void;
   /** Set once the handle is known, for the request log. */
   handle?: number;
+}
+
+type Handler<C> = (ctx: C) => void | Promise<void>;
+
+/** One handler per operation of the routes table, with the context its `auth` gives. */
+export type Handlers = { readonly [O in Op]: Handler<(typeof ROUTES)[O]['auth'] extends 'none' ? OpenContext : RequestContext> };
+
+/** The answer of operation `op`, with the table's success status. */
+function reply<O extends Op>(res: ServerResponse, op: O, body: ResponseOf<O>, headers?: Record<string, string>): void {
+  const status = ROUTES[op].status;
+  if (status === 204) return sendNoContent(res);
+  sendJson(res, status, body, headers);
 }
 
 export interface ApiDeps {
@@ -42,6 +62,8 @@ export interface ApiDeps {
   jsonBudget: ByteBudget;
   /** Keys the TPM can no longer load: refused up front, their failures explained (key-health.ts). */
   keyHealth?: KeyHealth;
+  /** The answer of GET /v1/health. */
+  health(): Health;
   config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
 }
 
@@ -54,35 +76,52 @@ const SIG_ALG_NAMES: Readonly<Record<number, string>> = {
   [TPM_ALG.ECSCHNORR]: 'ecschnorr',
 };
 
-function keySummary(e: KeyEntry): Record<string, string> {
+function keySummary(e: KeyEntry): KeySummary {
   return { handle: formatHandle(e.handle), type: e.type, hashAlg: e.hashAlg, name: e.name, createdAt: e.createdAt };
 }
 
 export class Api {
   constructor(private readonly d: ApiDeps) {}
 
-  async handle(ctx: RequestContext): Promise<void> {
-    switch (ctx.route.op) {
-      case 'create-key':
-        return this.createKey(ctx);
-      case 'list-keys':
-        return this.listKeys(ctx);
-      case 'get-key':
-        return this.getKey(ctx);
-      case 'get-public':
-        return this.getPublic(ctx);
-      case 'sign':
-        return this.sign(ctx);
-      case 'delete-key':
-        return this.deleteKey(ctx);
-      default:
-        throw badRequest('unsupported operation');
-    }
+  /** Bound to the routes table: a route without a handler here does not compile. */
+  readonly handlers: Handlers = {
+    health: (ctx) => this.health(ctx),
+    capabilities: (ctx) => this.capabilities(ctx),
+    'list-keys': (ctx) => this.listKeys(ctx),
+    'create-key': (ctx) => this.createKey(ctx),
+    'get-key': (ctx) => this.getKey(ctx),
+    'delete-key': (ctx) => this.deleteKey(ctx),
+    'get-public': (ctx) => this.getPublic(ctx),
+    sign: (ctx) => this.sign(ctx),
+  };
+
+  private health(ctx: OpenContext): void {
+    parseQuery(ctx.query, ROUTES.health.query);
+    expectNoBody(ctx.req);
+    reply(ctx.res, 'health', this.d.health());
+  }
+
+  /** What the caller may do: every operation (no per-tenant policy limits them yet), the vocabulary, its key quota. */
+  private capabilities(ctx: RequestContext): void {
+    parseQuery(ctx.query, ROUTES.capabilities.query);
+    expectNoBody(ctx.req);
+    ctx.audit('grant', 'own capabilities only');
+    // Counted as create-key counts against the quota: keys being created or deleted included.
+    const used = this.d.registry.ofTenant(ctx.tenant).length;
+    reply(ctx.res, 'capabilities', {
+      tenant: ctx.tenant.id,
+      operations: OPS.map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
+      keyTypes: Object.keys(KEY_ALG) as KeyType[],
+      hashAlgs: Object.keys(HASH_ALG) as HashName[],
+      signFormats: [...SIGN_FORMATS],
+      publicFormats: [...PUBLIC_FORMATS],
+      quota: { keys: { max: ctx.tenant.maxKeys, used, left: Math.max(0, ctx.tenant.maxKeys - used) } },
+    });
   }
 
   /** Path handle → the caller's committed key, or a 400/403/409 (audited either way). */
   private ownKey(ctx: RequestContext): KeyEntry {
-    const handle = parseHandle(ctx.route.handle);
+    const handle = parseHandle(ctx.route.params.handle);
     ctx.handle = handle;
     const d = authorizeKey(this.d.registry, this.d.pool, ctx.tenant, handle);
     if (!d.ok) {
@@ -93,7 +132,8 @@ export class Api {
     return d.entry;
   }
 
-  private async jsonBody(ctx: RequestContext, allowed: readonly string[]): Promise<Record<string, unknown>> {
+  /** The JSON body of `op`, with only the members the table lists. */
+  private async jsonBody(ctx: RequestContext, op: Op): Promise<Record<string, unknown>> {
     const { bytes, release } = await readWholeBody(ctx.req, {
       maxBytes: this.d.config.maxJsonBytes,
       idleMs: this.d.config.bodyTimeoutMs,
@@ -103,13 +143,13 @@ export class Api {
       budget: this.d.jsonBudget,
     });
     ctx.onFinish(release);
-    return parseJsonObject(bytes, allowed);
+    return parseJsonObject(bytes, ROUTES[op].fields);
   }
 
   private async createKey(ctx: RequestContext): Promise<void> {
-    parseQuery(ctx.query, []);
+    parseQuery(ctx.query, ROUTES['create-key'].query);
     if (mediaType(ctx.req) !== 'json') throw badRequest('creating a key takes a JSON body { "type": "rsa" | "ecc" }');
-    const body = await this.jsonBody(ctx, ['type', 'hashAlg']);
+    const body = await this.jsonBody(ctx, 'create-key');
     if (body.type === undefined) throw badRequest('field "type" is required (rsa or ecc)');
     const type = parseKeyType(body.type);
     const hashAlg = body.hashAlg === undefined ? 'sha256' : parseHashAlg(body.hashAlg);
@@ -121,38 +161,38 @@ export class Api {
     ctx.audit('grant', 'within quota');
     const { entry, pem } = await this.d.keys.create(ctx.tenant, type, hashAlg, ctx.signal);
     ctx.handle = entry.handle;
-    sendJson(ctx.res, 201, { ...keySummary(entry), pem }, { Location: `/v1/keys/${formatHandle(entry.handle)}` });
+    reply(ctx.res, 'create-key', { ...keySummary(entry), pem }, { Location: targetOf('get-key', { handle: formatHandle(entry.handle) }) });
   }
 
   private listKeys(ctx: RequestContext): void {
-    parseQuery(ctx.query, []);
+    parseQuery(ctx.query, ROUTES['list-keys'].query);
     expectNoBody(ctx.req);
     ctx.audit('grant', 'own keys only');
     const keys = this.d.registry.ofTenant(ctx.tenant).filter((e) => e.state === 'committed').map(keySummary);
-    sendJson(ctx.res, 200, { keys });
+    reply(ctx.res, 'list-keys', { keys });
   }
 
   private getKey(ctx: RequestContext): void {
-    parseQuery(ctx.query, []);
+    parseQuery(ctx.query, ROUTES['get-key'].query);
     expectNoBody(ctx.req);
     const entry = this.ownKey(ctx);
     const pem = this.d.keys.pem(entry);
     if (pem === undefined) throw conflict(`the public part of ${formatHandle(entry.handle)} is missing on the host`);
-    sendJson(ctx.res, 200, { ...keySummary(entry), pem });
+    reply(ctx.res, 'get-key', { ...keySummary(entry), pem });
   }
 
   private getPublic(ctx: RequestContext): void {
-    const q = parseQuery(ctx.query, ['format']);
+    const q = parseQuery(ctx.query, ROUTES['get-public'].query);
     expectNoBody(ctx.req);
     const format = q.format === undefined ? 'pem' : parsePublicFormat(q.format);
     const entry = this.ownKey(ctx);
     const blobs = this.d.keys.blobsOf(entry);
     if (!blobs) throw conflict(`the public part of ${formatHandle(entry.handle)} is missing on the host`);
     const handle = formatHandle(entry.handle);
-    if (format === 'pem') return sendJson(ctx.res, 200, { handle, format, pem: this.d.keys.pem(entry) });
+    if (format === 'pem') return reply(ctx.res, 'get-public', { handle, format, pem: this.d.keys.pem(entry)! });
     // tss: TPM2B_PUBLIC as tpm2_readpublic -o writes it; der: SubjectPublicKeyInfo.
     const data = format === 'tss' ? blobs.public : publicToSpkiDer(blobs.publicArea);
-    sendJson(ctx.res, 200, { handle, format, data: Buffer.from(data).toString('base64') });
+    reply(ctx.res, 'get-public', { handle, format, data: Buffer.from(data).toString('base64') });
   }
 
   private async sign(ctx: RequestContext): Promise<void> {
@@ -164,7 +204,7 @@ export class Api {
     let format: SignFormat;
     if (kind === 'json') {
       parseQuery(ctx.query, []); // parameters live in the body; two places would be ambiguous
-      const body = await this.jsonBody(ctx, ['message', 'hashAlg', 'format']);
+      const body = await this.jsonBody(ctx, 'sign');
       if (body.message === undefined) throw badRequest('field "message" (base64) is required');
       message = decodeBase64(body.message, 'message');
       if (message.length > this.d.config.maxInlineMessageBytes) {
@@ -173,7 +213,7 @@ export class Api {
       hashAlg = body.hashAlg === undefined ? entry.hashAlg : parseHashAlg(body.hashAlg);
       format = body.format === undefined ? 'plain' : parseSignFormat(body.format);
     } else if (kind === 'octet-stream') {
-      const q = parseQuery(ctx.query, ['hashAlg', 'format']);
+      const q = parseQuery(ctx.query, ROUTES.sign.query);
       hashAlg = q.hashAlg === undefined ? entry.hashAlg : parseHashAlg(q.hashAlg);
       format = q.format === undefined ? 'plain' : parseSignFormat(q.format);
       message = bodyPieces(ctx.req, {
@@ -189,7 +229,7 @@ export class Api {
     const r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal }).catch((e: unknown) => {
       throw this.d.keyHealth ? this.d.keyHealth.explain(entry, e) : e;
     });
-    sendJson(ctx.res, 200, {
+    reply(ctx.res, 'sign', {
       handle: formatHandle(entry.handle),
       sigAlg: SIG_ALG_NAMES[r.sig.sigAlg] ?? `0x${r.sig.sigAlg.toString(16)}`,
       hashAlg,
@@ -201,10 +241,10 @@ export class Api {
   }
 
   private async deleteKey(ctx: RequestContext): Promise<void> {
-    parseQuery(ctx.query, []);
+    parseQuery(ctx.query, ROUTES['delete-key'].query);
     expectNoBody(ctx.req);
     const entry = this.ownKey(ctx);
     await this.d.keys.remove(ctx.tenant, entry);
-    sendNoContent(ctx.res);
+    reply(ctx.res, 'delete-key', undefined);
   }
 }

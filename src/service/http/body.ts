@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { badRequest, payloadTooLarge, requestTimeout, serviceBusy, unsupportedMediaType } from '../protocol/errors.js';
+import { MEDIA_JSON, MEDIA_STREAM } from '../protocol/routes.js';
 
 /** The client closed the connection before the request was complete. */
 export class ClientGoneError extends Error {
@@ -41,8 +42,8 @@ export function mediaType(req: IncomingMessage): MediaType {
   }
   const m = /^([a-z]+\/[a-z0-9.+-]+)\s*(?:;\s*charset=(?:"utf-8"|utf-8)\s*)?$/i.exec(ct);
   const type = m?.[1]!.toLowerCase();
-  if (type === 'application/json') return 'json';
-  if (type === 'application/octet-stream' && !/charset/i.test(ct)) return 'octet-stream';
+  if (type === MEDIA_JSON) return 'json';
+  if (type === MEDIA_STREAM && !/charset/i.test(ct)) return 'octet-stream';
   throw unsupportedMediaType(`Content-Type ${JSON.stringify(ct.slice(0, 60))} is neither application/json nor application/octet-stream`);
 }
 

@@ -1,6 +1,9 @@
 /** Writing answers: JSON with no-store caching, errors as docs/API.md describes them. */
 import type { ServerResponse } from 'node:http';
 import type { ServiceError } from '../protocol/errors.js';
+import { MEDIA_JSON } from '../protocol/routes.js';
+
+const JSON_TYPE = `${MEDIA_JSON}; charset=utf-8`;
 
 const COMMON = {
   'Cache-Control': 'no-store',
@@ -11,7 +14,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   const text = JSON.stringify(body);
   res.writeHead(status, {
     ...COMMON,
-    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Type': JSON_TYPE,
     'Content-Length': String(Buffer.byteLength(text)),
     ...headers,
   });
@@ -35,5 +38,5 @@ export function sendError(res: ServerResponse, e: ServiceError, headers: Record<
 export function rawErrorResponse(status: number, reason: string, e: ServiceError): string {
   const text = JSON.stringify(e.toJSON());
   const retry = e.retryAfter !== undefined ? `Retry-After: ${e.retryAfter}\r\n` : '';
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${retry}Connection: close\r\n\r\n${text}`;
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${retry}Connection: close\r\n\r\n${text}`;
 }

@@ -1,27 +1,53 @@
-/** Method and path → operation. Unknown paths are 404, known paths with another method 405. */
+/**
+ * Method and path → operation, from the routes table (protocol/routes.ts). A path no route has
+ * is 404; a known path with another method is 405, with `Allow` listing the path's methods.
+ */
 import { methodNotAllowed, notFound } from '../protocol/errors.js';
+import { OPS, ROUTES, type Op } from '../protocol/routes.js';
 
-export type Op = 'health' | 'create-key' | 'list-keys' | 'get-key' | 'get-public' | 'sign' | 'delete-key';
+export type { Op };
 
 export interface Route {
   op: Op;
-  /** The {handle} path segment, still unparsed. */
-  handle?: string;
+  /** Path parameters by name ({handle}), still unparsed. */
+  params: Readonly<Record<string, string>>;
+}
+
+/** Each route's path as segments; a parameter is `{name}`. */
+const PATTERNS: ReadonlyArray<{ op: Op; method: string; segments: readonly string[] }> = OPS.map((op) => ({
+  op,
+  method: ROUTES[op].method,
+  segments: ROUTES[op].path.slice(1).split('/'),
+}));
+
+const isParam = (s: string): boolean => s.startsWith('{') && s.endsWith('}');
+
+function match(pattern: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    const s = segments[i]!;
+    if (isParam(p)) {
+      if (s === '') return undefined;
+      params[p.slice(1, -1)] = s;
+    } else if (p !== s) return undefined;
+  }
+  return params;
 }
 
 export function route(method: string | undefined, segments: readonly string[]): Route {
-  const [v1, a, b, c, ...rest] = segments;
-  let byMethod: Partial<Record<string, Op>> | undefined;
-  if (v1 === 'v1' && rest.length === 0) {
-    if (a === 'health' && b === undefined) byMethod = { GET: 'health' };
-    else if (a === 'keys' && b === undefined) byMethod = { GET: 'list-keys', POST: 'create-key' };
-    else if (a === 'keys' && b !== undefined && b !== '' && c === undefined) byMethod = { GET: 'get-key', DELETE: 'delete-key' };
-    else if (a === 'keys' && b !== undefined && b !== '' && c === 'public') byMethod = { GET: 'get-public' };
-    else if (a === 'keys' && b !== undefined && b !== '' && c === 'sign') byMethod = { POST: 'sign' };
+  const found: Array<{ op: Op; method: string; params: Record<string, string> }> = [];
+  for (const p of PATTERNS) {
+    const params = match(p.segments, segments);
+    if (params) found.push({ op: p.op, method: p.method, params });
   }
-  if (!byMethod) throw notFound();
-  // Own keys only: a method named like an Object.prototype member must not find one.
-  const op = method !== undefined && Object.hasOwn(byMethod, method) ? byMethod[method] : undefined;
-  if (!op) throw Object.assign(methodNotAllowed(`use ${Object.keys(byMethod).join(' or ')} here`), { allow: Object.keys(byMethod).join(', ') });
-  return b !== undefined && op !== 'list-keys' && op !== 'create-key' && op !== 'health' ? { op, handle: b } : { op };
+  if (found.length === 0) throw notFound();
+  // Compared with ===, never looked up: a method named like an Object.prototype member finds nothing.
+  const hit = found.find((f) => f.method === method);
+  if (!hit) {
+    const allow = found.map((f) => f.method);
+    throw Object.assign(methodNotAllowed(`use ${allow.join(' or ')} here`), { allow: allow.join(', ') });
+  }
+  return { op: hit.op, params: hit.params };
 }

@@ -10,10 +10,12 @@
  * recovery carries on with the other keys instead of retrying the lost one forever.
  */
 import type { Logger } from 'pino';
-import { TpmError, TPM_RC, hex32 } from '../../tpm/index.js';
+import { hex32 } from '../../tpm/constants.js';
+import { TpmError, TPM_RC } from '../../tpm/index.js';
 import { conflict, ServiceError } from '../protocol/errors.js';
 import { formatHandle } from '../protocol/handles.js';
 import type { KeyEntry } from './registry.js';
+import type { MaintenanceRequests } from '../tpm/maintenance.js';
 
 export interface KeyFailure {
   /** true: the key can never be loaded again by this TPM; false: it may be restored. */
@@ -48,8 +50,8 @@ export class KeyHealth {
 
   constructor(
     private readonly log: Logger,
-    /** Asks for reconciliation (a `tpm`-store object went missing: recovery re-persists it). */
-    private readonly onMissing: () => void = () => {},
+    /** Asked for reconciliation when a `tpm`-store object went missing (recovery re-persists it). */
+    private readonly maintenance: Pick<MaintenanceRequests, 'request'> = { request: () => {} },
   ) {}
 
   /** Throws the honest error for a key already known to be lost (no TPM command needed). */
@@ -75,7 +77,7 @@ export class KeyHealth {
       return lostError(entry, f);
     }
     this.log.warn({ event: 'key-missing', handle: formatHandle(entry.handle), tenant: entry.tenant, reason: f.reason }, `key ${formatHandle(entry.handle)}: ${f.reason}; restoring it from its blobs`);
-    this.onMissing();
+    this.maintenance.request();
     return conflict(`key ${formatHandle(entry.handle)} is not in the TPM right now: ${f.reason}; the service is restoring it from its saved blobs, retry in a few seconds`);
   }
 

@@ -19,7 +19,8 @@ import {
   signDigest,
   tpmHash,
   withLoadedKey,
-  type Tpm,
+  type TpmRunner,
+  type PublicInfo,
   type CreatedKey,
   type TPMT_SIGNATURE,
   type TPMT_TK_HASHCHECK,
@@ -31,11 +32,12 @@ import { isTpmUnreachable } from '../tpm/error-mapping.js';
 import { formatHandle } from '../protocol/handles.js';
 import type { HandlePool } from './pool.js';
 import { HASH_ALG, type HashName, type KeyType, type SignFormat } from '../protocol/params.js';
-import { GuardedTpm } from '../tpm/queued-tpm.js';
 import type { TpmQueue } from '../tpm/queue.js';
 import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
 import { SINGLE_HASH_MAX, type SequenceManager } from '../tpm/sequences.js';
 import { recordOf, type Tenant } from '../tenants/tenants.js';
+import type { KeysInChange } from './in-change.js';
+import type { MaintenanceRequests } from '../tpm/maintenance.js';
 
 
 export interface KeyManagerOptions {
@@ -80,9 +82,9 @@ export interface SignResult {
 
 export class KeyManager {
   /** Handles whose creation or deletion is under way here: recovery must not touch them. */
-  private readonly inFlight = new Set<number>();
+  private readonly inFlight: Set<number>;
   /** Handles a purge is deleting (kept apart: a tenant's own DELETE may hold inFlight). */
-  private readonly purging = new Set<number>();
+  private readonly purging: Set<number>;
   /** Creations and deletions under way, per owner record: a purge waits for them. */
   private readonly underWay = new Map<string, Set<Promise<void>>>();
   /** Creations undone because their owner was removed meanwhile, per owner record. */
@@ -95,13 +97,22 @@ export class KeyManager {
     /** Owns the hash sequences of long messages (context-saved while their bytes trickle in). */
     private readonly sequences: SequenceManager,
     private readonly opts: KeyManagerOptions,
-    /** Called when a step failed so that the TPM and the registry may disagree until recovery. */
-    private readonly needsReconcile: () => void,
-  ) {}
+    /** Where the handles being created or deleted here are listed (recovery leaves them alone). */
+    private readonly changing: KeysInChange,
+    /** Told when a step failed so that the TPM and the registry may disagree until recovery. */
+    private readonly maintenance: MaintenanceRequests,
+  ) {
+    this.inFlight = changing.creatingOrDeleting;
+    this.purging = changing.purging;
+  }
 
   /** Whether a create or delete of `handle` is running in this process right now. */
   busy(handle: number): boolean {
-    return this.inFlight.has(handle) || this.purging.has(handle);
+    return this.changing.has(handle);
+  }
+
+  private needsReconcile(): void {
+    this.maintenance.request();
   }
 
   private ownerAlive(record: string): boolean {
@@ -139,7 +150,7 @@ export class KeyManager {
     if (have >= tenant.maxKeys) throw quotaExceeded(`you already have ${have} key(s); your quota is ${tenant.maxKeys}`);
   }
 
-  private async checkFloor(tpm: Tpm): Promise<void> {
+  private async checkFloor(tpm: TpmRunner): Promise<void> {
     const avail = await getTpmProperty(tpm, TPM_PT.HR_PERSISTENT_AVAIL);
     if (avail !== undefined && avail - 1 < this.opts.freeFloor) {
       throw conflict(`the TPM has ${avail} free persistent slot(s) and ${this.opts.freeFloor} must stay free for EVE; no key can be made persistent now`);
@@ -160,10 +171,9 @@ export class KeyManager {
       tenant.id,
       'create-key',
       async (tpm) => {
-        const g = new GuardedTpm(tpm, signal);
-        const occupied = new Set(await listHandles(g, pool.first, pool.last));
-        if (store === 'tpm') await this.checkFloor(g);
-        const key = await createAk(g, type, { hashAlg: HASH_ALG[hashAlg] });
+        const occupied = new Set(await listHandles(tpm, pool.first, pool.last));
+        if (store === 'tpm') await this.checkFloor(tpm);
+        const key = await createAk(tpm, type, { hashAlg: HASH_ALG[hashAlg] });
         return { key, occupied };
       },
       { signal },
@@ -359,7 +369,7 @@ export class KeyManager {
     const blobs = this.blobs.get(entry.handle);
     if (!blobs && entry.store === 'blobs') throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
 
-    const signWith = async (tpm: Tpm, digest: Uint8Array, validation: TPMT_TK_HASHCHECK): Promise<TPMT_SIGNATURE> => {
+    const signWith = async (tpm: TpmRunner, digest: Uint8Array, validation: TPMT_TK_HASHCHECK): Promise<TPMT_SIGNATURE> => {
       // A DELETE may have started while the message was streaming in.
       if (this.registry.get(entry.handle)?.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being deleted`);
       if (validation.hierarchy === TPM_RH.NULL) {
@@ -369,9 +379,9 @@ export class KeyManager {
         // The persistent object must still be this key: never sign with whatever sits there.
         const info = await readPublic(tpm, entry.handle);
         if (Buffer.from(info.name).toString('hex') !== entry.name) throw conflict(`the TPM object at ${formatHandle(entry.handle)} is not this key any more`);
-        return signDigest(tpm, entry.handle, digest, validation);
+        return signDigest(tpm, info, digest, validation);
       }
-      return withLoadedKey(tpm, blobs!, (h) => signDigest(tpm, h, digest, validation));
+      return withLoadedKey(tpm, blobs!, (_h, key) => signDigest(tpm, key, digest, validation));
     };
 
     const msg = req.message;
@@ -381,9 +391,8 @@ export class KeyManager {
         tenant.id,
         'sign',
         async (tpm) => {
-          const g = new GuardedTpm(tpm, req.signal);
-          const h = await tpmHash(g, msg, alg);
-          const sig = await signWith(g, h.digest, h.validation);
+          const h = await tpmHash(tpm, msg, alg);
+          const sig = await signWith(tpm, h.digest, h.validation);
           return { sig, digest: h.digest, messageLength: h.length, signature: formatSignature(sig, req.format) };
         },
         { signal: req.signal },
@@ -392,7 +401,7 @@ export class KeyManager {
     // Large or streamed: hashed by the sequence manager in bounded jobs; the TPM is never held
     // while the client's next bytes are awaited, and an idle sequence is saved out of it.
     const done = await this.sequences.hash(tenant.id, msg, alg, req.signal);
-    const sig = await this.queue.submit(tenant.id, 'sign', (tpm) => signWith(new GuardedTpm(tpm, req.signal), done.digest, done.validation), {
+    const sig = await this.queue.submit(tenant.id, 'sign', (tpm) => signWith(tpm, done.digest, done.validation), {
       signal: req.signal,
     });
     return { sig, digest: done.digest, messageLength: done.length, signature: formatSignature(sig, req.format) };
@@ -400,15 +409,15 @@ export class KeyManager {
 }
 
 /** Evicts the persistent object at the entry's handle if it is the entry's key; absent is fine. */
-export async function evictIfOurs(tpm: Tpm, entry: KeyEntry): Promise<'evicted' | 'absent' | 'foreign'> {
-  let name: string;
+export async function evictIfOurs(tpm: TpmRunner, entry: KeyEntry): Promise<'evicted' | 'absent' | 'foreign'> {
+  let info: PublicInfo;
   try {
-    name = Buffer.from((await readPublic(tpm, entry.handle)).name).toString('hex');
+    info = await readPublic(tpm, entry.handle);
   } catch (e) {
     if (e instanceof TpmError && e.is(TPM_RC.HANDLE)) return 'absent';
     throw e;
   }
-  if (name !== entry.name) return 'foreign';
-  await evictPersistent(tpm, entry.handle);
+  if (Buffer.from(info.name).toString('hex') !== entry.name) return 'foreign';
+  await evictPersistent(tpm, info); // the handle with its Name
   return 'evicted';
 }

@@ -26,13 +26,14 @@ import {
   matchesTemplate,
   persistKey,
   readPublic,
-  type Tpm,
+  type TpmRunner,
   type TPMT_PUBLIC,
 } from '../../tpm/index.js';
 import type { BlobFileProblem, BlobStore } from './blob-store.js';
 import { removeStaleTempFiles } from '../admin/durable-file.js';
 import { formatHandle, isReservedHandle } from '../protocol/handles.js';
 import type { KeyHealth } from './key-health.js';
+import type { KeysInChange } from './in-change.js';
 import { evictIfOurs } from './keys.js';
 import { HASH_ALG } from '../protocol/params.js';
 import type { HandlePool } from './pool.js';
@@ -110,7 +111,7 @@ function looksLikeOurKey(pub: TPMT_PUBLIC): boolean {
   return false;
 }
 
-async function nameAt(tpm: Tpm, handle: number): Promise<string | undefined> {
+async function nameAt(tpm: TpmRunner, handle: number): Promise<string | undefined> {
   try {
     return Buffer.from((await readPublic(tpm, handle)).name).toString('hex');
   } catch (e) {
@@ -121,13 +122,13 @@ async function nameAt(tpm: Tpm, handle: number): Promise<string | undefined> {
 
 /** TPM recovery; run inside a queue job. Returns handles of committed keys found unusable. */
 export async function reconcileTpm(
-  tpm: Tpm,
+  tpm: TpmRunner,
   registry: KeyRegistry,
   blobs: BlobStore,
-  opts: { keyStore: KeyStoreKind; pool: HandlePool; busy?: (handle: number) => boolean; keyHealth?: KeyHealth },
+  opts: { keyStore: KeyStoreKind; pool: HandlePool; changing?: KeysInChange; keyHealth?: KeyHealth },
   log: Logger,
 ): Promise<void> {
-  const busy = opts.busy ?? (() => false);
+  const busy = (h: number): boolean => opts.changing?.has(h) ?? false;
   const resolvePending = async (e: KeyEntry): Promise<void> => {
     const outcome = await evictIfOurs(tpm, e);
     if (outcome === 'foreign') log.error({ event: 'recovery', handle: formatHandle(e.handle) }, 'a different object sits at the handle of an unfinished key; left alone');
@@ -191,7 +192,7 @@ export async function reconcileTpm(
 }
 
 /** Flushes transient objects and sessions left loaded (a TPM without a resource manager keeps them). */
-export async function flushLeftovers(tpm: Tpm, keep: ReadonlySet<number>, log: Logger): Promise<number> {
+export async function flushLeftovers(tpm: TpmRunner, keep: ReadonlySet<number>, log: Logger): Promise<number> {
   let n = 0;
   for (const [first, last] of [
     [0x80000000, 0x80ffffff],

@@ -3,24 +3,47 @@
  * (which throws them). No dependencies: the client is bundled into the container tools.
  */
 
-/** Stable error codes of docs/API.md. */
-export type ErrorCode =
-  | 'BAD_REQUEST'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'QUOTA_EXCEEDED'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
-  | 'REQUEST_TIMEOUT'
-  | 'CONFLICT'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'UNSUPPORTED'
-  | 'BUSY'
-  | 'TPM_UNAVAILABLE'
-  | 'TPM_ERROR'
-  | 'DEADLINE'
-  | 'INTERNAL';
+/** The codes the service answers with: the stable error codes of docs/API.md. */
+export const SERVICE_ERROR_CODES = [
+  'BAD_REQUEST',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'QUOTA_EXCEEDED',
+  'NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'REQUEST_TIMEOUT',
+  'CONFLICT',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'UNSUPPORTED',
+  'BUSY',
+  'TPM_UNAVAILABLE',
+  'TPM_ERROR',
+  'DEADLINE',
+  'INTERNAL',
+] as const;
+
+export type ServiceErrorCode = (typeof SERVICE_ERROR_CODES)[number];
+
+/**
+ * The codes the client makes itself, for answers that are not the service's: a 2xx whose body
+ * is not JSON (BAD_RESPONSE), an error status without the service's error body, i.e. some other
+ * peer answered (NOT_THE_SERVICE), and an error body whose code this client does not know, from
+ * a newer service (UNKNOWN_CODE; the code as sent is kept in ServiceError.sentCode).
+ */
+export type ClientErrorCode = 'BAD_RESPONSE' | 'NOT_THE_SERVICE' | 'UNKNOWN_CODE';
+
+/** Every code a ServiceError can carry: closed, so a switch over it is checked. */
+export type ErrorCode = ServiceErrorCode | ClientErrorCode;
+
+export function isServiceErrorCode(s: unknown): s is ServiceErrorCode {
+  return typeof s === 'string' && (SERVICE_ERROR_CODES as readonly string[]).includes(s);
+}
+
+/** The error body of docs/API.md. */
+export interface ErrorBody {
+  error: { code: ServiceErrorCode; message: string; tpmRc?: string; tpmText?: string };
+}
 
 export interface ServiceErrorDetails {
   /** TPM response code as "0x%08x", when the TPM answered with an error. */
@@ -31,6 +54,8 @@ export interface ServiceErrorDetails {
   retryAfter?: number;
   /** What really happened, for the host log only (never sent: toJSON leaves it out). */
   cause?: unknown;
+  /** UNKNOWN_CODE: the code the service sent. */
+  sentCode?: string;
 }
 
 /** An error answer of the service: HTTP status, stable code, one human sentence. */
@@ -39,10 +64,11 @@ export class ServiceError extends Error {
   readonly tpmRc?: string;
   readonly tpmText?: string;
   readonly retryAfter?: number;
+  readonly sentCode?: string;
 
   constructor(
     readonly status: number,
-    readonly code: ErrorCode | string,
+    readonly code: ErrorCode,
     message: string,
     details: ServiceErrorDetails = {},
   ) {
@@ -50,11 +76,12 @@ export class ServiceError extends Error {
     if (details.tpmRc !== undefined) this.tpmRc = details.tpmRc;
     if (details.tpmText !== undefined) this.tpmText = details.tpmText;
     if (details.retryAfter !== undefined) this.retryAfter = details.retryAfter;
+    if (details.sentCode !== undefined) this.sentCode = details.sentCode;
   }
 
   /** The JSON body of docs/API.md. */
   toJSON(): { error: { code: string; message: string; tpmRc?: string; tpmText?: string } } {
-    const error: { code: string; message: string; tpmRc?: string; tpmText?: string } = { code: this.code, message: this.message };
+    const error: { code: string; message: string; tpmRc?: string; tpmText?: string } = { code: this.sentCode ?? this.code, message: this.message };
     if (this.tpmRc !== undefined) error.tpmRc = this.tpmRc;
     if (this.tpmText !== undefined) error.tpmText = this.tpmText;
     return { error };

@@ -1,7 +1,8 @@
 /**
- * TPM handles as the API sees them: strict parsing (one spelling per number, nothing a
- * smuggler could make ambiguous), canonical formatting, and the reserved handles no tenant may
- * ever touch.
+ * TPM handles as the API sees them — the one handle grammar of the server, the client and the
+ * tools: canonical formatting; two readings (the wire's strict one, one spelling per number,
+ * nothing a smuggler could make ambiguous; and the looser one people type); and the reserved
+ * handles no tenant may ever touch.
  */
 import { describeValue } from './describe-value.js';
 import { badRequest } from './errors.js';
@@ -13,6 +14,34 @@ export function formatHandle(h: number): string {
 
 const HEX = /^0x(?:[0-9a-fA-F]{8}|[1-9a-fA-F][0-9a-fA-F]{0,6}|0)$/;
 const DEC = /^(?:0|[1-9][0-9]{0,9})$/;
+// What people type (tool options, client arguments): 0x or 0X, leading zeros, decimal.
+// Octal-looking input is decimal: nobody writes TPM values in octal.
+const USER_HEX = /^0[xX][0-9a-fA-F]+$/;
+const USER_DEC = /^[0-9]+$/;
+
+/**
+ * The handle `s` spells, or undefined. `wire`: the path segment's grammar (parseHandle);
+ * `user`: what a tool option or client argument may say, any value up to 32 bits.
+ */
+export function handleValue(s: string, grammar: 'wire' | 'user'): number | undefined {
+  let v: number;
+  if (grammar === 'wire' ? HEX.test(s) : USER_HEX.test(s)) v = Number.parseInt(s.slice(2), 16);
+  else if (grammar === 'wire' ? DEC.test(s) : USER_DEC.test(s)) v = Number(s);
+  else return undefined;
+  return Number.isSafeInteger(v) && v >= 0 && v <= 0xffffffff ? v : undefined;
+}
+
+/** A handle given by a caller of the client, as a number or text in the `user` grammar, in canonical form. */
+export function handleText(h: number | string): string {
+  if (typeof h === 'number') {
+    if (!Number.isInteger(h) || h < 0 || h > 0xffffffff) throw new TypeError(`handle out of range: ${String(h)}`);
+    return formatHandle(h);
+  }
+  if (typeof h !== 'string') throw new TypeError(`not a handle: ${String(h)}`);
+  const v = handleValue(h, 'user');
+  if (v !== undefined) return formatHandle(v);
+  throw new TypeError(USER_HEX.test(h) || USER_DEC.test(h) ? `handle out of range: ${h}` : `not a handle: ${JSON.stringify(h)}`);
+}
 
 /**
  * Parses a handle given as `0x81010000` (lower-case `0x`; eight digits, or no leading zero) or
@@ -21,12 +50,10 @@ const DEC = /^(?:0|[1-9][0-9]{0,9})$/;
  */
 export function parseHandle(s: unknown, what = 'handle'): number {
   if (typeof s !== 'string') throw badRequest(`${what} must be a string like 0x81010000, not ${describeValue(s)}`);
-  let v: number;
-  if (HEX.test(s)) v = Number.parseInt(s.slice(2), 16);
-  else if (DEC.test(s)) v = Number(s);
-  else throw badRequest(`${what} ${describeValue(s)} is not a handle (use 0x81010000 or decimal)`);
-  if (!Number.isSafeInteger(v) || v < 0 || v > 0xffffffff) throw badRequest(`${what} is out of the 32-bit range`);
-  return v;
+  const v = handleValue(s, 'wire');
+  if (v !== undefined) return v;
+  if (HEX.test(s) || DEC.test(s)) throw badRequest(`${what} is out of the 32-bit range`);
+  throw badRequest(`${what} ${describeValue(s)} is not a handle (use 0x81010000 or decimal)`);
 }
 
 /** TPM_HT_PERSISTENT: the only handle type a tenant may ever name. */

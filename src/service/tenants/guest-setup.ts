@@ -10,7 +10,7 @@ export const GUEST_LIB = '/usr/local/lib/eve-tools';
 export const GUEST_BIN = '/usr/local/bin';
 export const GUEST_CONFIG = '/etc/eve-tools/config.json';
 export const GUEST_BRIDGE_SOCKET = '/run/eve-tools.sock';
-export const GUEST_TOOLS = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik'] as const;
+export const GUEST_TOOLS = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities'] as const;
 
 export function guestSetupScript(): string {
   return `#!/bin/sh

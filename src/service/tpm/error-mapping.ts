@@ -9,7 +9,8 @@
  * and decode errors (structure field names, byte offsets) describe the TPM's answer, not the
  * host, and are shown.
  */
-import { RestrictedSignError, TpmDecodeError, TpmError, TpmTransportError, TPM_RC, hex32 } from '../../tpm/index.js';
+import { hex32 } from '../../tpm/constants.js';
+import { RestrictedSignError, TpmDecodeError, TpmError, TpmTransportError, TPM_RC } from '../../tpm/index.js';
 import { internal, deadline, ServiceError, serviceBusy, tpmFailed, tpmUnavailable, unsupported } from '../protocol/errors.js';
 
 /** ` (request <id>)`, so a tenant can quote it to the operator, who finds the reason in the log. */

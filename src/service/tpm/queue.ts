@@ -5,10 +5,15 @@
  * at most one job. Cleanup jobs (flushes) jump the queue: they free TPM memory and never wait
  * behind tenants. Bounded: a full queue refuses at once (503), as does a tenant over its
  * share (429).
+ *
+ * Each job runs on its own JobTpm: stopped between commands once its signal fires, and what
+ * it loaded and did not flush (nor keep, Transients.keep) is flushed before the job settles.
  */
 import { EventEmitter } from 'node:events';
-import type { Tpm } from '../../tpm/index.js';
+import { FlushContext, TpmError, type TpmRunner } from '../../tpm/index.js';
 import { serviceBusy, tenantBusy } from '../protocol/errors.js';
+import { JobTpm } from './queued-tpm.js';
+import { Transients } from './transients.js';
 
 export interface QueueOptions {
   /** Jobs that may wait in total (running one not counted). */
@@ -18,7 +23,10 @@ export interface QueueOptions {
 }
 
 export interface SubmitOptions {
-  /** Withdraws the job while it waits; its promise rejects with the signal's reason. */
+  /**
+   * Withdraws the job while it waits (its promise rejects with the signal's reason); once it
+   * runs, stops it before its next command (a flush-only command still runs).
+   */
   signal?: AbortSignal;
   /** `cleanup`: runs before any waiting tenant job, never refused, never withdrawn. */
   lane?: 'normal' | 'cleanup';
@@ -30,18 +38,25 @@ export interface JobEvent {
   label: string;
 }
 
+/** A job left transient handles loaded: they were flushed (`failed`: those the flush missed). */
+export interface SweptEvent extends JobEvent {
+  handles: number[];
+  failed: number[];
+}
+
 interface Job {
   seq: number;
   tenant: string;
   label: string;
-  run: (tpm: Tpm) => Promise<unknown>;
+  run: (tpm: TpmRunner) => Promise<unknown>;
+  signal: AbortSignal | undefined;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   unlisten?: () => void;
 }
 
 export class TpmQueue {
-  /** 'enqueue' and 'start' (JobEvent), 'done' (JobEvent & { error?: unknown }). */
+  /** 'enqueue' and 'start' (JobEvent), 'swept' (SweptEvent), 'done' (JobEvent & { error?: unknown }). */
   readonly events = new EventEmitter();
   private readonly waiting = new Map<string, Job[]>();
   /** Tenants with waiting jobs, in the order they will be served. */
@@ -53,8 +68,10 @@ export class TpmQueue {
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    readonly tpm: Tpm,
+    readonly tpm: TpmRunner,
     private readonly opts: QueueOptions,
+    /** Handles kept loaded across jobs; the per-job sweep leaves them. */
+    readonly transients: Transients = new Transients(),
   ) {}
 
   /** Waiting plus running jobs. */
@@ -66,7 +83,7 @@ export class TpmQueue {
     return this.opts.capacity;
   }
 
-  submit<T>(tenant: string, label: string, run: (tpm: Tpm) => Promise<T>, opts: SubmitOptions = {}): Promise<T> {
+  submit<T>(tenant: string, label: string, run: (tpm: TpmRunner) => Promise<T>, opts: SubmitOptions = {}): Promise<T> {
     const cleanup = opts.lane === 'cleanup';
     if (!cleanup) {
       if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
@@ -76,7 +93,7 @@ export class TpmQueue {
       }
     }
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { seq: ++this.seq, tenant, label, run, resolve: resolve as (v: unknown) => void, reject };
+      const job: Job = { seq: ++this.seq, tenant, label, run, signal: cleanup ? undefined : opts.signal, resolve: resolve as (v: unknown) => void, reject };
       if (cleanup) this.cleanups.push(job);
       else {
         let list = this.waiting.get(tenant);
@@ -146,25 +163,57 @@ export class TpmQueue {
     this.running = job;
     const ev: JobEvent = { seq: job.seq, tenant: job.tenant, label: job.label };
     this.events.emit('start', ev);
+    const tpm = new JobTpm(this.tpm, this.transients, job.signal);
     let p: Promise<unknown>;
     try {
-      p = job.run(this.tpm);
+      p = job.run(tpm);
     } catch (e) {
       p = Promise.reject(e);
     }
     p.then(
-      (v) => {
-        this.events.emit('done', ev);
-        job.resolve(v);
-      },
-      (e: unknown) => {
-        this.events.emit('done', { ...ev, error: e });
-        job.reject(e);
-      },
+      (v) => this.settle(tpm, job, ev, true, v),
+      (e: unknown) => this.settle(tpm, job, ev, false, e),
     ).finally(() => {
       this.running = undefined;
       this.pump();
     });
+  }
+
+  /**
+   * Settles a job that ended, after flushing what it left loaded. Without leftovers this takes
+   * the same ticks as before there was any bookkeeping: the order in which waiters resume and
+   * the next job starts does not depend on it.
+   */
+  private settle(tpm: JobTpm, job: Job, ev: JobEvent, ok: boolean, v: unknown): void | Promise<void> {
+    const left = tpm.leftovers();
+    if (left.length === 0) return this.report(job, ev, ok, v);
+    return this.sweep(left, ev, tpm.transportFailed).then(() => this.report(job, ev, ok, v));
+  }
+
+  /**
+   * Flushes what a job left loaded, before the job settles and the next one starts. After a
+   * transport failure nothing is sent: all are reported failed, for the maintenance sweep.
+   */
+  private async sweep(handles: readonly number[], ev: JobEvent, transportFailed: boolean): Promise<void> {
+    const failed: number[] = transportFailed ? [...handles] : [];
+    for (const h of transportFailed ? [] : handles) {
+      try {
+        await this.tpm.run(FlushContext, { flushHandle: h });
+      } catch (e) {
+        if (!(e instanceof TpmError)) failed.push(h); // a TPM refusal: the handle is gone already
+      }
+    }
+    this.events.emit('swept', { ...ev, handles: [...handles], failed } satisfies SweptEvent);
+  }
+
+  private report(job: Job, ev: JobEvent, ok: boolean, v: unknown): void {
+    if (ok) {
+      this.events.emit('done', ev);
+      job.resolve(v);
+    } else {
+      this.events.emit('done', { ...ev, error: v });
+      job.reject(v);
+    }
   }
 
   private notifyIdle(): void {

@@ -21,6 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { hex32 } from '../../tpm/constants.js';
 import {
   ContextLoad,
   ContextSave,
@@ -31,19 +32,18 @@ import {
   TPM_RC,
   TPM_RH,
   TpmError,
-  hex32,
   maxInputBuffer,
   passwordAuth,
   tpmHash,
   type HashResult,
   type TPMS_CONTEXT,
-  type Tpm,
+  type TpmRunner,
 } from '../../tpm/index.js';
 import { ServiceError } from '../protocol/errors.js';
 import { isTpmUnreachable } from './error-mapping.js';
 import { FairPlaces } from './fair-places.js';
-import { GuardedTpm, type LiveTransients } from './queued-tpm.js';
 import type { JobEvent, TpmQueue } from './queue.js';
+import type { Transients } from './transients.js';
 
 /** Largest message hashed with one TPM2_Hash, without a sequence (the codec's TPM2B_MAX_BUFFER). */
 export const SINGLE_HASH_MAX = 1024;
@@ -103,12 +103,14 @@ export class SequenceManager {
   private readonly loaded: Sequence[] = [];
   private readonly open = new Set<Sequence>();
   private readonly places: FairPlaces;
+  /** Loaded sequences stay loaded across jobs: kept here, so that no sweep flushes them. */
+  private readonly live: Transients;
 
   constructor(
     private readonly queue: TpmQueue,
-    private readonly live: LiveTransients,
     private readonly opts: SequenceOptions,
   ) {
+    this.live = queue.transients;
     this.places = new FairPlaces({ total: opts.maxSequences, perTenant: opts.sequencesPerTenant, what: 'hash sequence' });
     this.places.events.on('granted', (e) => this.events.emit('granted', e));
     // The TPM went away (and may come back reset): no handle or saved context can be trusted.
@@ -141,7 +143,7 @@ export class SequenceManager {
         const n = await it.next();
         if (n.done) {
           const data = Buffer.concat(head, headLength);
-          return await this.queue.submit(tenant, 'hash', (tpm) => tpmHash(new GuardedTpm(tpm, signal), data, hashAlg), { signal });
+          return await this.queue.submit(tenant, 'hash', (tpm) => tpmHash(tpm, data, hashAlg), { signal });
         }
         head.push(n.value);
         headLength += n.value.length;
@@ -174,11 +176,10 @@ export class SequenceManager {
         tenant,
         'sequence-start',
         async (tpm) => {
-          const g = new GuardedTpm(tpm, signal);
-          seq.size = await maxInputBuffer(g);
+          seq.size = await maxInputBuffer(tpm);
           if (seq.lost) throw seq.lost; // the TPM went away while this job waited
-          await this.makeRoom(g);
-          const r = await g.run(HashSequenceStart, { auth, hashAlg });
+          await this.makeRoom(tpm);
+          const r = await tpm.run(HashSequenceStart, { auth, hashAlg });
           this.setLoaded(seq, r.sequenceHandle);
         },
         { signal },
@@ -216,22 +217,21 @@ export class SequenceManager {
         { sequenceHandle: handle, buffer: seq.tail, hierarchy: TPM_RH.OWNER },
         { auth: { sequenceHandle: passwordAuth(seq.auth) } },
       );
-      this.unload(seq); // SequenceComplete flushed the object
+      this.unload(seq); // SequenceComplete flushed the object (its descriptor's `flushes`)
       this.end(seq);
       return { digest: r.result, validation: r.validation, length: seq.length };
     });
   }
 
   /** One queue job on `seq`: loaded first (saving another out if need be), then `fn`. */
-  private run<T>(seq: Sequence, label: string, signal: AbortSignal, fn: (tpm: Tpm, handle: number) => Promise<T>): Promise<T> {
+  private run<T>(seq: Sequence, label: string, signal: AbortSignal, fn: (tpm: TpmRunner, handle: number) => Promise<T>): Promise<T> {
     return this.queue.submit(
       seq.tenant,
       label,
       async (tpm) => {
-        const g = new GuardedTpm(tpm, signal);
-        const handle = await this.ensureLoaded(g, seq);
+        const handle = await this.ensureLoaded(tpm, seq);
         try {
-          return await fn(g, handle);
+          return await fn(tpm, handle);
         } catch (e) {
           if (notOurs(e)) {
             this.lose(seq, lostError('the TPM no longer holds it (was the TPM restarted?)', e));
@@ -257,7 +257,7 @@ export class SequenceManager {
     return isTpmUnreachable(e) && seq.lost ? seq.lost : e;
   }
 
-  private async ensureLoaded(g: Tpm, seq: Sequence): Promise<number> {
+  private async ensureLoaded(g: TpmRunner, seq: Sequence): Promise<number> {
     if (seq.lost) throw seq.lost;
     if (seq.handle !== undefined) return seq.handle;
     const context = seq.context!;
@@ -279,7 +279,7 @@ export class SequenceManager {
   }
 
   /** Saves out least recently used sequences until one more may be loaded. */
-  private async makeRoom(g: Tpm): Promise<void> {
+  private async makeRoom(g: TpmRunner): Promise<void> {
     while (this.loaded.length >= this.opts.hashSlots) {
       const victim = this.loaded[0]!;
       const handle = victim.handle!;
@@ -356,13 +356,14 @@ export class SequenceManager {
   private setLoaded(seq: Sequence, handle: number): void {
     seq.handle = handle;
     this.loaded.push(seq);
-    this.live.handles.add(handle);
+    this.live.keep(handle);
   }
 
+  /** Flushed (the job's account released it already) or given up (the next sweep may flush it). */
   private unload(seq: Sequence): void {
     const i = this.loaded.indexOf(seq);
     if (i >= 0) this.loaded.splice(i, 1);
-    if (seq.handle !== undefined) this.live.handles.delete(seq.handle);
+    if (seq.handle !== undefined) this.live.release(seq.handle);
     seq.handle = undefined;
   }
 

@@ -6,10 +6,10 @@
  * the TPM. While the TPM is unreachable it is probed every few seconds.
  */
 import type { Logger } from 'pino';
-import { getTpmProperty, TPM_PT, type Tpm } from '../../tpm/index.js';
+import { getTpmProperty, TPM_PT, type TpmRunner } from '../../tpm/index.js';
 import { isTpmUnreachable } from './error-mapping.js';
-import type { JobEvent, TpmQueue } from './queue.js';
-import type { LiveTransients } from './queued-tpm.js';
+import type { MaintenanceRequests } from './maintenance.js';
+import type { JobEvent, SweptEvent, TpmQueue } from './queue.js';
 import { flushLeftovers } from '../keys/recovery.js';
 
 /** Queue tenant of the service's own jobs ('#' never starts a tenant id). */
@@ -20,6 +20,8 @@ export class TpmSupervisor {
   reachable: boolean | undefined;
   private maintenancePending = true;
   private running = false;
+  /** Requests before start() wait for it (start runs maintenance at once). */
+  private started = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Maintenance failures in a row: the first is logged as a warning, repeats only now and then. */
@@ -27,11 +29,17 @@ export class TpmSupervisor {
 
   constructor(
     private readonly queue: TpmQueue,
-    private readonly live: LiveTransients,
-    private readonly reconcile: (tpm: Tpm) => Promise<void>,
+    requests: MaintenanceRequests,
+    /** Brings registry and TPM into agreement; runs inside the maintenance job. */
+    private readonly reconcile: (tpm: TpmRunner) => Promise<void>,
     private readonly log: Logger,
     private readonly retryMs = 2000,
   ) {
+    requests.serve(() => this.requestMaintenance());
+    // A job's leftovers the queue could not flush (the TPM went away meanwhile).
+    queue.events.on('swept', (ev: SweptEvent) => {
+      if (ev.failed.length > 0) this.requestMaintenance();
+    });
     queue.events.on('done', (ev: JobEvent & { error?: unknown }) => {
       if (ev.error === undefined || !isTpmUnreachable(ev.error)) {
         if (this.reachable !== true) this.log.info({ event: 'tpm', reachable: true }, 'the TPM answers');
@@ -50,13 +58,14 @@ export class TpmSupervisor {
   }
 
   start(): void {
+    this.started = true;
     this.requestMaintenance(0);
   }
 
   /** Asks for a leftover sweep and reconciliation as soon as the TPM answers. */
   requestMaintenance(delayMs = this.retryMs): void {
     this.maintenancePending = true;
-    if (this.stopped || this.running || this.timer) return;
+    if (!this.started || this.stopped || this.running || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.maintain();
@@ -71,7 +80,7 @@ export class TpmSupervisor {
     try {
       await this.queue.submit(SYSTEM_TENANT, 'maintenance', async (tpm) => {
         await getTpmProperty(tpm, TPM_PT.MANUFACTURER); // reachable at all?
-        await flushLeftovers(tpm, this.live.handles, this.log);
+        await flushLeftovers(tpm, this.queue.transients.kept, this.log);
         await this.reconcile(tpm);
       });
       this.failures = 0;

@@ -3,11 +3,10 @@
  * tool, round-trip tests), and marshalling response frames (the decoder tool, fake TPMs).
  */
 import { TPM_ST, hex32 } from '../constants.js';
-import { TPM2B_AUTH, TPM2B_NONCE } from '../structures.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import type { CommandDescriptor, CommandOutput } from './descriptor.js';
-import type { AuthResponse, Authorization } from './auth.js';
+import { TPMS_AUTH_RESPONSE, readAuthArea, writeAuthArea, type AuthResponse, type Authorization } from './auth.js';
 
 export interface DecodedCommand {
   tag: number;
@@ -37,26 +36,8 @@ export function unmarshalCommand(cmd: CommandDescriptor, frame: Uint8Array): Dec
     handles[h.name] = r.u32();
     r.path.pop();
   }
-  const auths: Authorization[] = [];
-  if (tag === TPM_ST.SESSIONS) {
-    const at = r.offset;
-    const authSize = r.u32();
-    if (authSize > r.remaining) r.fail(`authorizationSize ${authSize} is more than the ${r.remaining} bytes left`, at);
-    r.exactly(authSize, 'authorization area', (sub) => {
-      while (sub.remaining > 0) {
-        if (auths.length >= 3) sub.fail('more than 3 sessions');
-        sub.path.push(`authorization[${auths.length}]`);
-        const sessionHandle = sub.u32();
-        const nonceCaller = TPM2B_NONCE.decode(sub);
-        const sessionAttributes = sub.u8();
-        const hmac = TPM2B_AUTH.decode(sub);
-        sub.path.pop();
-        auths.push({ sessionHandle, nonceCaller, sessionAttributes, hmac });
-      }
-    });
-    if (auths.length === 0) r.fail('TPM_ST_SESSIONS with an empty authorization area', at);
-  }
-  const params = cmd.params.decode(r) as Record<string, unknown>;
+  const auths: Authorization[] = tag === TPM_ST.SESSIONS ? readAuthArea(r) : [];
+  const params = cmd.params.decode(r);
   if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes after the parameters`);
   return { tag, commandCode: code, handles, auths, params };
 }
@@ -68,17 +49,7 @@ export function remarshalCommand(cmd: CommandDescriptor, d: DecodedCommand): Uin
   w.u32(0);
   w.u32(cmd.code);
   for (const h of cmd.handles) w.u32(d.handles[h.name] as number);
-  if (d.tag === TPM_ST.SESSIONS) {
-    const at = w.length;
-    w.u32(0);
-    for (const a of d.auths) {
-      w.u32(a.sessionHandle);
-      TPM2B_NONCE.encode(w, a.nonceCaller);
-      w.u8(a.sessionAttributes);
-      TPM2B_AUTH.encode(w, a.hmac);
-    }
-    w.patchU32(at, w.length - at - 4);
-  }
+  if (d.tag === TPM_ST.SESSIONS) writeAuthArea(w, d.auths.length, (i) => d.auths[i]!, (i) => `authorization[${i}]`);
   cmd.params.encode(w, d.params);
   w.patchU32(2, w.length);
   return w.finish();
@@ -105,11 +76,7 @@ export function marshalResponse<C extends CommandDescriptor>(cmd: C, output: Com
     w.u32(0);
     cmd.response.encode(w, obj);
     w.patchU32(at, w.length - at - 4);
-    for (const a of auths) {
-      TPM2B_NONCE.encode(w, a.nonceTPM);
-      w.u8(a.sessionAttributes);
-      TPM2B_AUTH.encode(w, a.hmac);
-    }
+    for (const a of auths) TPMS_AUTH_RESPONSE.encode(w, a);
   } else {
     cmd.response.encode(w, obj);
   }

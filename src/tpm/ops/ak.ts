@@ -8,7 +8,8 @@ import { Create, Load } from '../commands.js';
 import { TPM_ALG } from '../constants.js';
 import { TPM2B_PRIVATE, TPM2B_PUBLIC, type TPMT_PUBLIC } from '../structures.js';
 import { decode, encode } from '../wire/codec.js';
-import type { Tpm } from '../tpm.js';
+import type { TpmRunner } from '../tpm.js';
+import type { NamedHandle } from '../command.js';
 import { akEccTemplate, akRsaTemplate } from '../keys/templates.js';
 import { objectName } from '../keys/public.js';
 import { assertKeyType, withEk, type EkOptions, type KeyType } from './ek.js';
@@ -41,7 +42,7 @@ export function akTemplate(type: KeyType, hashAlg: number = TPM_ALG.SHA256): TPM
  * Creates an AK under the EK. Nothing stays loaded: EK (if transient) and session are flushed.
  * `opts.endorsementAuth` is the endorsement hierarchy's password, if it is not empty.
  */
-export async function createAk(tpm: Tpm, type: KeyType, opts: CreateAkOptions = {}): Promise<CreatedKey> {
+export async function createAk(tpm: TpmRunner, type: KeyType, opts: CreateAkOptions = {}): Promise<CreatedKey> {
   const inPublic = akTemplate(type, opts.hashAlg);
   const r = await withEk(
     tpm,
@@ -52,7 +53,7 @@ export async function createAk(tpm: Tpm, type: KeyType, opts: CreateAkOptions = 
           tpm.run(
             Create,
             {
-              parentHandle: ek.handle,
+              parentHandle: ek,
               inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) },
               inPublic,
               outsideInfo: new Uint8Array(0),
@@ -78,17 +79,17 @@ export function parseBlobs(blobs: KeyBlobs): { publicArea: TPMT_PUBLIC; privateB
 }
 
 /**
- * Loads a key from its blobs under the EK; returns the transient handle, which the caller
- * must flush (or use `withLoadedKey`). EK and session are flushed here.
+ * Loads a key from its blobs under the EK; returns the transient handle with the key's Name,
+ * which the caller must flush (or use `withLoadedKey`). EK and session are flushed here.
  */
-export async function loadKey(tpm: Tpm, blobs: KeyBlobs, opts: EkOptions = {}): Promise<{ handle: number; name: Uint8Array }> {
+export async function loadKey(tpm: TpmRunner, blobs: KeyBlobs, opts: EkOptions = {}): Promise<NamedHandle> {
   const { publicArea, privateBlob } = parseBlobs(blobs);
   const r = await withEk(
     tpm,
     (ek) =>
       withEndorsementPolicy(
         tpm,
-        (auth) => tpm.run(Load, { parentHandle: ek.handle, inPrivate: privateBlob, inPublic: publicArea }, { ...opts, auth: { parentHandle: auth } }),
+        (auth) => tpm.run(Load, { parentHandle: ek, inPrivate: privateBlob, inPublic: publicArea }, { ...opts, auth: { parentHandle: auth } }),
         opts,
       ),
     opts,
@@ -96,17 +97,25 @@ export async function loadKey(tpm: Tpm, blobs: KeyBlobs, opts: EkOptions = {}): 
   return { handle: r.objectHandle, name: r.name };
 }
 
-/** Loads a key, runs `fn` with its handle, flushes it afterwards (success or failure). */
-export async function withLoadedKey<T>(tpm: Tpm, blobs: KeyBlobs, fn: (handle: number) => Promise<T>, opts: EkOptions = {}): Promise<T> {
-  const { handle } = await loadKey(tpm, blobs, opts);
+/**
+ * Loads a key, runs `fn` with its handle (and the handle with its Name, for sessions that need
+ * it), flushes it afterwards (success or failure).
+ */
+export async function withLoadedKey<T>(
+  tpm: TpmRunner,
+  blobs: KeyBlobs,
+  fn: (handle: number, key: NamedHandle) => Promise<T>,
+  opts: EkOptions = {},
+): Promise<T> {
+  const key = await loadKey(tpm, blobs, opts);
   try {
-    return await fn(handle);
+    return await fn(key.handle, key);
   } finally {
-    await flushQuietly(tpm, handle);
+    await flushQuietly(tpm, key.handle);
   }
 }
 
 /** Loads a key from its blobs and makes it persistent at `persistentHandle`; nothing stays loaded. */
-export async function persistKey(tpm: Tpm, blobs: KeyBlobs, persistentHandle: number, opts: EkOptions = {}): Promise<void> {
-  await withLoadedKey(tpm, blobs, (h) => makePersistent(tpm, h, persistentHandle, opts), opts);
+export async function persistKey(tpm: TpmRunner, blobs: KeyBlobs, persistentHandle: number, opts: EkOptions = {}): Promise<void> {
+  await withLoadedKey(tpm, blobs, (_h, key) => makePersistent(tpm, key, persistentHandle, opts), opts);
 }

@@ -6,12 +6,13 @@
 import { createHash } from 'node:crypto';
 import { CreatePrimary } from '../commands.js';
 import { NODE_HASH, TPM_RH } from '../constants.js';
-import { passwordAuth } from '../command.js';
+import type { NamedHandle } from '../command.js';
 import type { TPMT_PUBLIC } from '../structures.js';
-import type { RunOptions, Tpm } from '../tpm.js';
+import type { RunOptions, TpmRunner } from '../tpm.js';
 import { TpmError, TPM_RC } from '../rc.js';
 import { ekEccTemplate, ekRsaTemplate, matchesTemplate } from '../keys/templates.js';
 import { flushQuietly, readPublic } from './objects.js';
+import { withHierarchyAuth } from './session.js';
 
 export type KeyType = 'rsa' | 'ecc';
 
@@ -63,7 +64,8 @@ export function ekTemplate(type: KeyType): TPMT_PUBLIC {
   return type === 'rsa' ? ekRsaTemplate() : ekEccTemplate();
 }
 
-export interface EkHandle {
+/** The EK's handle with its Name: pass it as a handle, sessions on it get its Name. */
+export interface EkHandle extends NamedHandle {
   handle: number;
   name: Uint8Array;
   /** True when created here (transient): the caller of `withEk` never flushes it itself. */
@@ -76,7 +78,7 @@ export interface EkHandle {
  * template. Undefined if there is none.
  */
 export async function findPersistedEk(
-  tpm: Tpm,
+  tpm: TpmRunner,
   type: KeyType,
   candidates: readonly number[] = EK_PERSISTENT_HANDLES[type],
   opts: RunOptions = {},
@@ -98,17 +100,25 @@ export async function findPersistedEk(
 }
 
 /** TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, TCG EK template): a transient EK to be flushed. */
-export async function createTransientEk(tpm: Tpm, type: KeyType, opts: RunOptions & EndorsementAuthOptions = {}): Promise<EkHandle> {
-  const r = await tpm.run(
-    CreatePrimary,
-    {
-      primaryHandle: TPM_RH.ENDORSEMENT,
-      inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) },
-      inPublic: ekTemplate(type),
-      outsideInfo: new Uint8Array(0),
-      creationPCR: [],
-    },
-    { ...opts, auth: { ...opts.auth, primaryHandle: opts.auth?.primaryHandle ?? passwordAuth(authBytes(opts.endorsementAuth)) } },
+export async function createTransientEk(tpm: TpmRunner, type: KeyType, opts: RunOptions & EndorsementAuthOptions = {}): Promise<EkHandle> {
+  // A non-empty endorsement password goes through a salted HMAC session, never in clear.
+  const given = opts.auth?.primaryHandle;
+  const r = await withHierarchyAuth(
+    tpm,
+    given ? undefined : authBytes(opts.endorsementAuth),
+    (auth) =>
+      tpm.run(
+        CreatePrimary,
+        {
+          primaryHandle: TPM_RH.ENDORSEMENT,
+          inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) },
+          inPublic: ekTemplate(type),
+          outsideInfo: new Uint8Array(0),
+          creationPCR: [],
+        },
+        { ...opts, auth: { ...opts.auth, primaryHandle: given ?? auth } },
+      ),
+    opts,
   );
   return { handle: r.objectHandle, name: r.name, transient: true };
 }
@@ -126,7 +136,7 @@ export interface EkOptions extends RunOptions, EndorsementAuthOptions {
 }
 
 /** Runs `fn` with an EK handle; a transient EK is flushed afterwards, success or failure. */
-export async function withEk<T>(tpm: Tpm, fn: (ek: EkHandle) => Promise<T>, opts: EkOptions = {}): Promise<T> {
+export async function withEk<T>(tpm: TpmRunner, fn: (ek: EkHandle) => Promise<T>, opts: EkOptions = {}): Promise<T> {
   const type = opts.ekType ?? 'rsa';
   assertKeyType(type);
   const ek = (await findPersistedEk(tpm, type, opts.ekHandles ?? EK_PERSISTENT_HANDLES[type], opts)) ?? (await createTransientEk(tpm, type, opts));

@@ -7,7 +7,8 @@
 import { Hash, HashSequenceStart, SequenceComplete, SequenceUpdate, Sign } from '../commands.js';
 import { TPM_ALG, TPM_RH, TPMA_OBJECT } from '../constants.js';
 import type { TPMT_PUBLIC, TPMT_SIG_SCHEME, TPMT_SIGNATURE, TPMT_TK_HASHCHECK } from '../structures.js';
-import type { RunOptions, Tpm } from '../tpm.js';
+import type { RunOptions, TpmRunner } from '../tpm.js';
+import type { HandleArg } from '../command.js';
 import { maxInputBuffer } from './capability.js';
 import { flushQuietly, readPublic } from './objects.js';
 
@@ -62,7 +63,7 @@ async function* chunked(source: MessageSource, size: number): AsyncGenerator<Uin
  * single TPM2_Hash suffices is known only once more than one buffer has been seen, so the
  * first chunk is held back one step.
  */
-export async function tpmHash(tpm: Tpm, source: MessageSource, hashAlg: number, opts: HashOptions = {}): Promise<HashResult> {
+export async function tpmHash(tpm: TpmRunner, source: MessageSource, hashAlg: number, opts: HashOptions = {}): Promise<HashResult> {
   const hierarchy = opts.hierarchy ?? TPM_RH.OWNER;
   const size = await maxInputBuffer(tpm, opts);
   const chunks = chunked(source, size)[Symbol.asyncIterator]();
@@ -112,8 +113,8 @@ export interface SignOptions extends HashOptions {
 
 /** TPM2_Sign over a TPM-computed digest with its ticket. */
 export async function signDigest(
-  tpm: Tpm,
-  keyHandle: number,
+  tpm: TpmRunner,
+  keyHandle: HandleArg,
   digest: Uint8Array,
   validation: TPMT_TK_HASHCHECK,
   opts: SignOptions = {},
@@ -125,9 +126,8 @@ export async function signDigest(
 
 /** The hash of a key's signing scheme, or undefined when it has none (scheme NULL). */
 export function keySchemeHash(pub: TPMT_PUBLIC): number | undefined {
-  const scheme = (pub.parameters as { scheme?: { scheme: number; details: { hashAlg?: number } | null } }).scheme;
-  if (!scheme || scheme.scheme === TPM_ALG.NULL) return undefined;
-  return scheme.details?.hashAlg;
+  // A symmetric cipher has no scheme; the other types' schemes carry a hash unless NULL (details null).
+  return pub.type === TPM_ALG.SYMCIPHER ? undefined : pub.parameters.scheme.details?.hashAlg;
 }
 
 function algName(alg: number): string {
@@ -140,11 +140,17 @@ function algName(alg: number): string {
  * the key's own (read from its public area); a message starting with TPM_GENERATED_VALUE is
  * refused as soon as its first 4 bytes arrive, before the rest is read or sent.
  */
-export async function signMessage(tpm: Tpm, keyHandle: number, message: MessageSource, opts: SignOptions = {}): Promise<TPMT_SIGNATURE & { digest: Uint8Array }> {
-  const pub = opts.publicArea ?? (await readPublic(tpm, keyHandle, opts)).publicArea;
+export async function signMessage(tpm: TpmRunner, keyHandle: HandleArg, message: MessageSource, opts: SignOptions = {}): Promise<TPMT_SIGNATURE & { digest: Uint8Array }> {
+  let pub = opts.publicArea;
+  let key = keyHandle;
+  if (!pub) {
+    const info = await readPublic(tpm, keyHandle, opts);
+    pub = info.publicArea;
+    if (typeof keyHandle === 'number') key = info; // the handle with its Name, for sessions
+  }
   const restricted = (pub.objectAttributes & TPMA_OBJECT.restricted) !== 0;
   const keyHash = keySchemeHash(pub);
-  const schemeHash = opts.scheme && opts.scheme.scheme !== TPM_ALG.NULL ? (opts.scheme.details as { hashAlg?: number } | null)?.hashAlg : undefined;
+  const schemeHash = opts.scheme && opts.scheme.scheme !== TPM_ALG.NULL ? opts.scheme.details?.hashAlg : undefined;
   const hashAlg = opts.hashAlg ?? schemeHash ?? keyHash ?? TPM_ALG.SHA256;
   if (restricted && keyHash !== undefined && hashAlg !== keyHash) {
     throw new RestrictedSignError(
@@ -162,7 +168,7 @@ export async function signMessage(tpm: Tpm, keyHandle: number, message: MessageS
     const why = opts.hierarchy === TPM_RH.NULL ? 'the hash was asked for with hierarchy TPM_RH_NULL, which gives no ticket' : 'the TPM gave no ticket for the hash';
     throw new RestrictedSignError(`${why}; a restricted key signs only with a ticket`);
   }
-  const signature = await signDigest(tpm, keyHandle, digest, validation, opts);
+  const signature = await signDigest(tpm, key, digest, validation, opts);
   return { ...signature, digest };
 }
 

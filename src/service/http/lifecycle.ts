@@ -1,0 +1,96 @@
+/**
+ * One request's way through the service: target → route → (not while draining) → identity
+ * (routes with auth: tenant) → the connection marked as a tenant's (admission) → deadline →
+ * the route's handler. The request's log lines (request-log.ts), its abort signal
+ * (request-signal.ts) and its error answer (error-answer.ts) are each their own module; this
+ * one only puts them in order.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ServiceConfig } from '../config.js';
+import { serviceBusy } from '../protocol/errors.js';
+import { ROUTES } from '../protocol/routes.js';
+import { authenticate, bearerSecret } from '../tenants/auth.js';
+import type { Tenant, TenantDirectory } from '../tenants/tenants.js';
+import type { Handlers, OpenContext, RequestContext } from './api.js';
+import { mediaType } from './body.js';
+import { answerError } from './error-answer.js';
+import type { RequestHandler } from './front.js';
+import { splitTarget } from './query.js';
+import { RequestLog } from './request-log.js';
+import { RequestSignal } from './request-signal.js';
+import { route } from './router.js';
+
+/** What the lifecycle needs of the HTTP front (front.ts). */
+export interface FrontGate {
+  readonly draining: boolean;
+  /** A request on this connection authenticated: it may use the tenants' reserve from now on. */
+  authenticated(socket: Duplex): void;
+}
+
+export interface LifecycleDeps {
+  log: Logger;
+  config: Pick<ServiceConfig, 'singleTenant' | 'deadlineMs' | 'streamDeadlineMs'>;
+  handlers: Handlers;
+  /** The tenants as last (re)loaded. */
+  tenants(): TenantDirectory;
+  /** Single-tenant mode: every caller is this tenant, unidentified. */
+  singleTenant?: Tenant;
+  front(): FrontGate;
+}
+
+export function requestHandler(d: LifecycleDeps): RequestHandler {
+  return (req, res, peer) => {
+    const record = new RequestLog(d.log, peer, d.config.singleTenant);
+    res.setHeader('X-Request-Id', record.requestId);
+    const stop = new RequestSignal();
+    const finishers: Array<() => void> = [];
+
+    res.once('close', () => {
+      const finished = res.writableFinished;
+      stop.closed(finished);
+      if (!finished && record.outcome === 'ok') record.outcome = 'client-gone';
+      for (const f of finishers) f();
+      record.finished(res.statusCode);
+    });
+
+    const run = async (): Promise<void> => {
+      const target = splitTarget(req.url);
+      const r = route(req.method, target.segments);
+      record.op = r.op;
+      if (d.front().draining) throw serviceBusy('the service is shutting down');
+      const def = ROUTES[r.op];
+      const open: OpenContext = { req, res, route: r, query: target.query };
+      if (def.auth === 'none') return (d.handlers[r.op] as (ctx: OpenContext) => void | Promise<void>)(open);
+
+      const op = r.op;
+      try {
+        record.tenant = d.singleTenant ?? authenticate(d.tenants(), peer, bearerSecret(req.rawHeaders));
+      } catch (e) {
+        record.audit(op, 'deny', 'unauthenticated');
+        throw e;
+      }
+      const tenant = record.tenant;
+      d.front().authenticated(req.socket); // the connection may now use the tenants' reserve
+      const streamed = def.body === 'json-or-stream' && mediaType(req) === 'octet-stream';
+      stop.startDeadline(streamed ? d.config.streamDeadlineMs : d.config.deadlineMs);
+      const ctx: RequestContext = {
+        ...open,
+        tenant,
+        signal: stop.signal,
+        audit: (decision, reason, h) => record.audit(op, decision, reason, h),
+        onFinish: (f) => finishers.push(f),
+        // Written through at once: a handler that answers synchronously (get-key, get-public)
+        // has its response closed, and its request line written, before an `await` returns.
+        get handle() {
+          return record.handle;
+        },
+        set handle(h: number | undefined) {
+          record.handle = h;
+        },
+      };
+      await (d.handlers[op] as (ctx: RequestContext) => void | Promise<void>)(ctx);
+    };
+    run().catch((e: unknown) => answerError(req, res, e, record, d.log));
+  };
+}
