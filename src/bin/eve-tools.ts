@@ -7,17 +7,10 @@
 import { basename } from 'node:path';
 import { createServiceClient } from '../cli/client.js';
 import { main, type ToolDef } from '../cli/run.js';
-import { capabilities } from '../cli/tools/capabilities.js';
-import { evictaik } from '../cli/tools/evictaik.js';
-import { genaik } from '../cli/tools/genaik.js';
-import { listkeys } from '../cli/tools/listkeys.js';
-import { pubgetaik } from '../cli/tools/pubgetaik.js';
-import { sign } from '../cli/tools/sign.js';
+import { TOOL_DEFS } from '../cli/tools/index.js';
+import { TOOL_NAMES, TOOL_PREFIX as PREFIX } from '../service/protocol/tools.js';
 
-const TOOLS = new Map<string, ToolDef<never>>(
-  ([genaik, pubgetaik, sign, listkeys, evictaik, capabilities] as ToolDef<never>[]).map((t) => [t.name, t]),
-);
-const PREFIX = 'eve_tools_tpm2_';
+const TOOLS = new Map<string, ToolDef<never>>(TOOL_NAMES.map((n) => [TOOL_DEFS[n].name, TOOL_DEFS[n]]));
 
 const toolNamed = (name: string): ToolDef<never> | undefined => TOOLS.get(name) ?? TOOLS.get(PREFIX + name);
 

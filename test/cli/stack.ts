@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { startSwtpm, type SwtpmInstance } from '../helpers/swtpm.js';
+import { TOOL_NAMES, toolCommand } from '../../src/service/protocol/tools.js';
 
-export const TOOLS = ['eve_tools_tpm2_genaik', 'eve_tools_tpm2_pubgetaik', 'eve_tools_tpm2_sign', 'eve_tools_tpm2_listkeys', 'eve_tools_tpm2_evictaik', 'eve_tools_tpm2_capabilities'] as const;
+export const TOOLS = TOOL_NAMES.map(toolCommand);
 export type ToolName = (typeof TOOLS)[number];
 const EXECUTABLES = [...TOOLS, 'eve-tpm-service'];
 const DIST_BIN = join(REPO_ROOT, 'dist/bin');

@@ -4,13 +4,14 @@
  * addon for this machine (or sets up the socat bridge), and writes the eve_tools_tpm2_* commands.
  * Plain POSIX sh (dash, busybox): stock guests have nothing more. Needs no network.
  */
+import { TOOL_NAMES } from '../protocol/tools.js';
 
 /** Where the user-data puts the tools in the VM. */
 export const GUEST_LIB = '/usr/local/lib/eve-tools';
 export const GUEST_BIN = '/usr/local/bin';
 export const GUEST_CONFIG = '/etc/eve-tools/config.json';
 export const GUEST_BRIDGE_SOCKET = '/run/eve-tools.sock';
-export const GUEST_TOOLS = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities'] as const;
+export const GUEST_TOOLS = TOOL_NAMES;
 
 export function guestSetupScript(): string {
   return `#!/bin/sh

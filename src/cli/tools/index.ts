@@ -1,0 +1,18 @@
+/** Every tool's definition, keyed by its short name (the names are declared in protocol/tools.ts). */
+import type { ToolName } from '../../service/protocol/tools.js';
+import type { ToolDef } from '../run.js';
+import { capabilities } from './capabilities.js';
+import { evictaik } from './evictaik.js';
+import { genaik } from './genaik.js';
+import { listkeys } from './listkeys.js';
+import { pubgetaik } from './pubgetaik.js';
+import { sign } from './sign.js';
+
+export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
+  genaik: genaik as ToolDef<never>,
+  pubgetaik: pubgetaik as ToolDef<never>,
+  sign: sign as ToolDef<never>,
+  listkeys: listkeys as ToolDef<never>,
+  evictaik: evictaik as ToolDef<never>,
+  capabilities: capabilities as ToolDef<never>,
+};
