@@ -10,8 +10,17 @@ import { defineConfig } from 'tsup';
 //   The vsock addon is a .node file found at run time (prebuilds/, see src/service/vsock/addon.ts).
 export default defineConfig([
   {
-    entry: { 'tpm/index': 'src/tpm/index.ts' },
+    // The package's entries ("exports" in package.json): `.` and the subpaths ./wire, ./transport, ./decode.
+    entry: {
+      'tpm/index': 'src/tpm/index.ts',
+      'tpm/wire': 'src/tpm/entries/wire.ts',
+      'tpm/transport': 'src/tpm/entries/transport.ts',
+      'tpm/decode': 'src/tpm/entries/decode.ts',
+    },
     format: ['esm', 'cjs'],
+    // Shared chunks in CJS as in ESM: one copy of each class, so `instanceof TpmDecodeError`
+    // holds for an error thrown by ./decode and checked against `.`.
+    splitting: true,
     dts: true,
     sourcemap: true,
     clean: true,

@@ -46,6 +46,17 @@ export const TPM_ALG = {
   ECB: 0x0044,
 } as const;
 
+/** The algorithm ids this library names (TPM_ALG above). */
+export type KnownAlg = (typeof TPM_ALG)[keyof typeof TPM_ALG];
+/**
+ * TPM_ALG_ID (Part 2 §6.3): a UINT16. Any value is one (a TPM may report ids this library
+ * does not name); where only some are valid, the TPMI_ALG_* types of structures.ts are
+ * literal unions of them (`TpmiAlgHash`, ...).
+ */
+export type TpmAlgId = number;
+/** TPM_HANDLE (Part 2 §7.1): a UINT32 whose most significant octet is its TPM_HT. */
+export type TpmHandle = number;
+
 /** TPM_CC (Part 2 §6.5.2). */
 export const TPM_CC = {
   EvictControl: 0x00000120,
@@ -157,7 +168,7 @@ export const TPM_ECC = {
   SM2_P256: 0x0020,
 } as const;
 
-/** TPMA_OBJECT bits (Part 2 §8.3). Combine with `+` (they are distinct powers of two). */
+/** TPMA_OBJECT bits (Part 2 §8.3); `objectAttrs` below combines and reads them by name. */
 export const TPMA_OBJECT = {
   fixedTPM: 0x00000002,
   stClear: 0x00000004,
@@ -182,6 +193,43 @@ export const TPMA_SESSION = {
   encrypt: 0x40,
   audit: 0x80,
 } as const;
+
+/**
+ * A TPMA_ bit field (attributes carried as one UINT32/UINT8 on the wire, Part 2 §8) with typed
+ * flag names: `objectAttrs.of('fixedTPM', 'sign')`, `objectAttrs.has(v, 'restricted')`.
+ * The value stays a plain number, so structures keep their wire shape.
+ */
+export interface BitField<F extends string> {
+  /** The value with exactly these flags set. */
+  of(...flags: readonly F[]): number;
+  has(value: number, flag: F): boolean;
+  /** The named flags set in `value`, in bit order. */
+  flags(value: number): F[];
+  /** Bits set in `value` that have no name here (reserved or not modelled). */
+  unknownBits(value: number): number;
+}
+
+function bitField<T extends Readonly<Record<string, number>>>(table: T): BitField<Extract<keyof T, string>> {
+  type F = Extract<keyof T, string>;
+  // Bit values up to 2^31 are exact with >>> 0; `|`/`&` alone would go negative at bit 31.
+  const bit = (f: F): number => table[f] ?? 0;
+  const names: F[] = [];
+  for (const k in table) names.push(k);
+  const known = names.reduce((m, f) => (m | bit(f)) >>> 0, 0);
+  return {
+    of: (...flags) => flags.reduce((v, f) => (v | bit(f)) >>> 0, 0),
+    has: (value, flag) => ((value & bit(flag)) >>> 0) !== 0,
+    flags: (value) => names.filter((f) => ((value & bit(f)) >>> 0) !== 0),
+    unknownBits: (value) => (value & ~known) >>> 0,
+  };
+}
+
+/** TPMA_OBJECT as typed flags (Part 2 §8.3). */
+export type TpmaObjectFlag = keyof typeof TPMA_OBJECT;
+export const objectAttrs: BitField<TpmaObjectFlag> = bitField(TPMA_OBJECT);
+/** TPMA_SESSION as typed flags (Part 2 §8.4). */
+export type TpmaSessionFlag = keyof typeof TPMA_SESSION;
+export const sessionAttrs: BitField<TpmaSessionFlag> = bitField(TPMA_SESSION);
 
 /** Digest sizes of the hash algorithms a TPM may implement. */
 export const DIGEST_SIZE: Readonly<Record<number, number>> = {

@@ -4,24 +4,70 @@
  * Section numbers refer to Part 2, revision 1.59.
  */
 import { TPM_ALG, TPM_CAP, TPM_ST } from './constants.js';
-import { fixed, list, none, oneOf, sized, struct, tpm2b, u16, u32, u64, u8, union, type Codec, type Infer } from './wire/codec.js';
+import { TpmEncodeError } from './wire/errors.js';
+import { fixed, leaf, list, none, oneOf, sized, struct, tpm2b, u16, u32, u64, u8, union, variant, type AnyCodec, type Infer } from './wire/codec.js';
 
 const A = TPM_ALG;
+
+// ---------------------------------------------------------------- typed leaves (§6, §7, §8)
+// Integer leaves that carry a meaning: the same bytes as u8/u16/u32, but `meta.name` says
+// what they are, so the decoder tool names them without guessing from field names.
+
+/** TPM_ALG_ID (§6.3): any UINT16; see the TPMI_ALG_* types for restricted sets. */
+export const TPM_ALG_ID = leaf('TPM_ALG_ID', u16);
+/** TPM_HANDLE (§7.1). TPMI_SH_AUTH_SESSION etc. are plain handles here; callers check ranges. */
+export const TPM_HANDLE = leaf('TPM_HANDLE', u32);
+/** TPM_ECC_CURVE (§6.4). */
+export const TPM_ECC_CURVE = leaf('TPM_ECC_CURVE', u16);
+/** TPM_ST (§6.9), a structure tag. */
+export const TPM_ST_CODEC = leaf('TPM_ST', u16);
+/** TPM_SU (§6.10), the TPM2_Startup/Shutdown type. */
+export const TPM_SU_CODEC = leaf('TPM_SU', u16);
+/** TPM_SE (§6.11), the session type. */
+export const TPM_SE_CODEC = leaf('TPM_SE', u8);
+/** TPM_CAP (§6.12). */
+export const TPM_CAP_CODEC = leaf('TPM_CAP', u32);
+/** TPMA_OBJECT (§8.3): bit flags in a UINT32 (`objectAttrs` in constants.ts reads them). */
+export const TPMA_OBJECT_CODEC = leaf('TPMA_OBJECT', u32);
+/** TPMA_SESSION (§8.4): bit flags in a UINT8 (`sessionAttrs`). */
+export const TPMA_SESSION_CODEC = leaf('TPMA_SESSION', u8);
+/** TPMA_CC (§8.9): the command index in bits 0..15, attributes above. */
+export const TPMA_CC = leaf('TPMA_CC', u32);
+/** TPM_CC (§6.5.2). */
+export const TPM_CC_CODEC = leaf('TPM_CC', u32);
+/** TPM_PT (§6.13) and TPM_PT_PCR (§6.14): property tags; TPMA_ALGORITHM (§8.2), TPMA_LOCALITY (§8.5). */
+const TPM_PT_CODEC = leaf('TPM_PT', u32);
+const TPM_PT_PCR = leaf('TPM_PT_PCR', u32);
+const TPMA_ALGORITHM = leaf('TPMA_ALGORITHM', u32);
+const TPMA_LOCALITY = leaf('TPMA_LOCALITY', u8);
 
 // ---------------------------------------------------------------- interface types (§9)
 
 /** TPMI_ALG_HASH (§9.27): the hash algorithms, without NULL. */
-const HASHES = [A.SHA1, A.SHA256, A.SHA384, A.SHA512, A.SM3_256, A.SHA3_256, A.SHA3_384, A.SHA3_512];
-export const TPMI_ALG_HASH = oneOf('TPMI_ALG_HASH', u16, HASHES);
+const HASHES = [A.SHA1, A.SHA256, A.SHA384, A.SHA512, A.SM3_256, A.SHA3_256, A.SHA3_384, A.SHA3_512] as const;
+export const TPMI_ALG_HASH = oneOf('TPMI_ALG_HASH', TPM_ALG_ID, HASHES);
+export type TpmiAlgHash = Infer<typeof TPMI_ALG_HASH>;
 /** TPMI_ALG_HASH+ : a hash algorithm or TPM_ALG_NULL. */
-export const TPMI_ALG_HASH_NULL = oneOf('TPMI_ALG_HASH+', u16, [...HASHES, A.NULL]);
+export const TPMI_ALG_HASH_NULL = oneOf('TPMI_ALG_HASH+', TPM_ALG_ID, [...HASHES, A.NULL]);
+export type TpmiAlgHashNull = Infer<typeof TPMI_ALG_HASH_NULL>;
 /** TPMI_ALG_SYM_MODE+ (§9.31). */
-export const TPMI_ALG_SYM_MODE = oneOf('TPMI_ALG_SYM_MODE', u16, [A.CTR, A.OFB, A.CBC, A.CFB, A.ECB, A.NULL]);
+export const TPMI_ALG_SYM_MODE = oneOf('TPMI_ALG_SYM_MODE', TPM_ALG_ID, [A.CTR, A.OFB, A.CBC, A.CFB, A.ECB, A.NULL]);
+export type TpmiAlgSymMode = Infer<typeof TPMI_ALG_SYM_MODE>;
 /** TPMI_ALG_PUBLIC (§12.2.2). */
-export const TPMI_ALG_PUBLIC = oneOf('TPMI_ALG_PUBLIC', u16, [A.RSA, A.KEYEDHASH, A.ECC, A.SYMCIPHER]);
+export const TPMI_ALG_PUBLIC = oneOf('TPMI_ALG_PUBLIC', TPM_ALG_ID, [A.RSA, A.KEYEDHASH, A.ECC, A.SYMCIPHER]);
+export type TpmiAlgPublic = Infer<typeof TPMI_ALG_PUBLIC>;
 
-/** TPMI_SH_AUTH_SESSION etc. are plain handles here; policy checks happen in callers. */
-export const TPM_HANDLE = u32;
+const HASH_SET: ReadonlySet<number> = new Set(HASHES);
+/** Whether `alg` is a TPMI_ALG_HASH: narrows a number read from a user or a file. */
+export function isHashAlg(alg: number): alg is TpmiAlgHash {
+  return HASH_SET.has(alg);
+}
+/** `alg` as a TPMI_ALG_HASH, or the TpmEncodeError the encoder would give for it. */
+export function hashAlgOf(alg: number, path = 'hashAlg'): TpmiAlgHash {
+  if (isHashAlg(alg)) return alg;
+  const shown = typeof alg === 'number' ? '0x' + alg.toString(16).padStart(4, '0') : String(alg);
+  throw new TpmEncodeError(`TPMI_ALG_HASH: ${shown} is not an allowed value`, path);
+}
 
 // ---------------------------------------------------------------- sized buffers (§10.4)
 
@@ -48,8 +94,8 @@ export const TPM2B_ENCRYPTED_SECRET = tpm2b('TPM2B_ENCRYPTED_SECRET', 512);
 
 // ---------------------------------------------------------------- hashes (§10.3)
 
-/** TPMU_HA (§10.3.1): a digest whose length follows from the hash algorithm. */
-export const TPMU_HA = union('TPMU_HA', 'hashAlg', {
+/** The arms of TPMU_HA (§10.3.1): a digest whose length follows from the hash algorithm. */
+const HA_ARMS = {
   [A.SHA1]: fixed(20),
   [A.SHA256]: fixed(32),
   [A.SHA384]: fixed(48),
@@ -58,9 +104,11 @@ export const TPMU_HA = union('TPMU_HA', 'hashAlg', {
   [A.SHA3_256]: fixed(32),
   [A.SHA3_384]: fixed(48),
   [A.SHA3_512]: fixed(64),
-});
+} as const;
+/** TPMU_HA (§10.3.1), selected by TPMT_HA.hashAlg. */
+export const TPMU_HA = union('TPMU_HA', 'hashAlg', HA_ARMS);
 /** TPMT_HA (§10.3.2). */
-export const TPMT_HA = struct('TPMT_HA', { hashAlg: TPMI_ALG_HASH, digest: TPMU_HA });
+export const TPMT_HA = variant('TPMT_HA', 'hashAlg', { hashAlg: TPMI_ALG_HASH, digest: TPMU_HA });
 export type TPMT_HA = Infer<typeof TPMT_HA>;
 
 // ---------------------------------------------------------------- PCR selection (§10.6)
@@ -76,9 +124,9 @@ export const TPML_PCR_SELECTION = list('TPML_PCR_SELECTION', TPMS_PCR_SELECTION,
 
 // ---------------------------------------------------------------- tickets (§10.7)
 
-function ticket(name: string, tag: number) {
+function ticket<const T extends number>(name: string, tag: T) {
   return struct(name, {
-    tag: oneOf(`${name}.tag`, u16, [tag]),
+    tag: oneOf(`${name}.tag`, TPM_ST_CODEC, [tag]),
     hierarchy: TPM_HANDLE,
     digest: TPM2B_DIGEST,
   });
@@ -96,11 +144,11 @@ export type TPMT_TK_HASHCHECK = Infer<typeof TPMT_TK_HASHCHECK>;
 // ---------------------------------------------------------------- capabilities (§10.8–10.10)
 
 /** TPMS_ALG_PROPERTY (§10.8.1). */
-export const TPMS_ALG_PROPERTY = struct('TPMS_ALG_PROPERTY', { alg: u16, algProperties: u32 });
+export const TPMS_ALG_PROPERTY = struct('TPMS_ALG_PROPERTY', { alg: TPM_ALG_ID, algProperties: TPMA_ALGORITHM });
 /** TPMS_TAGGED_PROPERTY (§10.8.2). */
-export const TPMS_TAGGED_PROPERTY = struct('TPMS_TAGGED_PROPERTY', { property: u32, value: u32 });
+export const TPMS_TAGGED_PROPERTY = struct('TPMS_TAGGED_PROPERTY', { property: TPM_PT_CODEC, value: u32 });
 /** TPMS_TAGGED_PCR_SELECT (§10.8.3). */
-export const TPMS_TAGGED_PCR_SELECT = struct('TPMS_TAGGED_PCR_SELECT', { tag: u32, pcrSelect: tpm2b('pcrSelect', 4, 1) });
+export const TPMS_TAGGED_PCR_SELECT = struct('TPMS_TAGGED_PCR_SELECT', { tag: TPM_PT_PCR, pcrSelect: tpm2b('pcrSelect', 4, 1) });
 
 // Counts derived from MAX_CAP_BUFFER = 1024 (Part 2 §10.9 and Part 4's defaults).
 const MAX_CAP_DATA = 1024 - 4 - 4;
@@ -109,34 +157,34 @@ const MAX_CAP_DATA = 1024 - 4 - 4;
 export const TPMU_CAPABILITIES = union('TPMU_CAPABILITIES', 'capability', {
   [TPM_CAP.ALGS]: list('TPML_ALG_PROPERTY', TPMS_ALG_PROPERTY, Math.floor(MAX_CAP_DATA / 6)),
   [TPM_CAP.HANDLES]: list('TPML_HANDLE', TPM_HANDLE, Math.floor(MAX_CAP_DATA / 4)),
-  [TPM_CAP.COMMANDS]: list('TPML_CCA', u32, Math.floor(MAX_CAP_DATA / 4)),
-  [TPM_CAP.PP_COMMANDS]: list('TPML_CC', u32, Math.floor(MAX_CAP_DATA / 4)),
-  [TPM_CAP.AUDIT_COMMANDS]: list('TPML_CC', u32, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.COMMANDS]: list('TPML_CCA', TPMA_CC, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.PP_COMMANDS]: list('TPML_CC', TPM_CC_CODEC, Math.floor(MAX_CAP_DATA / 4)),
+  [TPM_CAP.AUDIT_COMMANDS]: list('TPML_CC', TPM_CC_CODEC, Math.floor(MAX_CAP_DATA / 4)),
   [TPM_CAP.PCRS]: TPML_PCR_SELECTION,
   [TPM_CAP.TPM_PROPERTIES]: list('TPML_TAGGED_TPM_PROPERTY', TPMS_TAGGED_PROPERTY, Math.floor(MAX_CAP_DATA / 8)),
   [TPM_CAP.PCR_PROPERTIES]: list('TPML_TAGGED_PCR_PROPERTY', TPMS_TAGGED_PCR_SELECT, Math.floor(MAX_CAP_DATA / 5)),
-  [TPM_CAP.ECC_CURVES]: list('TPML_ECC_CURVE', u16, Math.floor(MAX_CAP_DATA / 2)),
+  [TPM_CAP.ECC_CURVES]: list('TPML_ECC_CURVE', TPM_ECC_CURVE, Math.floor(MAX_CAP_DATA / 2)),
 });
 /** TPMS_CAPABILITY_DATA (§10.10.2). */
-export const TPMS_CAPABILITY_DATA = struct('TPMS_CAPABILITY_DATA', { capability: u32, data: TPMU_CAPABILITIES });
+export const TPMS_CAPABILITY_DATA = variant('TPMS_CAPABILITY_DATA', 'capability', { capability: TPM_CAP_CODEC, data: TPMU_CAPABILITIES });
 export type TPMS_CAPABILITY_DATA = Infer<typeof TPMS_CAPABILITY_DATA>;
 
 // ---------------------------------------------------------------- symmetric (§11.1)
 
-const symKeyBits = { [A.AES]: u16, [A.SM4]: u16, [A.CAMELLIA]: u16, [A.NULL]: none };
-const symMode = { [A.AES]: TPMI_ALG_SYM_MODE, [A.SM4]: TPMI_ALG_SYM_MODE, [A.CAMELLIA]: TPMI_ALG_SYM_MODE, [A.NULL]: none };
+const symKeyBits = { [A.AES]: u16, [A.SM4]: u16, [A.CAMELLIA]: u16, [A.NULL]: none } as const;
+const symMode = { [A.AES]: TPMI_ALG_SYM_MODE, [A.SM4]: TPMI_ALG_SYM_MODE, [A.CAMELLIA]: TPMI_ALG_SYM_MODE, [A.NULL]: none } as const;
 
 /** TPMT_SYM_DEF (§11.1.6): for sessions; XOR takes a hash algorithm as its "key bits". */
-export const TPMT_SYM_DEF = struct('TPMT_SYM_DEF', {
-  algorithm: u16,
+export const TPMT_SYM_DEF = variant('TPMT_SYM_DEF', 'algorithm', {
+  algorithm: TPM_ALG_ID,
   keyBits: union('TPMU_SYM_KEY_BITS', 'algorithm', { ...symKeyBits, [A.XOR]: TPMI_ALG_HASH }),
   mode: union('TPMU_SYM_MODE', 'algorithm', { ...symMode, [A.XOR]: none }),
 });
 export type TPMT_SYM_DEF = Infer<typeof TPMT_SYM_DEF>;
 
 /** TPMT_SYM_DEF_OBJECT (§11.1.7): as TPMT_SYM_DEF without XOR. */
-export const TPMT_SYM_DEF_OBJECT = struct('TPMT_SYM_DEF_OBJECT', {
-  algorithm: u16,
+export const TPMT_SYM_DEF_OBJECT = variant('TPMT_SYM_DEF_OBJECT', 'algorithm', {
+  algorithm: TPM_ALG_ID,
   keyBits: union('TPMU_SYM_KEY_BITS', 'algorithm', symKeyBits),
   mode: union('TPMU_SYM_MODE', 'algorithm', symMode),
 });
@@ -154,17 +202,18 @@ export const TPMS_SCHEME_HASH = struct('TPMS_SCHEME_HASH', { hashAlg: TPMI_ALG_H
 /** TPMS_SCHEME_ECDAA (§11.1.18). */
 export const TPMS_SCHEME_ECDAA = struct('TPMS_SCHEME_ECDAA', { hashAlg: TPMI_ALG_HASH, count: u16 });
 /** TPMS_SCHEME_XOR (§11.1.20). */
-export const TPMS_SCHEME_XOR = struct('TPMS_SCHEME_XOR', { hashAlg: TPMI_ALG_HASH, kdf: u16 });
+export const TPMS_SCHEME_XOR = struct('TPMS_SCHEME_XOR', { hashAlg: TPMI_ALG_HASH, kdf: TPM_ALG_ID });
 
 /** TPMT_KEYEDHASH_SCHEME (§11.1.23). */
-export const TPMT_KEYEDHASH_SCHEME = struct('TPMT_KEYEDHASH_SCHEME', {
-  scheme: u16,
+export const TPMT_KEYEDHASH_SCHEME = variant('TPMT_KEYEDHASH_SCHEME', 'scheme', {
+  scheme: TPM_ALG_ID,
   details: union('TPMU_SCHEME_KEYEDHASH', 'scheme', { [A.HMAC]: TPMS_SCHEME_HASH, [A.XOR]: TPMS_SCHEME_XOR, [A.NULL]: none }),
 });
+export type TPMT_KEYEDHASH_SCHEME = Infer<typeof TPMT_KEYEDHASH_SCHEME>;
 
 /** TPMT_SIG_SCHEME (§11.2.1.5) with TPMU_SIG_SCHEME (§11.2.1.4). */
-export const TPMT_SIG_SCHEME = struct('TPMT_SIG_SCHEME', {
-  scheme: u16,
+export const TPMT_SIG_SCHEME = variant('TPMT_SIG_SCHEME', 'scheme', {
+  scheme: TPM_ALG_ID,
   details: union('TPMU_SIG_SCHEME', 'scheme', {
     [A.RSASSA]: TPMS_SCHEME_HASH,
     [A.RSAPSS]: TPMS_SCHEME_HASH,
@@ -179,8 +228,8 @@ export const TPMT_SIG_SCHEME = struct('TPMT_SIG_SCHEME', {
 export type TPMT_SIG_SCHEME = Infer<typeof TPMT_SIG_SCHEME>;
 
 /** TPMT_KDF_SCHEME (§11.2.3.3). */
-export const TPMT_KDF_SCHEME = struct('TPMT_KDF_SCHEME', {
-  scheme: u16,
+export const TPMT_KDF_SCHEME = variant('TPMT_KDF_SCHEME', 'scheme', {
+  scheme: TPM_ALG_ID,
   details: union('TPMU_KDF_SCHEME', 'scheme', {
     [A.MGF1]: TPMS_SCHEME_HASH,
     [A.KDF1_SP800_56A]: TPMS_SCHEME_HASH,
@@ -189,10 +238,11 @@ export const TPMT_KDF_SCHEME = struct('TPMT_KDF_SCHEME', {
     [A.NULL]: none,
   }),
 });
+export type TPMT_KDF_SCHEME = Infer<typeof TPMT_KDF_SCHEME>;
 
 /** TPMT_RSA_SCHEME (§11.2.4.2) with the RSA arms of TPMU_ASYM_SCHEME (§11.2.3.5). */
-export const TPMT_RSA_SCHEME = struct('TPMT_RSA_SCHEME', {
-  scheme: u16,
+export const TPMT_RSA_SCHEME = variant('TPMT_RSA_SCHEME', 'scheme', {
+  scheme: TPM_ALG_ID,
   details: union('TPMU_ASYM_SCHEME', 'scheme', {
     [A.RSASSA]: TPMS_SCHEME_HASH,
     [A.RSAPSS]: TPMS_SCHEME_HASH,
@@ -201,10 +251,11 @@ export const TPMT_RSA_SCHEME = struct('TPMT_RSA_SCHEME', {
     [A.NULL]: none,
   }),
 });
+export type TPMT_RSA_SCHEME = Infer<typeof TPMT_RSA_SCHEME>;
 
 /** TPMT_ECC_SCHEME (§11.2.5.6) with the ECC arms of TPMU_ASYM_SCHEME. */
-export const TPMT_ECC_SCHEME = struct('TPMT_ECC_SCHEME', {
-  scheme: u16,
+export const TPMT_ECC_SCHEME = variant('TPMT_ECC_SCHEME', 'scheme', {
+  scheme: TPM_ALG_ID,
   details: union('TPMU_ASYM_SCHEME', 'scheme', {
     [A.ECDSA]: TPMS_SCHEME_HASH,
     [A.ECDH]: TPMS_SCHEME_HASH,
@@ -215,6 +266,7 @@ export const TPMT_ECC_SCHEME = struct('TPMT_ECC_SCHEME', {
     [A.NULL]: none,
   }),
 });
+export type TPMT_ECC_SCHEME = Infer<typeof TPMT_ECC_SCHEME>;
 
 // ---------------------------------------------------------------- signatures (§11.3)
 
@@ -227,9 +279,15 @@ export const TPMS_SIGNATURE_ECC = struct('TPMS_SIGNATURE_ECC', {
   signatureS: TPM2B_ECC_PARAMETER,
 });
 
+/**
+ * The HMAC arm of TPMU_SIGNATURE (§11.3.3) is a TPMT_HA; here its hash field is named `hash`,
+ * as in the other arms (same bytes), so `sig.signature.hash` reads every signature's hash.
+ */
+const TPMT_HA_SIGNATURE = variant('TPMT_HA', 'hash', { hash: TPMI_ALG_HASH, digest: union('TPMU_HA', 'hash', HA_ARMS) });
+
 /** TPMT_SIGNATURE (§11.3.4) with TPMU_SIGNATURE (§11.3.3). */
-export const TPMT_SIGNATURE = struct('TPMT_SIGNATURE', {
-  sigAlg: u16,
+export const TPMT_SIGNATURE = variant('TPMT_SIGNATURE', 'sigAlg', {
+  sigAlg: TPM_ALG_ID,
   signature: union('TPMU_SIGNATURE', 'sigAlg', {
     [A.RSASSA]: TPMS_SIGNATURE_RSA,
     [A.RSAPSS]: TPMS_SIGNATURE_RSA,
@@ -237,11 +295,13 @@ export const TPMT_SIGNATURE = struct('TPMT_SIGNATURE', {
     [A.ECDAA]: TPMS_SIGNATURE_ECC,
     [A.SM2]: TPMS_SIGNATURE_ECC,
     [A.ECSCHNORR]: TPMS_SIGNATURE_ECC,
-    [A.HMAC]: TPMT_HA,
+    [A.HMAC]: TPMT_HA_SIGNATURE,
     [A.NULL]: none,
   }),
 });
 export type TPMT_SIGNATURE = Infer<typeof TPMT_SIGNATURE>;
+/** The TPMT_SIGNATURE of one signature algorithm (`SignatureOf<typeof TPM_ALG.ECDSA>`). */
+export type SignatureOf<S extends TPMT_SIGNATURE['sigAlg']> = Extract<TPMT_SIGNATURE, { sigAlg: S }>;
 
 // ---------------------------------------------------------------- public area (§12.2)
 
@@ -265,16 +325,16 @@ export type TPMS_RSA_PARMS = Infer<typeof TPMS_RSA_PARMS>;
 export const TPMS_ECC_PARMS = struct('TPMS_ECC_PARMS', {
   symmetric: TPMT_SYM_DEF_OBJECT,
   scheme: TPMT_ECC_SCHEME,
-  curveID: u16,
+  curveID: TPM_ECC_CURVE,
   kdf: TPMT_KDF_SCHEME,
 });
 export type TPMS_ECC_PARMS = Infer<typeof TPMS_ECC_PARMS>;
 
 /** TPMT_PUBLIC (§12.2.4): `type` selects both `parameters` and `unique`. */
-export const TPMT_PUBLIC = struct('TPMT_PUBLIC', {
+export const TPMT_PUBLIC = variant('TPMT_PUBLIC', 'type', {
   type: TPMI_ALG_PUBLIC,
   nameAlg: TPMI_ALG_HASH_NULL,
-  objectAttributes: u32,
+  objectAttributes: TPMA_OBJECT_CODEC,
   authPolicy: TPM2B_DIGEST,
   parameters: union('TPMU_PUBLIC_PARMS', 'type', {
     [A.KEYEDHASH]: TPMS_KEYEDHASH_PARMS,
@@ -290,6 +350,10 @@ export const TPMT_PUBLIC = struct('TPMT_PUBLIC', {
   }),
 });
 export type TPMT_PUBLIC = Infer<typeof TPMT_PUBLIC>;
+/** The TPMT_PUBLIC of one key type: `PublicOf<typeof TPM_ALG.RSA>` has RSA parameters and a modulus. */
+export type PublicOf<T extends TpmiAlgPublic> = Extract<TPMT_PUBLIC, { type: T }>;
+export type RsaPublic = PublicOf<typeof TPM_ALG.RSA>;
+export type EccPublic = PublicOf<typeof TPM_ALG.ECC>;
 /** TPM2B_PUBLIC (§12.2.5). */
 export const TPM2B_PUBLIC = sized('TPM2B_PUBLIC', TPMT_PUBLIC);
 
@@ -299,8 +363,8 @@ export const TPM2B_PUBLIC = sized('TPM2B_PUBLIC', TPMT_PUBLIC);
 export const TPMS_CREATION_DATA = struct('TPMS_CREATION_DATA', {
   pcrSelect: TPML_PCR_SELECTION,
   pcrDigest: TPM2B_DIGEST,
-  locality: u8,
-  parentNameAlg: u16,
+  locality: TPMA_LOCALITY,
+  parentNameAlg: TPM_ALG_ID,
   parentName: TPM2B_NAME,
   parentQualifiedName: TPM2B_NAME,
   outsideInfo: TPM2B_DATA,
@@ -330,8 +394,20 @@ export const TPMS_CONTEXT = struct('TPMS_CONTEXT', {
 });
 export type TPMS_CONTEXT = Infer<typeof TPMS_CONTEXT>;
 
+// ---------------------------------------------------------------- policy (§10.7.5, §10.4.11)
+
+/** TPM2B_TIMEOUT (§10.4.11): sizeof(UINT64). */
+export const TPM2B_TIMEOUT = tpm2b('TPM2B_TIMEOUT', 8);
+/** TPMT_TK_AUTH (§10.7.5): tag TPM_ST_AUTH_SECRET or TPM_ST_AUTH_SIGNED. */
+export const TPMT_TK_AUTH = struct('TPMT_TK_AUTH', {
+  tag: oneOf('TPMT_TK_AUTH.tag', TPM_ST_CODEC, [0x8023, 0x8025]),
+  hierarchy: TPM_HANDLE,
+  digest: TPM2B_DIGEST,
+});
+export type TPMT_TK_AUTH = Infer<typeof TPMT_TK_AUTH>;
+
 /** Every named structure codec, for the decoder tool and the fuzz tests. */
-export const STRUCTURES: Record<string, Codec<any>> = {
+export const STRUCTURES: Readonly<Record<string, AnyCodec>> = Object.freeze({
   TPMT_HA,
   TPMS_PCR_SELECTION,
   TPML_PCR_SELECTION,
@@ -360,17 +436,5 @@ export const STRUCTURES: Record<string, Codec<any>> = {
   TPM2B_PRIVATE,
   TPM2B_NAME,
   TPMS_CONTEXT,
-};
-
-// ---------------------------------------------------------------- policy (§10.7.5, §10.4.11)
-
-/** TPM2B_TIMEOUT (§10.4.11): sizeof(UINT64). */
-export const TPM2B_TIMEOUT = tpm2b('TPM2B_TIMEOUT', 8);
-/** TPMT_TK_AUTH (§10.7.5): tag TPM_ST_AUTH_SECRET or TPM_ST_AUTH_SIGNED. */
-export const TPMT_TK_AUTH = struct('TPMT_TK_AUTH', {
-  tag: oneOf('TPMT_TK_AUTH.tag', u16, [0x8023, 0x8025]),
-  hierarchy: TPM_HANDLE,
-  digest: TPM2B_DIGEST,
+  TPMT_TK_AUTH,
 });
-export type TPMT_TK_AUTH = Infer<typeof TPMT_TK_AUTH>;
-STRUCTURES.TPMT_TK_AUTH = TPMT_TK_AUTH;

@@ -8,7 +8,7 @@
  * codec allows — then generates each union from that arm.
  */
 import fc from 'fast-check';
-import { yesNo, type Codec } from '../../src/tpm/wire/codec.js';
+import { yesNo, type AnyCodec, type Codec } from '../../src/tpm/wire/codec.js';
 import type { AuthResponse, Authorization, CommandDescriptor } from '../../src/tpm/command.js';
 
 export interface ArbOptions {
@@ -19,7 +19,7 @@ export interface ArbOptions {
 }
 
 const DEFAULTS: Required<ArbOptions> = { maxBytes: 40, maxItems: 3 };
-const cache = new WeakMap<Codec<any>, fc.Arbitrary<any>>();
+const cache = new WeakMap<AnyCodec, fc.Arbitrary<unknown>>();
 
 function bytesUpTo(max: number, o: Required<ArbOptions>): fc.Arbitrary<Uint8Array> {
   const small = fc.uint8Array({ maxLength: Math.min(max, o.maxBytes) });
@@ -31,17 +31,14 @@ function bytesUpTo(max: number, o: Required<ArbOptions>): fc.Arbitrary<Uint8Arra
 /** An arbitrary of the values `codec` encodes. */
 export function arbitraryOf<T>(codec: Codec<T>, options: ArbOptions = {}): fc.Arbitrary<T> {
   const useCache = options.maxBytes === undefined && options.maxItems === undefined;
-  if (useCache) {
-    const hit = cache.get(codec);
-    if (hit) return hit;
-  }
-  const arb = build(codec, { ...DEFAULTS, ...options });
+  // Built from the codec's meta, so it yields what the codec encodes: T (the one cast here).
+  const arb = (useCache ? cache.get(codec) : undefined) ?? build(codec, { ...DEFAULTS, ...options });
   if (useCache) cache.set(codec, arb);
   return arb as fc.Arbitrary<T>;
 }
 
-function build(codec: Codec<any>, o: Required<ArbOptions>): fc.Arbitrary<any> {
-  const sub = (c: Codec<any>) => (o === DEFAULTS ? arbitraryOf(c) : build(c, o));
+function build(codec: AnyCodec, o: Required<ArbOptions>): fc.Arbitrary<unknown> {
+  const sub = (c: AnyCodec) => (o === DEFAULTS ? arbitraryOf(c) : build(c, o));
   const m = codec.meta;
   switch (m.kind) {
     case 'u8':
@@ -78,9 +75,9 @@ function build(codec: Codec<any>, o: Required<ArbOptions>): fc.Arbitrary<any> {
 
 function structArb(
   name: string,
-  fields: Record<string, Codec<any>>,
+  fields: Record<string, AnyCodec>,
   o: Required<ArbOptions>,
-  sub: (c: Codec<any>) => fc.Arbitrary<any>,
+  sub: (c: AnyCodec) => fc.Arbitrary<unknown>,
 ): fc.Arbitrary<Record<string, unknown>> {
   // selector field → arm keys allowed by every union it drives and by its own codec.
   const selectors = new Map<string, number[]>();
@@ -127,7 +124,7 @@ export const authorizationArb: fc.Arbitrary<Authorization> = fc.record({ session
 export const authResponseArb: fc.Arbitrary<AuthResponse> = fc.record({ nonceTPM: digestish, sessionAttributes: u8, hmac: digestish }, { noNullPrototype: true });
 
 /** A command's input (its handles by name plus its parameters) and an authorization per auth handle. */
-export function commandInputArb(cmd: CommandDescriptor<any, any, any, any>) {
+export function commandInputArb(cmd: CommandDescriptor) {
   const handles = Object.fromEntries(cmd.handles.map((h) => [h.name, u32]));
   const auths = Object.fromEntries(cmd.handles.filter((h) => h.auth === 'auth').map((h) => [h.name, authorizationArb]));
   return fc.record({
@@ -138,7 +135,7 @@ export function commandInputArb(cmd: CommandDescriptor<any, any, any, any>) {
 }
 
 /** A successful response's output (handles + parameters) and 0..3 auth responses. */
-export function responseOutputArb(cmd: CommandDescriptor<any, any, any, any>) {
+export function responseOutputArb(cmd: CommandDescriptor) {
   const handles = Object.fromEntries(cmd.responseHandles.map((h) => [h, u32]));
   return fc.record({
     handles: fc.record(handles, { noNullPrototype: true }),

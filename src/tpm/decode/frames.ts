@@ -8,18 +8,18 @@
  * that nothing was lost or invented on the way.
  */
 import { COMMANDS } from '../commands.js';
-import { remarshalCommand, unmarshalCommand, unmarshalResponse, marshalResponse, type AuthResponse, type Authorization, type CommandDescriptor } from '../command.js';
+import { remarshalCommand, unmarshalCommand, unmarshalResponse, marshalResponse, type AuthResponse, type Authorization, type CommandDescriptor, type CommandOutput } from '../command.js';
 import { TPM_CC, TPM_ST } from '../constants.js';
 import { decodeRc } from '../rc.js';
 import { STRUCTURES } from '../structures.js';
-import { decode, encode, type Codec } from '../wire/codec.js';
+import { decode, encode, type AnyCodec } from '../wire/codec.js';
 import { TpmDecodeError, TpmEncodeError } from '../wire/errors.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { handleName, hex32, sessionFlags } from './names.js';
-import { fromView, parseBytes, parseInteger, toView } from './view.js';
+import { fromRecordView, isRecord, parseBytes, parseInteger, toRecordView, toView, fromView } from './view.js';
 
-type Descriptor = CommandDescriptor<any, any, any, any>;
+type Descriptor = CommandDescriptor;
 
 export interface CommandSessionView {
   handle: string;
@@ -92,7 +92,8 @@ const tagName = (tag: number) => (tag === TPM_ST.SESSIONS ? 'TPM_ST_SESSIONS' : 
 function handlesView(names: readonly string[], values: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) {
-    const h = values[n] as number;
+    const h = values[n];
+    if (typeof h !== 'number') throw new TpmDecodeError(`handle ${n} is missing`, 'handles', 0);
     out[n] = hex32(h);
     const label = handleName(h);
     if (label !== undefined && !names.includes(n + 'Name')) out[n + 'Name'] = label;
@@ -152,7 +153,7 @@ export function decodeCommandFrame(bytes: Uint8Array): CommandFrameView {
         hmac: a.hmac,
       };
     }),
-    parameters: toView(cmd.params, d.params) as Record<string, unknown>,
+    parameters: toRecordView(cmd.params, d.params),
   };
 }
 
@@ -214,12 +215,12 @@ export function decodeResponseFrame(bytes: Uint8Array, commandCode: number | str
   // report the missing auth area rather than a tag mismatch.
   const n = sessionCount ?? (tag === TPM_ST.SESSIONS ? countResponseSessions(cmd, bytes) || 1 : 0);
   const { output, auths } = unmarshalResponse(cmd, bytes, n);
-  const out = output as Record<string, unknown>;
+  const out: Record<string, unknown> = output;
   return {
     ...head,
     handles: handlesView(cmd.responseHandles, out),
     ...(n > 0 ? { parameterSize: new DataView(bytes.buffer, bytes.byteOffset).getUint32(10 + 4 * cmd.responseHandles.length) } : {}),
-    parameters: toView(cmd.response, out) as Record<string, unknown>,
+    parameters: toRecordView(cmd.response, out),
     sessions: auths.map((a) => ({
       nonce: a.nonceTPM,
       attributes: a.sessionAttributes,
@@ -250,7 +251,7 @@ function errorView(rc: number, cmd: Descriptor): ResponseErrorView {
 }
 
 /** The codec registered in STRUCTURES under `name` (case-insensitive), or undefined. */
-export function lookupStructure(name: string): { name: string; codec: Codec<any> } | undefined {
+export function lookupStructure(name: string): { name: string; codec: AnyCodec } | undefined {
   const want = name.trim().toUpperCase();
   for (const [k, c] of Object.entries(STRUCTURES)) if (k.toUpperCase() === want) return { name: k, codec: c };
   return undefined;
@@ -266,8 +267,8 @@ export function decodeStructure(name: string, bytes: Uint8Array): StructureView 
 // ---------------------------------------------------------------- views back to bytes
 
 function record(v: unknown, path: string[]): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TpmEncodeError('expected an object', path.join('.'));
-  return v as Record<string, unknown>;
+  if (!isRecord(v)) throw new TpmEncodeError('expected an object', path.join('.'));
+  return v;
 }
 
 function descriptorOfView(v: Record<string, unknown>, path: string[]): Descriptor {
@@ -296,7 +297,7 @@ export function encodeCommandFrame(view: CommandFrameView | Record<string, unkno
       hmac: parseBytes(o.hmac, [...p, 'hmac']),
     };
   });
-  const params = fromView(cmd.params, v.parameters, ['parameters']) as Record<string, unknown>;
+  const params = fromRecordView(cmd.params, v.parameters, ['parameters']);
   const tag = v.tag === undefined ? (auths.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS) : parseInteger(v.tag, ['tag']);
   return remarshalCommand(cmd, { tag, commandCode: cmd.code, handles, auths, params });
 }
@@ -317,7 +318,7 @@ export function encodeResponseFrame(view: ResponseFrameView | Record<string, unk
   const hs = record(v.handles ?? {}, ['handles']);
   const output: Record<string, unknown> = {};
   for (const h of cmd.responseHandles) output[h] = parseInteger(hs[h], ['handles', h]);
-  Object.assign(output, fromView(cmd.response, v.parameters, ['parameters']));
+  Object.assign(output, fromRecordView(cmd.response, v.parameters, ['parameters']));
   const sessions = Array.isArray(v.sessions) ? v.sessions : [];
   const auths: AuthResponse[] = sessions.map((s, i) => {
     const p = ['sessions', `[${i}]`];
@@ -328,7 +329,9 @@ export function encodeResponseFrame(view: ResponseFrameView | Record<string, unk
       hmac: parseBytes(o.hmac, [...p, 'hmac']),
     };
   });
-  return marshalResponse(cmd, output as any, auths);
+  // The JSON view is the I/O boundary: fromRecordView checked each field against its codec,
+  // and marshalResponse checks them again as it encodes.
+  return marshalResponse(cmd, output as CommandOutput<Descriptor>, auths);
 }
 
 /** Marshals a structure view (or its JSON form) back into bytes. */

@@ -29,6 +29,7 @@ export {
   type StructureView,
 } from './frames.js';
 export { toView, fromView } from './view.js';
+import { isRecord } from './view.js';
 
 /**
  * Makes a view JSON-able: Uint8Array → lowercase hex, bigint → decimal string; undefined
@@ -77,7 +78,8 @@ export interface RoundtripReport {
 export function roundtrip(kind: 'command' | 'response' | 'structure', view: unknown, original: Uint8Array): RoundtripReport {
   let again: Uint8Array;
   try {
-    const json = JSON.parse(JSON.stringify(toJson(view))) as Record<string, unknown>;
+    const json: unknown = JSON.parse(JSON.stringify(toJson(view)));
+    if (!isRecord(json)) throw new TpmDecodeError('the view is not an object', 'view', 0);
     again = kind === 'command' ? encodeCommandFrame(json) : kind === 'response' ? encodeResponseFrame(json) : encodeStructure(json);
   } catch (e) {
     return { identical: false, size: original.length, error: e instanceof Error ? e.message : String(e) };

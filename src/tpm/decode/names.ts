@@ -1,10 +1,11 @@
 /**
- * Names for the numbers in a decoded frame. Codecs know only shapes (a `u16` is a `u16`), so
- * which table names a field is decided here from the field's name and the codec it sits in.
+ * Names for the numbers in a decoded frame. Which table names a number is decided by what its
+ * codec says it is (`meta.name` of a typed leaf: 'TPM_ALG_ID', 'TPM_HANDLE', 'TPMA_OBJECT', ...,
+ * see structures.ts), never by the field's name.
  */
 import { TPMA_OBJECT, TPMA_SESSION, TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU, hex32, nameOf } from '../constants.js';
 import { COMMANDS } from '../commands.js';
-import type { Codec } from '../wire/codec.js';
+import type { AnyCodec } from '../wire/codec.js';
 
 /** How a number is shown: `hex32` fields become "0x%08x" strings, the others stay numbers. */
 export interface Annotation {
@@ -59,46 +60,39 @@ export function commandName(code: number): string | undefined {
 
 const ALG: Annotation = { label: algName, suffix: 'Name' };
 const HANDLE: Annotation = { hex32: true, label: handleName, suffix: 'Name' };
+// TPMA_CC: the command index is the low 16 bits, the rest are attributes.
+const COMMAND: Annotation = { hex32: true, label: (v) => commandName(v % 0x10000), suffix: 'Name' };
 
-/** Fields that hold a TPM_ALG_ID wherever they appear. */
-const ALG_FIELDS = new Set(['type', 'nameAlg', 'hashAlg', 'hash', 'sigAlg', 'scheme', 'algorithm', 'authHash', 'kdf', 'parentNameAlg', 'alg', 'mode']);
-/** Fields that hold a handle (TPM_HANDLE / TPMI_RH_*). */
-const HANDLE_FIELDS = new Set(['hierarchy', 'persistentHandle', 'flushHandle']);
-
-const BY_FIELD: Record<string, Annotation> = {
-  tag: { label: stName, suffix: 'Name' },
-  capability: { label: capName, suffix: 'Name' },
-  curveID: { label: eccName, suffix: 'Name' },
-  sessionType: { label: seName, suffix: 'Name' },
-  startupType: { label: suName, suffix: 'Name' },
-  objectAttributes: { hex32: true, label: objectFlags, suffix: 'Flags' },
-  sessionAttributes: { label: sessionFlags, suffix: 'Flags' },
+/**
+ * Annotation of each typed leaf, by its Part 2 type name (the codec's `meta.name`). Leaves with
+ * no table here (TPM_PT, TPM_PT_PCR, TPMA_ALGORITHM, TPMA_LOCALITY) are shown as plain numbers.
+ */
+const BY_LEAF: Readonly<Record<string, Annotation>> = {
+  TPM_ALG_ID: ALG,
+  TPM_HANDLE: HANDLE,
+  TPM_ST: { label: stName, suffix: 'Name' },
+  TPM_CAP: { label: capName, suffix: 'Name' },
+  TPM_ECC_CURVE: { label: eccName, suffix: 'Name' },
+  TPM_SE: { label: seName, suffix: 'Name' },
+  TPM_SU: { label: suName, suffix: 'Name' },
+  TPMA_OBJECT: { hex32: true, label: objectFlags, suffix: 'Flags' },
+  TPMA_SESSION: { label: sessionFlags, suffix: 'Flags' },
+  TPMA_CC: COMMAND,
+  TPM_CC: COMMAND,
 };
 
-/** Annotation of an integer field `field` decoded by `codec` (undefined: a plain number). */
-export function annotationFor(field: string | undefined, codec: Codec<unknown>): Annotation | undefined {
+/** The Part 2 type of an integer codec: its leaf name, or that of the leaf a TPMI_ type restricts. */
+export function leafName(codec: AnyCodec): string | undefined {
   const m = codec.meta;
-  if (m.kind === 'oneOf' && m.name.startsWith('TPMI_ALG_')) return ALG;
-  if (field === undefined) return undefined;
-  if (ALG_FIELDS.has(field)) return ALG;
-  if (HANDLE_FIELDS.has(field)) return HANDLE;
-  return BY_FIELD[field];
+  if (m.kind === 'oneOf') return leafName(m.base);
+  if (m.kind === 'u8' || m.kind === 'u16' || m.kind === 'u32' || m.kind === 'i32') return m.name;
+  return undefined;
 }
 
-/** Annotation of the items of a TPML, by the list's name. */
-export function annotationForListItem(listName: string): Annotation | undefined {
-  switch (listName) {
-    case 'TPML_HANDLE':
-      return HANDLE;
-    case 'TPML_ECC_CURVE':
-      return { label: eccName, suffix: 'Name' };
-    case 'TPML_CC':
-    case 'TPML_CCA':
-      // TPMA_CC: the command index is the low 16 bits, the rest are attributes.
-      return { hex32: true, label: (v) => commandName(v % 0x10000), suffix: 'Name' };
-    default:
-      return undefined;
-  }
+/** Annotation of an integer decoded by `codec` (undefined: a plain number). */
+export function annotationFor(codec: AnyCodec): Annotation | undefined {
+  const name = leafName(codec);
+  return name === undefined ? undefined : BY_LEAF[name];
 }
 
 export { hex32 };

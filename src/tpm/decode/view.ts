@@ -10,11 +10,16 @@
  * value the codec encodes; annotation siblings are ignored, so a view survives JSON.stringify
  * and JSON.parse without losing a bit (which `--roundtrip` checks).
  */
-import type { Codec, Meta } from '../wire/codec.js';
-import { TpmEncodeError } from '../wire/errors.js';
-import { annotationFor, annotationForListItem, hex32, type Annotation } from './names.js';
+import type { AnyCodec, Meta } from '../wire/codec.js';
+import { TpmDecodeError, TpmEncodeError } from '../wire/errors.js';
+import { annotationFor, hex32, type Annotation } from './names.js';
 
 export type View = unknown;
+
+/** A decoded structure or a parsed JSON object (not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
 
 /** Renders one integer with its annotation into `out[field]` (and the sibling text). */
 function putNumber(out: Record<string, unknown>, field: string, v: number, a: Annotation | undefined, taken: ReadonlySet<string>): void {
@@ -30,7 +35,7 @@ function putNumber(out: Record<string, unknown>, field: string, v: number, a: An
 const isInt = (m: Meta) => m.kind === 'u8' || m.kind === 'u16' || m.kind === 'u32' || m.kind === 'i32' || m.kind === 'oneOf';
 
 /** The codec that actually encodes a field: a union's selected arm, a sized TPM2B's inner. */
-function effective(codec: Codec<any>, parent: Record<string, unknown> | undefined): Codec<any> | undefined {
+function effective(codec: AnyCodec, parent: Record<string, unknown> | undefined): AnyCodec | undefined {
   const m = codec.meta;
   if (m.kind === 'union') {
     const sel = parent?.[m.selector];
@@ -42,19 +47,19 @@ function effective(codec: Codec<any>, parent: Record<string, unknown> | undefine
 }
 
 /** The view of `value`, decoded by (or valid for) `codec`. */
-export function toView(codec: Codec<any>, value: unknown, parent?: Record<string, unknown>): View {
+export function toView(codec: AnyCodec, value: unknown, parent?: Record<string, unknown>): View {
   const c = effective(codec, parent);
   if (!c) return value;
   const m = c.meta;
-  if (m.kind === 'struct') {
-    const v = value as Record<string, unknown>;
+  if (m.kind === 'struct' && isRecord(value)) {
+    const v = value;
     const out: Record<string, unknown> = {};
     const taken = new Set(Object.keys(m.fields));
     for (const [k, fc] of Object.entries(m.fields)) {
       const e = effective(fc, v);
       const x = v[k];
       if (e && isInt(e.meta) && typeof x === 'number') {
-        putNumber(out, k, x, annotationFor(k, e), taken);
+        putNumber(out, k, x, annotationFor(e), taken);
         continue;
       }
       out[k] = toView(fc, x, v);
@@ -63,22 +68,37 @@ export function toView(codec: Codec<any>, value: unknown, parent?: Record<string
     }
     return out;
   }
-  if (m.kind === 'list') {
-    const items = value as unknown[];
+  if (m.kind === 'list' && Array.isArray(value)) {
+    const items: unknown[] = value;
     if (isInt(m.item.meta)) {
-      const a = annotationForListItem(m.name);
-      return a?.hex32 ? items.map((x) => hex32(x as number)) : items;
+      const a = annotationFor(m.item);
+      return a?.hex32 ? items.map((x) => (typeof x === 'number' ? hex32(x) : x)) : items;
     }
     return items.map((x) => toView(m.item, x));
   }
   return value;
 }
 
+/** The view of a structure's value (command parameters, a response): an object. */
+export function toRecordView(codec: AnyCodec, value: unknown): Record<string, unknown> {
+  const v = toView(codec, value);
+  // Only struct codecs come here (descriptors' parameter and response codecs).
+  if (!isRecord(v)) throw new TpmDecodeError(`a ${codec.meta.kind} is not a structure`, 'view', 0);
+  return v;
+}
+
+/** A structure's value read back from its view (`fromView` of a struct codec): an object. */
+export function fromRecordView(codec: AnyCodec, view: unknown, path: string[]): Record<string, unknown> {
+  const v = fromView(codec, view, path);
+  if (!isRecord(v)) return fail(path, 'expected an object');
+  return v;
+}
+
 /** Names of the integer items of a TPML that has a table (curves, handles, commands). */
-function listLabels(codec: Codec<any>, items: unknown[]): (string | null)[] | undefined {
+function listLabels(codec: AnyCodec, items: unknown[]): (string | null)[] | undefined {
   const m = codec.meta;
   if (m.kind !== 'list' || !isInt(m.item.meta)) return undefined;
-  const a = annotationForListItem(m.name);
+  const a = annotationFor(m.item);
   if (!a?.label) return undefined;
   return items.map((x) => (typeof x === 'number' ? (a.label!(x) ?? null) : null));
 }
@@ -106,7 +126,7 @@ export function parseBytes(v: unknown, path: string[]): Uint8Array {
 }
 
 /** The value `codec` encodes, read back from a view or its JSON form. */
-export function fromView(codec: Codec<any>, view: unknown, path: string[] = [], parent?: Record<string, unknown>): unknown {
+export function fromView(codec: AnyCodec, view: unknown, path: string[] = [], parent?: Record<string, unknown>): unknown {
   const m = codec.meta;
   switch (m.kind) {
     case 'u8':
@@ -135,8 +155,8 @@ export function fromView(codec: Codec<any>, view: unknown, path: string[] = [], 
       return view.map((x, i) => fromView(m.item, x, [...path, `[${i}]`]));
     }
     case 'struct': {
-      if (typeof view !== 'object' || view === null) return fail(path, 'expected an object');
-      const src = view as Record<string, unknown>;
+      if (!isRecord(view)) return fail(path, 'expected an object');
+      const src = view;
       const out: Record<string, unknown> = {};
       for (const [k, c] of Object.entries(m.fields)) {
         if (!(k in src)) return fail([...path, k], 'missing field');

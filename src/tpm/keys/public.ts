@@ -67,8 +67,8 @@ function positive(b: Uint8Array): ArrayBuffer {
 /** DER SubjectPublicKeyInfo of an RSA or ECC public area. */
 export function publicToSpkiDer(pub: TPMT_PUBLIC): Uint8Array {
   if (pub.type === TPM_ALG.RSA) {
-    const params = pub.parameters as { exponent: number; keyBits: number };
-    const modulus = pub.unique as Uint8Array;
+    const params = pub.parameters;
+    const modulus = pub.unique;
     if (modulus.length === 0) throw new KeyFormatError('RSA public area has no modulus (a template, not a key)');
     const rsa = new RSAPublicKey({
       modulus: positive(modulus),
@@ -82,10 +82,10 @@ export function publicToSpkiDer(pub: TPMT_PUBLIC): Uint8Array {
     return new Uint8Array(AsnConvert.serialize(spki));
   }
   if (pub.type === TPM_ALG.ECC) {
-    const params = pub.parameters as { curveID: number };
+    const params = pub.parameters;
     const curve = CURVES[params.curveID];
     if (!curve) throw new KeyFormatError(`ECC curve 0x${params.curveID.toString(16)} has no SubjectPublicKeyInfo mapping here`);
-    const point = pub.unique as { x: Uint8Array; y: Uint8Array };
+    const point = pub.unique;
     if (point.x.length === 0 || point.y.length === 0) throw new KeyFormatError('ECC public area has no point (a template, not a key)');
     const encoded = new Uint8Array(1 + 2 * curve.size);
     encoded[0] = 0x04; // uncompressed point (SEC 1 §2.3.3)

@@ -8,15 +8,13 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { TPM_ALG } from '../constants.js';
-import { TPMT_SIGNATURE, type TPMT_PUBLIC } from '../structures.js';
+import { TPMT_SIGNATURE, type TPMT_PUBLIC, type TpmiAlgHash } from '../structures.js';
 import { encode } from '../wire/codec.js';
 import { CURVES, KeyFormatError } from './public.js';
 
 export type SignatureFormat = 'plain' | 'der' | 'raw' | 'tss';
 export const SIGNATURE_FORMATS: readonly SignatureFormat[] = ['plain', 'der', 'raw', 'tss'];
 
-const RSA_SIGS = new Set<number>([TPM_ALG.RSASSA, TPM_ALG.RSAPSS]);
-const ECC_SIGS = new Set<number>([TPM_ALG.ECDSA, TPM_ALG.ECDAA, TPM_ALG.SM2, TPM_ALG.ECSCHNORR]);
 
 function positiveInteger(b: Uint8Array): ArrayBuffer {
   let i = 0;
@@ -29,9 +27,9 @@ function positiveInteger(b: Uint8Array): ArrayBuffer {
 }
 
 /** The signature's hash algorithm (TPM_ALG_ID), or undefined for NULL. */
-export function signatureHash(sig: TPMT_SIGNATURE): number | undefined {
-  const s = sig.signature as { hash?: number; hashAlg?: number } | null;
-  return s?.hash ?? s?.hashAlg;
+export function signatureHash(sig: TPMT_SIGNATURE): TpmiAlgHash | undefined {
+  // Every arm but NULL's has `hash` (the HMAC arm too: see TPMT_SIGNATURE in structures.ts).
+  return sig.sigAlg === TPM_ALG.NULL ? undefined : sig.signature.hash;
 }
 
 /** Coordinate sizes of the TPM's curves (P-192 … BN P-638), ascending. */
@@ -53,9 +51,10 @@ function impliedCurveSize(r: Uint8Array, s: Uint8Array): number {
  */
 export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, curve?: number | TPMT_PUBLIC): Uint8Array {
   if (format === 'tss') return encode(TPMT_SIGNATURE, sig);
-  if (RSA_SIGS.has(sig.sigAlg)) return (sig.signature as { sig: Uint8Array }).sig.slice();
-  if (ECC_SIGS.has(sig.sigAlg)) {
-    const { signatureR: r, signatureS: s } = sig.signature as { signatureR: Uint8Array; signatureS: Uint8Array };
+  const a = TPM_ALG;
+  if (sig.sigAlg === a.RSASSA || sig.sigAlg === a.RSAPSS) return sig.signature.sig.slice();
+  if (sig.sigAlg === a.ECDSA || sig.sigAlg === a.ECDAA || sig.sigAlg === a.SM2 || sig.sigAlg === a.ECSCHNORR) {
+    const { signatureR: r, signatureS: s } = sig.signature;
     if (format === 'raw') {
       const size = curveSizeOf(curve) ?? impliedCurveSize(r, s);
       const out = new Uint8Array(2 * size);
@@ -73,7 +72,7 @@ export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, cu
 function curveSizeOf(curve: number | TPMT_PUBLIC | undefined): number | undefined {
   if (curve === undefined || typeof curve === 'number') return curve;
   if (curve.type !== TPM_ALG.ECC) throw new KeyFormatError('the key given for the curve size is not an ECC key');
-  const id = (curve.parameters as { curveID: number }).curveID;
+  const id = curve.parameters.curveID;
   const size = CURVES[id]?.size;
   if (size === undefined) throw new KeyFormatError(`ECC curve 0x${id.toString(16)} has no known size here`);
   return size;

@@ -6,10 +6,8 @@
  * unique fields, so every TPM derives the same EK from its endorsement seed.
  * AK: restricted signing keys as `tpm2_createak` makes them (RSASSA-SHA256 / ECDSA-SHA256).
  */
-import { TPM_ALG, TPM_ECC, TPMA_OBJECT } from '../constants.js';
-import type { TPMT_PUBLIC } from '../structures.js';
-
-const O = TPMA_OBJECT;
+import { TPM_ALG, TPM_ECC, objectAttrs } from '../constants.js';
+import { hashAlgOf, type EccPublic, type RsaPublic, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from '../structures.js';
 
 /** TPM2_PolicySecret(TPM_RH_ENDORSEMENT) digest, SHA-256 ("policy A" of the EK profile). */
 export const EK_POLICY_A_SHA256 = Uint8Array.from(
@@ -17,20 +15,20 @@ export const EK_POLICY_A_SHA256 = Uint8Array.from(
 );
 
 /** fixedTPM|fixedParent|sensitiveDataOrigin|adminWithPolicy|restricted|decrypt = 0x000300b2. */
-export const EK_ATTRIBUTES = O.fixedTPM + O.fixedParent + O.sensitiveDataOrigin + O.adminWithPolicy + O.restricted + O.decrypt;
+export const EK_ATTRIBUTES = objectAttrs.of('fixedTPM', 'fixedParent', 'sensitiveDataOrigin', 'adminWithPolicy', 'restricted', 'decrypt');
 
 /** fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign = 0x00050072. */
-export const AK_ATTRIBUTES = O.fixedTPM + O.fixedParent + O.sensitiveDataOrigin + O.userWithAuth + O.restricted + O.sign;
+export const AK_ATTRIBUTES = objectAttrs.of('fixedTPM', 'fixedParent', 'sensitiveDataOrigin', 'userWithAuth', 'restricted', 'sign');
 
 /** A storage root key as tpm2-tools' default primary: 0x00030472 (…|userWithAuth|noDA|restricted|decrypt). */
-export const SRK_ATTRIBUTES = O.fixedTPM + O.fixedParent + O.sensitiveDataOrigin + O.userWithAuth + O.noDA + O.restricted + O.decrypt;
+export const SRK_ATTRIBUTES = objectAttrs.of('fixedTPM', 'fixedParent', 'sensitiveDataOrigin', 'userWithAuth', 'noDA', 'restricted', 'decrypt');
 
-const AES128_CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
-const NO_SYM = { algorithm: TPM_ALG.NULL, keyBits: null, mode: null };
-const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null };
+const AES128_CFB: TPMT_SYM_DEF_OBJECT = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
+const NO_SYM: TPMT_SYM_DEF_OBJECT = { algorithm: TPM_ALG.NULL, keyBits: null, mode: null };
+const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null } as const;
 
 /** TCG EK template L-1: RSA 2048, AES-128-CFB, policy A, 256 zero bytes of unique. */
-export function ekRsaTemplate(): TPMT_PUBLIC {
+export function ekRsaTemplate(): RsaPublic {
   return {
     type: TPM_ALG.RSA,
     nameAlg: TPM_ALG.SHA256,
@@ -42,7 +40,7 @@ export function ekRsaTemplate(): TPMT_PUBLIC {
 }
 
 /** TCG EK template L-2: ECC NIST P-256, AES-128-CFB, policy A, 32 zero bytes each for x and y. */
-export function ekEccTemplate(): TPMT_PUBLIC {
+export function ekEccTemplate(): EccPublic {
   return {
     type: TPM_ALG.ECC,
     nameAlg: TPM_ALG.SHA256,
@@ -53,20 +51,25 @@ export function ekEccTemplate(): TPMT_PUBLIC {
   };
 }
 
-/** AK: RSA 2048, RSASSA with the given hash (default SHA-256), restricted signing. */
-export function akRsaTemplate(hashAlg: number = TPM_ALG.SHA256): TPMT_PUBLIC {
+/**
+ * AK: RSA 2048, RSASSA with the given hash (default SHA-256), restricted signing. A number that
+ * is not a TPMI_ALG_HASH is refused here, with the encoder's TpmEncodeError.
+ */
+export function akRsaTemplate(hashAlg: number = TPM_ALG.SHA256): RsaPublic {
+  const hash = hashAlgOf(hashAlg, 'TPMT_PUBLIC.parameters.scheme.details.hashAlg');
   return {
     type: TPM_ALG.RSA,
     nameAlg: TPM_ALG.SHA256,
     objectAttributes: AK_ATTRIBUTES,
     authPolicy: new Uint8Array(0),
-    parameters: { symmetric: NO_SYM, scheme: { scheme: TPM_ALG.RSASSA, details: { hashAlg } }, keyBits: 2048, exponent: 0 },
+    parameters: { symmetric: NO_SYM, scheme: { scheme: TPM_ALG.RSASSA, details: { hashAlg: hash } }, keyBits: 2048, exponent: 0 },
     unique: new Uint8Array(0),
   };
 }
 
 /** AK: ECC NIST P-256, ECDSA with the given hash (default SHA-256), restricted signing. */
-export function akEccTemplate(hashAlg: number = TPM_ALG.SHA256): TPMT_PUBLIC {
+export function akEccTemplate(hashAlg: number = TPM_ALG.SHA256): EccPublic {
+  const hash = hashAlgOf(hashAlg, 'TPMT_PUBLIC.parameters.scheme.details.hashAlg');
   return {
     type: TPM_ALG.ECC,
     nameAlg: TPM_ALG.SHA256,
@@ -74,7 +77,7 @@ export function akEccTemplate(hashAlg: number = TPM_ALG.SHA256): TPMT_PUBLIC {
     authPolicy: new Uint8Array(0),
     parameters: {
       symmetric: NO_SYM,
-      scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg } },
+      scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: hash } },
       curveID: TPM_ECC.NIST_P256,
       kdf: NULL_SCHEME,
     },
@@ -83,7 +86,7 @@ export function akEccTemplate(hashAlg: number = TPM_ALG.SHA256): TPMT_PUBLIC {
 }
 
 /** Storage primary as `tpm2_createprimary` makes by default (RSA 2048, AES-128-CFB). */
-export function srkRsaTemplate(): TPMT_PUBLIC {
+export function srkRsaTemplate(): RsaPublic {
   return {
     type: TPM_ALG.RSA,
     nameAlg: TPM_ALG.SHA256,

@@ -38,6 +38,6 @@ async function verifyChunks(pub: TPMT_PUBLIC, message: MessageChunks, sig: TPMT_
   if (!name) return false;
   const key = createPublicKey({ key: Buffer.from(publicToSpkiDer(pub)), format: 'der', type: 'spki' });
   const v = createVerify(name);
-  for await (const piece of message as AsyncIterable<Uint8Array | string>) v.update(typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece);
+  for await (const piece of message) v.update(typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece);
   return v.verify(verifyKey(key, sig), formatSignature(sig, 'der'));
 }

@@ -3,22 +3,30 @@
  * property, the persistent handles in use.
  */
 import { GetCapability } from '../commands.js';
-import { TPM_CAP, TPM_PT } from '../constants.js';
-import type { Tpm } from '../tpm.js';
+import { TPM_CAP, TPM_PT, hex32 } from '../constants.js';
+import { TpmDecodeError } from '../wire/errors.js';
+import type { TpmRunner } from '../tpm.js';
 import type { RunOptions } from '../tpm.js';
 
+/** A TPM that answers GetCapability with another capability than asked (Part 3 §30.2); the field is at offset 11, after the header and moreData. */
+function wrongCapability(got: number, asked: number): TpmDecodeError {
+  return new TpmDecodeError(`GetCapability answered capability ${hex32(got)}, not the ${hex32(asked)} asked for`, 'GetCapability.response.capabilityData.capability', 11);
+}
+
 /** Persistent object handles currently in the TPM (TPM_HT_PERSISTENT, 0x81xxxxxx). */
-export async function listPersistentHandles(tpm: Tpm, opts: RunOptions = {}): Promise<number[]> {
+export async function listPersistentHandles(tpm: TpmRunner, opts: RunOptions = {}): Promise<number[]> {
   return listHandles(tpm, 0x81000000, 0x81ffffff, opts);
 }
 
 /** Handles in [first, last], following moreData across pages. */
-export async function listHandles(tpm: Tpm, first: number, last: number, opts: RunOptions = {}): Promise<number[]> {
+export async function listHandles(tpm: TpmRunner, first: number, last: number, opts: RunOptions = {}): Promise<number[]> {
   const out: number[] = [];
   let next = first;
   for (let page = 0; page < 1000; page++) {
     const r = await tpm.run(GetCapability, { capability: TPM_CAP.HANDLES, property: next, propertyCount: 254 }, opts);
-    const handles = r.capabilityData.data as number[];
+    const d = r.capabilityData;
+    if (d.capability !== TPM_CAP.HANDLES) throw wrongCapability(d.capability, TPM_CAP.HANDLES);
+    const handles = d.data;
     let beyond = false;
     for (const h of handles) {
       if (h > last) {
@@ -35,9 +43,11 @@ export async function listHandles(tpm: Tpm, first: number, last: number, opts: R
 }
 
 /** One TPM_PT property's value, or undefined if the TPM does not report it. */
-export async function getTpmProperty(tpm: Tpm, property: number, opts: RunOptions = {}): Promise<number | undefined> {
+export async function getTpmProperty(tpm: TpmRunner, property: number, opts: RunOptions = {}): Promise<number | undefined> {
   const r = await tpm.run(GetCapability, { capability: TPM_CAP.TPM_PROPERTIES, property, propertyCount: 1 }, opts);
-  const props = r.capabilityData.data as { property: number; value: number }[];
+  const d = r.capabilityData;
+  if (d.capability !== TPM_CAP.TPM_PROPERTIES) throw wrongCapability(d.capability, TPM_CAP.TPM_PROPERTIES);
+  const props = d.data;
   return props.find((p) => p.property === property)?.value;
 }
 
@@ -48,8 +58,8 @@ const inputBufferCache = new WeakMap<object, number>();
  * profile). Asked once per transport (i.e. per TPM connection: wrappers such as the service's
  * per-job Tpm views share it); capped at 1024 because our TPM2B_MAX_BUFFER codec is.
  */
-export async function maxInputBuffer(tpm: Tpm, opts: RunOptions = {}): Promise<number> {
-  const key: object = tpm.transport ?? tpm;
+export async function maxInputBuffer(tpm: TpmRunner, opts: RunOptions = {}): Promise<number> {
+  const key: object = tpm.connection;
   const cached = inputBufferCache.get(key);
   if (cached !== undefined) return cached;
   const v = (await getTpmProperty(tpm, TPM_PT.INPUT_BUFFER, opts)) ?? 1024;

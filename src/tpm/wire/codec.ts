@@ -7,6 +7,10 @@ import { Writer, describe } from './writer.js';
  * Every codec also carries a `meta` description of its shape, from which tests derive
  * fast-check arbitraries and the decoder tool walks values.
  *
+ * Types follow the spec's: `oneOf` keeps its values' literal types (TPMI_ALG_HASH is a union of
+ * hash ids), `leaf` names what an integer is (TPM_ALG_ID, TPM_HANDLE, TPMA_OBJECT), and a
+ * structure holding a TPMU is a `variant`, whose type is a discriminated union on its selector.
+ *
  * Decoding rules (as tpm2-tss's MU layer): the reader's offset only advances on success;
  * a TPM2B wrapping a structure is consumed exactly; unknown union selectors are errors;
  * list counts are capped before anything is allocated.
@@ -18,14 +22,27 @@ export interface Codec<T> {
   decode(r: Reader, ctx?: Record<string, unknown>): T;
 }
 
+/**
+ * Any codec, whatever it encodes. (`encode` is a method, so its parameter is bivariant and a
+ * `Codec<number>` is a `Codec<unknown>`: code that walks `meta` needs no `any`.)
+ */
+export type AnyCodec = Codec<unknown>;
+
+/**
+ * What an integer leaf means, by its Part 2 type name: 'TPM_ALG_ID', 'TPM_HANDLE', 'TPM_ST',
+ * 'TPM_CAP', 'TPM_ECC_CURVE', 'TPM_SE', 'TPM_SU', 'TPMA_OBJECT', 'TPMA_SESSION', 'TPMA_CC'.
+ * A bare `u16` has none: it is just a number (a size, a count, a key length).
+ */
+export type LeafName = string;
+
 export type Meta =
-  | { kind: 'u8' | 'u16' | 'u32' | 'u64' | 'i32'; name?: string }
+  | { kind: 'u8' | 'u16' | 'u32' | 'u64' | 'i32'; name?: LeafName }
   | { kind: 'fixed'; length: number }
   | { kind: 'tpm2b'; name: string; max: number; sizeBytes: 1 | 2 }
-  | { kind: 'sized'; name: string; inner: Codec<any> }
-  | { kind: 'list'; name: string; item: Codec<any>; max: number }
-  | { kind: 'struct'; name: string; fields: Record<string, Codec<any>> }
-  | { kind: 'union'; name: string; selector: string; arms: Map<number, Codec<any>> }
+  | { kind: 'sized'; name: string; inner: AnyCodec }
+  | { kind: 'list'; name: string; item: AnyCodec; max: number }
+  | { kind: 'struct'; name: string; fields: Readonly<Record<string, AnyCodec>> }
+  | { kind: 'union'; name: string; selector: string; arms: ReadonlyMap<number, AnyCodec> }
   | { kind: 'none' }
   | { kind: 'oneOf'; base: Codec<number>; values: readonly number[]; name: string };
 
@@ -81,6 +98,20 @@ export const u64: Codec<bigint> = {
   decode: (r) => r.u64(),
 };
 
+/**
+ * An integer leaf with a meaning (`name` is its Part 2 type, e.g. 'TPM_ALG_ID'): same bytes and
+ * same speed as `base`, but the decoder tool and the tests can tell an algorithm from a count.
+ */
+export function leaf(name: LeafName, base: Codec<number>): Codec<number> {
+  const kind = base.meta.kind;
+  if (kind !== 'u8' && kind !== 'u16' && kind !== 'u32' && kind !== 'i32') throw new Error(`leaf ${name}: base must be an integer codec, not ${kind}`);
+  return {
+    meta: { kind, name },
+    encode: base.encode,
+    decode: base.decode,
+  };
+}
+
 /** TPMI_YES_NO: a byte that must be 0 or 1, as a boolean. */
 export const yesNo: Codec<boolean> = {
   meta: { kind: 'oneOf', base: u8, values: [0, 1], name: 'TPMI_YES_NO' },
@@ -99,9 +130,14 @@ export const yesNo: Codec<boolean> = {
   },
 };
 
-/** An integer type restricted to listed values (a TPMI_ interface type). */
-export function oneOf(name: string, base: Codec<number>, values: readonly number[]): Codec<number> {
-  const allowed = new Set(values);
+/**
+ * An integer type restricted to listed values (a TPMI_ interface type). The values' literal
+ * types are kept (`const V`), so the codec's type is their union: `oneOf('X', u16, [1, 4])` is a
+ * `Codec<1 | 4>`, and a value outside the list is a type error as well as a wire error.
+ */
+export function oneOf<const V extends readonly number[]>(name: string, base: Codec<number>, values: V): Codec<V[number]> {
+  const allowed = new Set<number>(values);
+  const isAllowed = (v: number): v is V[number] => allowed.has(v);
   const show = (v: number) => '0x' + v.toString(16).padStart(base.meta.kind === 'u8' ? 2 : 4, '0');
   return {
     meta: { kind: 'oneOf', base, values, name },
@@ -112,9 +148,9 @@ export function oneOf(name: string, base: Codec<number>, values: readonly number
     decode: (r) => {
       const at = r.offset;
       const v = base.decode(r);
-      if (!allowed.has(v)) {
+      if (!isAllowed(v)) {
         r.offset = at;
-        r.fail(`${name}: ${show(v)} is not an allowed value`, at);
+        return r.fail(`${name}: ${show(v)} is not an allowed value`, at);
       }
       return v;
     },
@@ -216,10 +252,12 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
   };
 }
 
-type StructValue<F extends Record<string, Codec<any>>> = { [K in keyof F]: Infer<F[K]> };
+type Fields = Record<string, AnyCodec>;
 
-/** A TPMS/TPMT structure: fields in order; unions among them see the fields before them. */
-export function struct<F extends Record<string, Codec<any>>>(name: string, fields: F): Codec<StructValue<F>> {
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/** Reads the fields of a struct in wire order into a fresh object. */
+function structCodec<F extends Fields, T>(name: string, fields: F): Codec<T> {
   const entries = Object.entries(fields);
   const keys = entries.map(([k]) => k);
   const codecs = entries.map(([, c]) => c);
@@ -227,8 +265,8 @@ export function struct<F extends Record<string, Codec<any>>>(name: string, field
     meta: { kind: 'struct', name, fields },
     encode: (w, v) =>
       named(w, name, () => {
-        if (typeof v !== 'object' || v === null) w.fail(`expected an object, got ${describe(v)}`);
-        const obj = v as Record<string, unknown>;
+        if (!isObject(v)) return w.fail(`expected an object, got ${describe(v)}`);
+        const obj = v;
         for (let i = 0; i < keys.length; i++) {
           const k = keys[i]!;
           w.path.push(k);
@@ -246,9 +284,22 @@ export function struct<F extends Record<string, Codec<any>>>(name: string, field
           out[k] = codecs[i]!.decode(r, out);
           r.path.pop();
         }
-        return out as StructValue<F>;
+        // The one place a decoded object meets its type: every field was read by its codec.
+        return out as T;
       }),
   };
+}
+
+/**
+ * A TPMS structure: fields in order. A structure with a union in it is a `variant` (whose
+ * type narrows on the selector); `struct` refuses one, so no union decodes to a loose type.
+ */
+// The value type is written out (not a named alias) so editors and errors show the fields.
+export function struct<F extends Fields>(name: string, fields: F): Codec<{ [K in keyof F]: Infer<F[K]> }> {
+  for (const [k, c] of Object.entries(fields)) {
+    if (c.meta.kind === 'union') throw new Error(`struct ${name}: field ${k} is a union (${c.meta.name}); use variant()`);
+  }
+  return structCodec<F, { [K in keyof F]: Infer<F[K]> }>(name, fields);
 }
 
 /** Empty arm of a union (TPMS_EMPTY, or a NULL selector): no bytes, the value `null`. */
@@ -260,15 +311,26 @@ export const none: Codec<null> = {
   decode: () => null,
 };
 
-type ArmValues<A extends Record<number, Codec<any>>> = { [K in keyof A]: Infer<A[K]> }[keyof A];
+/** Arms of a TPMU by selector value (numeric literal keys, as `{ [TPM_ALG.RSA]: ... }` gives). */
+type Arms = { readonly [selector: number]: AnyCodec };
+type ArmValues<A extends Arms> = { [K in keyof A]: Infer<A[K]> }[keyof A];
+
+/**
+ * A TPMU codec. Its meta also keeps the selector's name and the arms as given (`byKey`), which
+ * let `variant` pair each selector value with its arm's type. (They live in `meta`, so every
+ * codec object keeps one shape for V8: the hot encode/decode calls stay monomorphic.)
+ */
+export interface UnionCodec<S extends string, A extends Arms> extends Codec<ArmValues<A>> {
+  readonly meta: Extract<Meta, { kind: 'union' }> & { readonly selector: S; readonly byKey: A };
+}
 
 /**
  * A TPMU: which arm is present is chosen by an earlier field of the enclosing structure
- * (`selector`). A selector with no arm is an error in both directions.
+ * (`selector`). A selector with no arm is an error in both directions. Put it in a `variant`.
  */
-export function union<A extends Record<number, Codec<any>>>(name: string, selector: string, arms: A): Codec<ArmValues<A>> {
-  const map = new Map<number, Codec<any>>(Object.entries(arms).map(([k, c]) => [Number(k), c]));
-  const pick = (ctx: Record<string, unknown> | undefined, fail: (m: string) => never): Codec<any> => {
+export function union<const S extends string, A extends Arms>(name: string, selector: S, arms: A): UnionCodec<S, A> {
+  const map = new Map<number, AnyCodec>(Object.entries(arms).map(([k, c]) => [Number(k), c]));
+  const pick = (ctx: Record<string, unknown> | undefined, fail: (m: string) => never): AnyCodec => {
     const sel = ctx?.[selector];
     if (typeof sel !== 'number') return fail(`selector ${selector} is missing`);
     const arm = map.get(sel);
@@ -276,15 +338,62 @@ export function union<A extends Record<number, Codec<any>>>(name: string, select
     return arm;
   };
   return {
-    meta: { kind: 'union', name, selector, arms: map },
+    meta: { kind: 'union', name, selector, arms: map, byKey: arms },
     encode: (w, v, ctx) => named(w, name, () => pick(ctx, (m) => w.fail(m)).encode(w, v)),
     decode: (r, ctx) =>
       atomic(r, name, () => {
         // Point the error at the selector's own bytes is not possible from here; the path names it.
         const arm = pick(ctx, (m) => r.fail(m));
-        return arm.decode(r);
+        // The arm was chosen by the selector the struct read before: the value is that arm's.
+        return arm.decode(r) as ArmValues<A>;
       }),
   };
+}
+
+// ---------------------------------------------------------------- variant: a discriminated union
+
+/** The fields of F that are unions selected by S. */
+type UnionMeta<S extends string, A> = { readonly meta: { readonly selector: S; readonly byKey: A } };
+type UnionKeys<F extends Fields, S extends string> = { [K in keyof F]: F[K] extends UnionMeta<S, Arms> ? K : never }[keyof F];
+type ArmsOf<C> = C extends UnionMeta<string, infer A> ? A : never;
+/** Selector values that have an arm in every union of F (others are refused on the wire). */
+type CommonArm<F extends Fields, S extends string, V> = V extends unknown
+  ? { [K in UnionKeys<F, S>]: V extends keyof ArmsOf<F[K]> ? never : K }[UnionKeys<F, S>] extends never
+    ? V
+    : never
+  : never;
+type AllArmKeys<F extends Fields, S extends string> = { [K in UnionKeys<F, S>]: keyof ArmsOf<F[K]> }[UnionKeys<F, S>];
+/** The selector values a variant can hold: those its selector codec allows and all its unions have. */
+type SelectorValues<F extends Fields, S extends keyof F & string> = CommonArm<F, S, Extract<AllArmKeys<F, S>, Infer<F[S]>>>;
+/**
+ * One member per selector value V: the selector is the literal V, each union field its arm for
+ * V. (Written inline, not as a named alias, so editors and errors show the member's fields.)
+ */
+type Distribute<F extends Fields, S extends string, V> = V extends unknown
+  ? { [K in keyof F]: K extends S ? V : F[K] extends UnionMeta<S, infer A> ? (V extends keyof A ? Infer<A[V]> : never) : Infer<F[K]> }
+  : never;
+/** The value type of `variant(name, selector, fields)`: narrows on `value[selector]`. */
+export type VariantValue<F extends Fields, S extends keyof F & string> = Distribute<F, S, SelectorValues<F, S>>;
+
+/**
+ * A TPMT structure with unions (TPMT_PUBLIC, TPMT_SIGNATURE, ...): the same bytes as `struct`,
+ * but its type is a discriminated union on `selector`, so `if (pub.type === TPM_ALG.RSA)`
+ * narrows `pub.parameters` and `pub.unique` to the RSA arms without a cast.
+ * Every union field must select on `selector`, which must come before it.
+ */
+export function variant<F extends Fields, const S extends keyof F & string>(name: string, selector: S, fields: F): Codec<VariantValue<F, S>> {
+  const keys = Object.keys(fields);
+  const at = keys.indexOf(selector);
+  if (at < 0) throw new Error(`variant ${name}: no selector field ${selector}`);
+  let unions = 0;
+  keys.forEach((k, i) => {
+    const m = fields[k]!.meta;
+    if (m.kind !== 'union') return;
+    unions++;
+    if (m.selector !== selector || i < at) throw new Error(`variant ${name}: union ${k} must select on the earlier field ${selector}`);
+  });
+  if (unions === 0) throw new Error(`variant ${name}: no union field; use struct()`);
+  return structCodec<F, VariantValue<F, S>>(name, fields);
 }
 
 /** Marshals a value into a fresh byte array. */
