@@ -3,7 +3,7 @@
  * Adding a command = adding a descriptor here.
  */
 import { TPM_CC } from './constants.js';
-import { command } from './command.js';
+import { command, type AnyCommand } from './command.js';
 import {
   TPM2B_AUTH,
   TPM2B_CREATION_DATA,
@@ -295,5 +295,5 @@ export const COMMANDS = new Map(
     StartAuthSession,
     PolicySecret,
     PolicyGetDigest,
-  ].map((c) => [c.code, c as import('./command.js').CommandDescriptor<any, any, any, any>]),
+  ].map((c) => [c.code, c as import('./command.js').AnyCommand]),
 );

@@ -23,6 +23,7 @@ export {
   passwordAuth,
   policyAuth,
   type AuthArg,
+  type AnyCommand,
   type AuthHandleName,
   type Authorization,
   type AuthResponse,

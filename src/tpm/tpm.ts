@@ -12,7 +12,7 @@ import {
   type AuthResponse,
   type AuthArg,
   type AuthHandleName,
-  type CommandDescriptor,
+  type AnyCommand,
   type CommandInput,
   type CommandOutput,
 } from './command.js';
@@ -27,13 +27,13 @@ export interface RunOptions extends SendOptions, CallOptions {}
  */
 export interface TpmRunner {
   /** Runs one command and returns its response handles and parameters. */
-  run<C extends CommandDescriptor<any, any, any, any>>(
+  run<C extends AnyCommand>(
     cmd: C,
     input: CommandInput<C>,
     opts?: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, AuthArg>> },
   ): Promise<CommandOutput<C>>;
   /** As `run`, also returning the response's authorization area. */
-  runWithAuths<C extends CommandDescriptor<any, any, any, any>>(
+  runWithAuths<C extends AnyCommand>(
     cmd: C,
     input: CommandInput<C>,
     opts?: RunOptions,
@@ -72,7 +72,7 @@ export class Tpm implements TpmRunner {
   }
 
   /** Runs one command and returns its response handles and parameters. */
-  async run<C extends CommandDescriptor<any, any, any, any>>(
+  async run<C extends AnyCommand>(
     cmd: C,
     input: CommandInput<C>,
     opts: RunOptions & { auth?: Partial<Record<AuthHandleName<C>, AuthArg>> } = {},
@@ -81,7 +81,7 @@ export class Tpm implements TpmRunner {
   }
 
   /** As `run`, also returning the response's authorization area. */
-  async runWithAuths<C extends CommandDescriptor<any, any, any, any>>(
+  async runWithAuths<C extends AnyCommand>(
     cmd: C,
     input: CommandInput<C>,
     opts: RunOptions = {},
@@ -118,7 +118,7 @@ export class Tpm implements TpmRunner {
 }
 
 /** Names the handle/parameter/session a format-one error points at (go-tpm style). */
-function annotate(e: TpmError, cmd: CommandDescriptor<any, any, any, any>): void {
+function annotate(e: TpmError, cmd: AnyCommand): void {
   if (e.index === undefined) return;
   let subject: string | undefined;
   if (e.kind === 'handle') subject = cmd.handles[e.index - 1]?.name;

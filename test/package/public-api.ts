@@ -49,7 +49,7 @@ export const PUBLIC_API: Record<'.' | './wire' | './transport' | './decode', Ent
       'withEndorsementPolicy', 'withHierarchyAuth', 'withLoadedKey', 'withSession',
     ],
     types: [
-      'AuthArg', 'AuthHandleName', 'AuthResponse', 'Authorization', 'BitField', 'CallOptions', 'Codec',
+      'AnyCommand', 'AuthArg', 'AuthHandleName', 'AuthResponse', 'Authorization', 'BitField', 'CallOptions', 'Codec',
       'CommandDescriptor', 'CommandInput', 'CommandOutput', 'CreateAkOptions', 'CreatedKey',
       'DeviceTransportOptions', 'EccPublic', 'EkHandle', 'EkOptions', 'EncryptDirection',
       'EndorsementAuthOptions', 'HandleArg', 'HandleAuth', 'HashOptions', 'HashResult', 'Infer', 'KeyBlobs',

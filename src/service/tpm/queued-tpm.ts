@@ -17,7 +17,7 @@ import {
   TpmError,
   TpmTransportError,
   type AuthResponse,
-  type CommandDescriptor,
+  type AnyCommand,
   type CommandInput,
   type CommandOutput,
   type RunOptions,
@@ -26,7 +26,6 @@ import {
 import { flushedHandle, sessionEnds } from '../../tpm/command/descriptor.js';
 import type { Transients } from './transients.js';
 
-type AnyCommand = CommandDescriptor<any, any, any, any>;
 
 const NONE: readonly number[] = [];
 

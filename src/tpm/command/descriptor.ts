@@ -49,6 +49,12 @@ export interface CommandDescriptor<
   readonly onlyFlushes: boolean;
 }
 
+/**
+ * Any descriptor, for code generic over commands (executors, wrappers): its type parameters are
+ * inferred per call, so `any` here only widens the constraint.
+ */
+export type AnyCommand = CommandDescriptor<any, any, any, any>;
+
 /** What a caller passes to run a command: its handles by name plus its parameters. */
 export type CommandInput<C> = C extends CommandDescriptor<infer H, infer P, any, any> ? { [K in H]: HandleArg } & P : never;
 /** What running a command returns: its response handles by name plus response parameters. */
