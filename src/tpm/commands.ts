@@ -10,6 +10,7 @@ import {
   TPM2B_DATA,
   TPM2B_DIGEST,
   TPM2B_ENCRYPTED_SECRET,
+  TPM2B_ID_OBJECT,
   TPM2B_MAX_BUFFER,
   TPM2B_NAME,
   TPM2B_NONCE,
@@ -32,6 +33,11 @@ import {
   TPM_HANDLE,
   TPM_SE_CODEC,
   TPM_SU_CODEC,
+  TPM2B_ATTEST,
+  TPM2B_MAX_NV_BUFFER,
+  TPM2B_NV_PUBLIC,
+  TPML_DIGEST,
+  TPMS_TIME_INFO,
 } from './structures.js';
 import { i32, u16, u32, yesNo } from './wire/codec.js';
 
@@ -272,6 +278,92 @@ export const PolicyGetDigest = command({
   response: { policyDigest: TPM2B_DIGEST },
 });
 
+// ---------------------------------------------------------------- attestation, PCRs, NV, clock
+
+/**
+ * TPM2_PCR_Read — Part 3 §22.4. The TPM may return fewer PCRs than selected (at most 8
+ * digests per response): pcrSelectionOut says which ones came back.
+ */
+export const PCR_Read = command({
+  name: 'PCR_Read',
+  code: TPM_CC.PCR_Read,
+  spec: 'Part 3 §22.4',
+  params: { pcrSelectionIn: TPML_PCR_SELECTION },
+  response: { pcrUpdateCounter: u32, pcrSelectionOut: TPML_PCR_SELECTION, pcrValues: TPML_DIGEST },
+});
+
+/**
+ * TPM2_Quote — Part 3 §18.4. signHandle needs USER authorization. `quoted` is the
+ * TPM2B_ATTEST's bytes (a TPMS_ATTEST of type TPM_ST_ATTEST_QUOTE), which the signature covers.
+ */
+export const Quote = command({
+  name: 'Quote',
+  code: TPM_CC.Quote,
+  spec: 'Part 3 §18.4',
+  handles: { signHandle: 'auth' },
+  params: { qualifyingData: TPM2B_DATA, inScheme: TPMT_SIG_SCHEME, PCRselect: TPML_PCR_SELECTION },
+  response: { quoted: TPM2B_ATTEST, signature: TPMT_SIGNATURE },
+});
+
+/**
+ * TPM2_Certify — Part 3 §18.2. objectHandle needs ADMIN role authorization, signHandle USER
+ * (both carry an authorization session). certifyInfo: TPM2B_ATTEST bytes (TPM_ST_ATTEST_CERTIFY).
+ */
+export const Certify = command({
+  name: 'Certify',
+  code: TPM_CC.Certify,
+  spec: 'Part 3 §18.2',
+  handles: { objectHandle: 'auth', signHandle: 'auth' },
+  params: { qualifyingData: TPM2B_DATA, inScheme: TPMT_SIG_SCHEME },
+  response: { certifyInfo: TPM2B_ATTEST, signature: TPMT_SIGNATURE },
+});
+
+/** TPM2_NV_ReadPublic — Part 3 §31.6. No authorization. */
+export const NV_ReadPublic = command({
+  name: 'NV_ReadPublic',
+  code: TPM_CC.NV_ReadPublic,
+  spec: 'Part 3 §31.6',
+  handles: { nvIndex: 'noauth' },
+  params: {},
+  response: { nvPublic: TPM2B_NV_PUBLIC, nvName: TPM2B_NAME },
+});
+
+/**
+ * TPM2_NV_Read — Part 3 §31.13. authHandle (the index itself, TPM_RH_OWNER or
+ * TPM_RH_PLATFORM) carries the authorization; `size` is at most TPM_PT_NV_BUFFER_MAX.
+ */
+export const NV_Read = command({
+  name: 'NV_Read',
+  code: TPM_CC.NV_Read,
+  spec: 'Part 3 §31.13',
+  handles: { authHandle: 'auth', nvIndex: 'noauth' },
+  params: { size: u16, offset: u16 },
+  response: { data: TPM2B_MAX_NV_BUFFER },
+});
+
+/** TPM2_ReadClock — Part 3 §29.1. No handles, no authorization. */
+export const ReadClock = command({
+  name: 'ReadClock',
+  code: TPM_CC.ReadClock,
+  spec: 'Part 3 §29.1',
+  params: {},
+  response: { currentTime: TPMS_TIME_INFO },
+});
+
+/**
+ * TPM2_ActivateCredential — Part 3 §12.5. activateHandle: the object the credential names (ADMIN
+ * role); keyHandle: the decrypting key the seed was encrypted to, normally the EK (USER role).
+ * certInfo: the recovered secret.
+ */
+export const ActivateCredential = command({
+  name: 'ActivateCredential',
+  code: TPM_CC.ActivateCredential,
+  spec: 'Part 3 §12.5',
+  handles: { activateHandle: 'auth', keyHandle: 'auth' },
+  params: { credentialBlob: TPM2B_ID_OBJECT, secret: TPM2B_ENCRYPTED_SECRET },
+  response: { certInfo: TPM2B_DIGEST },
+});
+
 /** Every descriptor, by command code (for the decoder tool). */
 export const COMMANDS = new Map(
   [
@@ -295,5 +387,12 @@ export const COMMANDS = new Map(
     StartAuthSession,
     PolicySecret,
     PolicyGetDigest,
-  ].map((c) => [c.code, c as import('./command.js').AnyCommand]),
+    PCR_Read,
+    Quote,
+    Certify,
+    NV_ReadPublic,
+    NV_Read,
+    ReadClock,
+    ActivateCredential,
+  ].map((c) => [c.code, c as AnyCommand]),
 );

@@ -80,6 +80,13 @@ export const TPM_CC = {
   Hash: 0x0000017d,
   HashSequenceStart: 0x00000186,
   PolicyGetDigest: 0x00000189,
+  ActivateCredential: 0x00000147,
+  Certify: 0x00000148,
+  NV_Read: 0x0000014e,
+  Quote: 0x00000158,
+  NV_ReadPublic: 0x00000169,
+  PCR_Read: 0x0000017e,
+  ReadClock: 0x00000181,
 } as const;
 
 /** TPM_ST (Part 2 §6.9). */

@@ -255,3 +255,81 @@ export {
   type MessageSource,
   type SignOptions,
 } from './ops/sign.js';
+
+// Credential protection (Part 1 §24): MakeCredential in software, ActivateCredential on the TPM.
+export { ActivateCredential } from './commands.js';
+export { TPM2B_ID_OBJECT } from './structures.js';
+export {
+  CREDENTIAL_FILE_MAGIC,
+  CREDENTIAL_FILE_VERSION,
+  CredentialError,
+  credentialBlobFromSeed,
+  makeCredential,
+  parseIdObject,
+  readCredentialFile,
+  writeCredentialFile,
+  type Credential,
+  type IdObject,
+} from './attest/make-credential.js';
+export { activateCredential, type ActivateCredentialInput } from './ops/credential.js';
+
+// Attestation (issue 11): PCRs, quotes, certification, the clock, NV reads, tpm2-tools' file formats.
+export { Certify, NV_Read, NV_ReadPublic, PCR_Read, Quote, ReadClock } from './commands.js';
+export {
+  TPM2B_ATTEST,
+  TPM2B_ATTEST_STRUCT,
+  TPM2B_MAX_NV_BUFFER,
+  TPM2B_NV_PUBLIC,
+  TPML_DIGEST,
+  TPMS_ATTEST,
+  TPMS_CERTIFY_INFO,
+  TPMS_CLOCK_INFO,
+  TPMS_COMMAND_AUDIT_INFO,
+  TPMS_CREATION_INFO,
+  TPMS_NV_CERTIFY_INFO,
+  TPMS_NV_PUBLIC,
+  TPMS_QUOTE_INFO,
+  TPMS_SESSION_AUDIT_INFO,
+  TPMS_TIME_ATTEST_INFO,
+  TPMS_TIME_INFO,
+  TPM_GENERATED_VALUE,
+  TPM_ST_ATTEST,
+  type AttestOf,
+} from './structures.js';
+export {
+  AttestError,
+  certify,
+  pcrRead,
+  pcrSelectionOf,
+  quote,
+  readClock,
+  type AttestResult,
+  type CertifyOptions,
+  type PcrReadResult,
+  type PcrSelectionArg,
+  type QuoteOptions,
+} from './ops/attest.js';
+export { NvError, TPM_PT_NV_BUFFER_MAX, nvBufferMax, nvRead, nvReadPublic, type NvPublicInfo, type NvReadOptions } from './ops/nv.js';
+export {
+  MAX_PCR_INDEX,
+  PcrFormatError,
+  bankName,
+  formatPcrSelection,
+  fromPcrSelection,
+  parsePcrBanks,
+  parsePcrSelection,
+  quoteFiles,
+  readPcrsOut,
+  toPcrSelection,
+  writePcrsOut,
+  type PcrBank,
+} from './attest/formats.js';
+export {
+  verifyCertify,
+  verifyQuote,
+  type AttestCheck,
+  type AttestReport,
+  type PcrValues,
+  type VerifyCertifyInput,
+  type VerifyQuoteInput,
+} from './attest/verify.js';

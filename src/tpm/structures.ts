@@ -5,7 +5,7 @@
  */
 import { TPM_ALG, TPM_CAP, TPM_ST } from './constants.js';
 import { TpmEncodeError } from './wire/errors.js';
-import { fixed, leaf, list, none, oneOf, sized, struct, tpm2b, u16, u32, u64, u8, union, variant, type AnyCodec, type Infer } from './wire/codec.js';
+import { fixed, leaf, list, none, oneOf, sized, struct, tpm2b, u16, u32, u64, u8, union, variant, yesNo, type AnyCodec, type Infer } from './wire/codec.js';
 
 const A = TPM_ALG;
 
@@ -406,6 +406,109 @@ export const TPMT_TK_AUTH = struct('TPMT_TK_AUTH', {
 });
 export type TPMT_TK_AUTH = Infer<typeof TPMT_TK_AUTH>;
 
+// ---------------------------------------------------------------- attestation (§10.11–10.12), NV (§13)
+
+/** TPM_GENERATED_VALUE (§6.2): the magic that starts every TPMS_ATTEST the TPM signs. */
+export const TPM_GENERATED_VALUE = 0xff544347;
+/** TPMI_ST_ATTEST (§10.12.10): the TPM_ST values (§6.9) that tag a TPMS_ATTEST. */
+export const TPM_ST_ATTEST = {
+  NV: 0x8014,
+  COMMAND_AUDIT: 0x8015,
+  SESSION_AUDIT: 0x8016,
+  CERTIFY: 0x8017,
+  QUOTE: 0x8018,
+  TIME: 0x8019,
+  CREATION: 0x801a,
+} as const;
+const ST_ATTEST = TPM_ST_ATTEST;
+
+/** TPMS_CLOCK_INFO (§10.11.1). */
+export const TPMS_CLOCK_INFO = struct('TPMS_CLOCK_INFO', { clock: u64, resetCount: u32, restartCount: u32, safe: yesNo });
+export type TPMS_CLOCK_INFO = Infer<typeof TPMS_CLOCK_INFO>;
+/** TPMS_TIME_INFO (§10.11.6). */
+export const TPMS_TIME_INFO = struct('TPMS_TIME_INFO', { time: u64, clockInfo: TPMS_CLOCK_INFO });
+export type TPMS_TIME_INFO = Infer<typeof TPMS_TIME_INFO>;
+/** TPMS_TIME_ATTEST_INFO (§10.12.2). */
+export const TPMS_TIME_ATTEST_INFO = struct('TPMS_TIME_ATTEST_INFO', { time: TPMS_TIME_INFO, firmwareVersion: u64 });
+/** TPMS_CERTIFY_INFO (§10.12.3). */
+export const TPMS_CERTIFY_INFO = struct('TPMS_CERTIFY_INFO', { name: TPM2B_NAME, qualifiedName: TPM2B_NAME });
+export type TPMS_CERTIFY_INFO = Infer<typeof TPMS_CERTIFY_INFO>;
+/** TPMS_QUOTE_INFO (§10.12.4). */
+export const TPMS_QUOTE_INFO = struct('TPMS_QUOTE_INFO', { pcrSelect: TPML_PCR_SELECTION, pcrDigest: TPM2B_DIGEST });
+export type TPMS_QUOTE_INFO = Infer<typeof TPMS_QUOTE_INFO>;
+/** TPMS_COMMAND_AUDIT_INFO (§10.12.5). */
+export const TPMS_COMMAND_AUDIT_INFO = struct('TPMS_COMMAND_AUDIT_INFO', {
+  auditCounter: u64,
+  digestAlg: TPM_ALG_ID,
+  auditDigest: TPM2B_DIGEST,
+  commandDigest: TPM2B_DIGEST,
+});
+/** TPMS_SESSION_AUDIT_INFO (§10.12.6). */
+export const TPMS_SESSION_AUDIT_INFO = struct('TPMS_SESSION_AUDIT_INFO', { exclusiveSession: yesNo, sessionDigest: TPM2B_DIGEST });
+/** TPMS_CREATION_INFO (§10.12.7). */
+export const TPMS_CREATION_INFO = struct('TPMS_CREATION_INFO', { objectName: TPM2B_NAME, creationHash: TPM2B_DIGEST });
+/** TPM2B_MAX_NV_BUFFER (§10.4.9): MAX_NV_BUFFER_SIZE is the TPM's own; 2048 bounds it here. */
+export const TPM2B_MAX_NV_BUFFER = tpm2b('TPM2B_MAX_NV_BUFFER', 2048);
+/** TPMS_NV_CERTIFY_INFO (§10.12.8). */
+export const TPMS_NV_CERTIFY_INFO = struct('TPMS_NV_CERTIFY_INFO', { indexName: TPM2B_NAME, offset: u16, nvContents: TPM2B_MAX_NV_BUFFER });
+
+/**
+ * TPMS_ATTEST (§10.12.12) with TPMU_ATTEST (§10.12.11): `type` narrows `attested`. The magic
+ * must be TPM_GENERATED_VALUE; an attestation type without an arm here is refused.
+ */
+export const TPMS_ATTEST = variant('TPMS_ATTEST', 'type', {
+  magic: oneOf('TPMS_ATTEST.magic', leaf('TPM_GENERATED', u32), [TPM_GENERATED_VALUE]),
+  type: oneOf('TPMI_ST_ATTEST', TPM_ST_CODEC, [
+    ST_ATTEST.CERTIFY,
+    ST_ATTEST.QUOTE,
+    ST_ATTEST.SESSION_AUDIT,
+    ST_ATTEST.COMMAND_AUDIT,
+    ST_ATTEST.TIME,
+    ST_ATTEST.CREATION,
+    ST_ATTEST.NV,
+  ]),
+  qualifiedSigner: TPM2B_NAME,
+  extraData: TPM2B_DATA,
+  clockInfo: TPMS_CLOCK_INFO,
+  firmwareVersion: u64,
+  attested: union('TPMU_ATTEST', 'type', {
+    [ST_ATTEST.CERTIFY]: TPMS_CERTIFY_INFO,
+    [ST_ATTEST.QUOTE]: TPMS_QUOTE_INFO,
+    [ST_ATTEST.SESSION_AUDIT]: TPMS_SESSION_AUDIT_INFO,
+    [ST_ATTEST.COMMAND_AUDIT]: TPMS_COMMAND_AUDIT_INFO,
+    [ST_ATTEST.TIME]: TPMS_TIME_ATTEST_INFO,
+    [ST_ATTEST.CREATION]: TPMS_CREATION_INFO,
+    [ST_ATTEST.NV]: TPMS_NV_CERTIFY_INFO,
+  }),
+});
+export type TPMS_ATTEST = Infer<typeof TPMS_ATTEST>;
+/** The TPMS_ATTEST of one attestation type (`AttestOf<typeof TPM_ST_ATTEST.QUOTE>`). */
+export type AttestOf<T extends TPMS_ATTEST['type']> = Extract<TPMS_ATTEST, { type: T }>;
+/**
+ * TPM2B_ATTEST (§10.12.13), kept as its bytes: signatures are over exactly these bytes, so
+ * commands return them raw; `decode(TPMS_ATTEST, bytes)` reads them. TPM2B_ATTEST_STRUCT is
+ * the same wire form decoded in place (for the decoder tool).
+ */
+export const TPM2B_ATTEST = tpm2b('TPM2B_ATTEST', 2304);
+export const TPM2B_ATTEST_STRUCT = sized('TPM2B_ATTEST', TPMS_ATTEST);
+
+/** TPML_DIGEST (§10.9.3): at most 8 digests. */
+export const TPML_DIGEST = list('TPML_DIGEST', TPM2B_DIGEST, 8);
+
+/** TPMA_NV (§13.4): bit flags in a UINT32. */
+export const TPMA_NV_CODEC = leaf('TPMA_NV', u32);
+/** TPMS_NV_PUBLIC (§13.5). */
+export const TPMS_NV_PUBLIC = struct('TPMS_NV_PUBLIC', {
+  nvIndex: TPM_HANDLE,
+  nameAlg: TPMI_ALG_HASH,
+  attributes: TPMA_NV_CODEC,
+  authPolicy: TPM2B_DIGEST,
+  dataSize: u16,
+});
+export type TPMS_NV_PUBLIC = Infer<typeof TPMS_NV_PUBLIC>;
+/** TPM2B_NV_PUBLIC (§13.6). */
+export const TPM2B_NV_PUBLIC = sized('TPM2B_NV_PUBLIC', TPMS_NV_PUBLIC);
+
 /** Every named structure codec, for the decoder tool and the fuzz tests. */
 export const STRUCTURES: Readonly<Record<string, AnyCodec>> = Object.freeze({
   TPMT_HA,
@@ -437,4 +540,20 @@ export const STRUCTURES: Readonly<Record<string, AnyCodec>> = Object.freeze({
   TPM2B_NAME,
   TPMS_CONTEXT,
   TPMT_TK_AUTH,
+  TPMS_CLOCK_INFO,
+  TPMS_TIME_INFO,
+  TPMS_ATTEST,
+  TPM2B_ATTEST: TPM2B_ATTEST_STRUCT,
+  TPML_DIGEST,
+  TPMS_NV_PUBLIC,
+  TPM2B_NV_PUBLIC,
 });
+
+// ---------------------------------------------------------------- credential protection (A2)
+
+/**
+ * TPM2B_ID_OBJECT (Part 2 §12.4.3): a sized TPMS_ID_OBJECT — integrityHMAC (TPM2B_DIGEST) then
+ * encIdentity, an encrypted TPM2B_DIGEST whose size is the rest of the buffer. Carried opaque
+ * here (bounded by sizeof(TPMS_ID_OBJECT) = 2+64 + 2+64); `parseIdObject` splits it.
+ */
+export const TPM2B_ID_OBJECT = tpm2b('TPM2B_ID_OBJECT', 132);

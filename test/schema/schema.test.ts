@@ -201,6 +201,13 @@ describe('every integer in the schema says what it is, or is a plain quantity', 
         'TPMS_TAGGED_PROPERTY.value',
         'TPMT_SYM_DEF.keyBits', // AES/SM4/CAMELLIA key bits (XOR's arm is a TPMI_ALG_HASH)
         'TPMT_SYM_DEF_OBJECT.keyBits',
+        'NV_Read.parameters.offset', // octets into the index
+        'NV_Read.parameters.size',
+        'PCR_Read.response.pcrUpdateCounter',
+        'TPMS_CLOCK_INFO.resetCount',
+        'TPMS_CLOCK_INFO.restartCount',
+        'TPMS_NV_CERTIFY_INFO.offset',
+        'TPMS_NV_PUBLIC.dataSize',
       ].sort(),
     );
   });

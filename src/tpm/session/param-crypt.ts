@@ -44,9 +44,14 @@ export function paramCrypt(
   }
   const keyBytes = c.keyBits / 8;
   const keyIv = kdfa(authHash, sessionValue, 'CFB', nonceNewer, nonceOlder, c.keyBits + 128);
-  const key = keyIv.subarray(0, keyBytes);
-  const iv = keyIv.subarray(keyBytes);
-  const algo = `aes-${c.keyBits}-cfb`;
+  return aesCfb(c.keyBits, keyIv.subarray(0, keyBytes), keyIv.subarray(keyBytes), data, encrypt);
+}
+
+/** AES in CFB mode (full-block feedback, as the TPM's CFB): `key` of keyBits/8 octets, 16-octet `iv`. */
+export function aesCfb(keyBits: 128 | 192 | 256, key: Uint8Array, iv: Uint8Array, data: Uint8Array, encrypt: boolean): Uint8Array {
+  if (key.length * 8 !== keyBits) throw new RangeError(`AES-${keyBits}: key of ${key.length} octets`);
+  if (iv.length !== 16) throw new RangeError(`AES-CFB: IV of ${iv.length} octets, expected 16`);
+  const algo = `aes-${keyBits}-cfb`;
   const cipher = encrypt ? createCipheriv(algo, key, iv) : createDecipheriv(algo, key, iv);
   return new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()]));
 }

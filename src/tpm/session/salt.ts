@@ -34,6 +34,15 @@ const CURVE_SIZE: Readonly<Record<string, number>> = { 'P-256': 32, 'P-384': 48,
 
 /** A salt encrypted to the public area of a TPM key (an RSA or ECC decryption key such as the EK or an SRK). */
 export function makeSalt(tpmKey: TPMT_PUBLIC): Salt {
+  return makeSeed(tpmKey, 'SECRET');
+}
+
+/**
+ * A seed (one digest of the key's nameAlg) that only the TPM key can recover, as for a salt but
+ * with another label (Part 1 §24 credential protection uses "IDENTITY"): RSA-OAEP with `label`,
+ * or one-pass ECDH + KDFe(nameAlg, Z, label, Qe.x, Qs.x). `salt` is the seed.
+ */
+export function makeSeed(tpmKey: TPMT_PUBLIC, label: string): Salt {
   const nameAlg = tpmKey.nameAlg;
   const size = DIGEST_SIZE[nameAlg];
   if (size === undefined) throw new Error(`cannot salt a session to a key with nameAlg 0x${nameAlg.toString(16)}`);
@@ -41,7 +50,7 @@ export function makeSalt(tpmKey: TPMT_PUBLIC): Salt {
   if (tpmKey.type === TPM_ALG.RSA) {
     const salt = new Uint8Array(randomBytes(size));
     const encryptedSalt = publicEncrypt(
-      { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hashName(nameAlg), oaepLabel: Buffer.from('SECRET\0', 'latin1') },
+      { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hashName(nameAlg), oaepLabel: Buffer.from(`${label}\0`, 'latin1') },
       salt,
     );
     return { salt, encryptedSalt: new Uint8Array(encryptedSalt) };
@@ -56,7 +65,7 @@ export function makeSalt(tpmKey: TPMT_PUBLIC): Salt {
     const ephJwk = eph.publicKey.export({ format: 'jwk' });
     const ex = coordinate(ephJwk.x, n);
     const ey = coordinate(ephJwk.y, n);
-    const salt = kdfe(nameAlg, z, 'SECRET', ex, coordinate(jwk.x, n), size * 8);
+    const salt = kdfe(nameAlg, z, label, ex, coordinate(jwk.x, n), size * 8);
     // TPMS_ECC_POINT: two TPM2B_ECC_PARAMETERs.
     const pt = new Uint8Array(4 + 2 * n);
     const dv = new DataView(pt.buffer);
