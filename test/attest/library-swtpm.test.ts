@@ -43,7 +43,7 @@ import {
   type CreatedKey,
 } from '../../src/tpm/index.js';
 import { expectNothingLoaded } from '../helpers/hygiene.js';
-import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
+import { startSwtpm, swtpmAvailable, type SwtpmInstance, withTpmOn } from '../helpers/swtpm.js';
 import { tpm2Tools, tpm2ToolsAvailable, workDir, type Tpm2Tools } from '../helpers/tpm-tools.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
@@ -72,14 +72,7 @@ describe.skipIf(skipUnlessCI(!ready))('attestation operations on swtpm, with sto
   let dir: string;
   let removeDir: () => Promise<void>;
   let tools: Tpm2Tools;
-  async function withLib<T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-    const transport = sw.transport();
-    try {
-      return await fn(new Tpm(transport));
-    } finally {
-      await transport.close();
-    }
-  }
+  const withLib = <T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> => withTpmOn(sw, fn);
   const file = (name: string): string => join(dir, name);
   const read = async (name: string): Promise<Uint8Array> => new Uint8Array(await readFile(file(name)));
   let ak: CreatedKey;

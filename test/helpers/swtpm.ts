@@ -21,6 +21,7 @@ import { DeviceTransport, type DeviceTransportOptions } from '../../src/tpm/tran
 import { SwtpmSocketTransport } from '../../src/tpm/transport/swtpm-socket.js';
 import type { TransportOptions } from '../../src/tpm/transport/base.js';
 import type { Transport } from '../../src/tpm/transport/types.js';
+import { Tpm } from '../../src/tpm/tpm.js';
 
 // ---------------------------------------------------------------------------------------------
 // availability
@@ -194,6 +195,19 @@ export interface SwtpmInstance {
    * after a TPM2_Shutdown(STATE) (a TPM Resume) instead of the default Startup(CLEAR) (a TPM Reset).
    */
   restart(opts?: { flags?: string }): Promise<void>;
+}
+
+/**
+ * Runs `fn` with the library on its own connection to `sw` (swtpm serves one at a time), closed
+ * before the returned promise settles, so stock tools can connect next.
+ */
+export async function withTpmOn<T>(sw: SwtpmInstance, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
+  const transport = sw.transport();
+  try {
+    return await fn(new Tpm(transport));
+  } finally {
+    await transport.close();
+  }
 }
 
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance> {

@@ -43,7 +43,7 @@ import {
   type KeyType,
 } from '../../src/tpm/index.js';
 import { expectNothingLoaded } from '../helpers/hygiene.js';
-import { socatAvailable, startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
+import { socatAvailable, startSwtpm, swtpmAvailable, type SwtpmInstance, withTpmOn } from '../helpers/swtpm.js';
 import { messageBytes, opensslAvailable, opensslVerify, tpm2Tools, tpm2ToolsAvailable, workDir, type Tpm2Tools } from '../helpers/tpm-tools.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
@@ -67,15 +67,7 @@ describe.skipIf(skipUnlessCI(!ready))('interop with tpm2-tools (via the bridge) 
   let dir: string;
   let removeDir: () => Promise<void>;
   let tools: Tpm2Tools;
-  /** The library on the same swtpm; the connection is released before fn's promise settles. */
-  async function withLib<T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-    const transport = sw.transport();
-    try {
-      return await fn(new Tpm(transport));
-    } finally {
-      await transport.close();
-    }
-  }
+  const withLib = <T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> => withTpmOn(sw, fn);
   const file = (name: string): string => join(dir, name);
   const read = async (name: string): Promise<Uint8Array> => new Uint8Array(await readFile(file(name)));
 

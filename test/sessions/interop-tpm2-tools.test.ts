@@ -22,7 +22,7 @@ import { publicToPem, publicToSpkiDer } from '../../src/tpm/keys/public.js';
 import { formatSignature } from '../../src/tpm/keys/signature.js';
 import { akTemplate } from '../../src/tpm/ops/ak.js';
 import { withSession } from '../../src/tpm/session/index.js';
-import { socatAvailable, startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
+import { socatAvailable, startSwtpm, swtpmAvailable, type SwtpmInstance, withTpmOn } from '../helpers/swtpm.js';
 import { opensslAvailable, opensslVerify, tpm2Tools, tpm2ToolsAvailable, workDir, type Tpm2Tools } from '../helpers/tpm-tools.js';
 
 const SRK = 0x81000077;
@@ -41,14 +41,7 @@ describe.skipIf(!ready)('sessions: interop with tpm2-tools', () => {
   const file = (n: string): string => join(dir, n);
 
   /** The library on the swtpm; the connection is closed before tools run (swtpm serves one at a time). */
-  async function withLib<T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-    const transport = sw.transport();
-    try {
-      return await fn(new Tpm(transport));
-    } finally {
-      await transport.close();
-    }
-  }
+  const withLib = <T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> => withTpmOn(sw, fn);
 
   /** tpm2-tools runs sharing one salted HMAC session (raw connection), leftovers flushed after. */
   async function withToolsSession(fn: (session: string) => Promise<void>): Promise<void> {
