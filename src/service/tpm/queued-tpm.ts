@@ -26,7 +26,6 @@ import {
 import { flushedHandle, sessionEnds } from '../../tpm/command/descriptor.js';
 import type { Transients } from './transients.js';
 
-
 const NONE: readonly number[] = [];
 
 export class JobTpm implements TpmRunner {
@@ -50,16 +49,7 @@ export class JobTpm implements TpmRunner {
   }
 
   async run<C extends AnyCommand>(cmd: C, input: CommandInput<C>, opts: RunOptions = {}): Promise<CommandOutput<C>> {
-    if (!cmd.onlyFlushes) this.signal?.throwIfAborted();
-    let output: CommandOutput<C>;
-    try {
-      output = await this.inner.run(cmd, input, withoutSignal(opts));
-    } catch (e) {
-      this.failed(cmd, input, e);
-      throw e;
-    }
-    if (hasEffects(cmd, opts)) this.succeeded(cmd, input, output, opts);
-    return output;
+    return (await this.runWithAuths(cmd, input, opts)).output;
   }
 
   async runWithAuths<C extends AnyCommand>(
