@@ -333,3 +333,12 @@ export {
   type VerifyCertifyInput,
   type VerifyQuoteInput,
 } from './attest/verify.js';
+export {
+  APP_BINDING_LABELS,
+  AppBindingError,
+  BOUND_NONCE_MAX,
+  BOUND_NONCE_MIN,
+  appIdentity,
+  appQualifyingData,
+  type AppBindingLabel,
+} from './attest/app-binding.js';

@@ -529,6 +529,14 @@ describe('hostile request values', () => {
     ['DELETE', '/v1/keys/{h}', 'delete-key'],
     ['GET', '/v1/keys/{h}/public', 'get-public'],
     ['POST', '/v1/keys/{h}/sign', 'sign'],
+    ['GET', '/v1/pcrs', 'read-pcrs'],
+    ['POST', '/v1/keys/{h}/quote', 'quote'],
+    ['POST', '/v1/keys/{h}/certify', 'certify'],
+    ['POST', '/v1/keys/{h}/device-certify', 'device-certify'],
+    ['POST', '/v1/keys/{h}/activate-credential', 'activate-credential'],
+    ['GET', '/v1/ek', 'ek-public'],
+    ['GET', '/v1/ek/certificate', 'ek-certificate'],
+    ['GET', '/v1/usage', 'usage'],
   ];
   const segs = (path: string, h = '0x81010000'): string[] => path.replace('{h}', h).slice(1).split('/');
 

@@ -7,6 +7,12 @@ import { genaik } from './genaik.js';
 import { listkeys } from './listkeys.js';
 import { pubgetaik } from './pubgetaik.js';
 import { sign } from './sign.js';
+import { pcrread } from './pcrread.js';
+import { quote } from './quote.js';
+import { ekpub } from './ekpub.js';
+import { ekcert } from './ekcert.js';
+import { activatecredential } from './activatecredential.js';
+import { certify } from './certify.js';
 
 export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   genaik: genaik as ToolDef<never>,
@@ -15,4 +21,10 @@ export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   listkeys: listkeys as ToolDef<never>,
   evictaik: evictaik as ToolDef<never>,
   capabilities: capabilities as ToolDef<never>,
+  pcrread: pcrread as ToolDef<never>,
+  quote: quote as ToolDef<never>,
+  ekpub: ekpub as ToolDef<never>,
+  ekcert: ekcert as ToolDef<never>,
+  activatecredential: activatecredential as ToolDef<never>,
+  certify: certify as ToolDef<never>,
 };

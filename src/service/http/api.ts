@@ -22,6 +22,8 @@ import type { HandlePool } from '../keys/pool.js';
 import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
 import type { Tenant } from '../tenants/tenants.js';
 import type { ServiceConfig } from '../config.js';
+import { attestHandlers } from './attest-api.js';
+import { usageHandlers } from './usage-api.js';
 
 /** What a handler of a route anyone may call (auth: none) gets. */
 export interface OpenContext {
@@ -81,19 +83,27 @@ function keySummary(e: KeyEntry): KeySummary {
 }
 
 export class Api {
-  constructor(private readonly d: ApiDeps) {}
-
   /** Bound to the routes table: a route without a handler here does not compile. */
-  readonly handlers: Handlers = {
-    health: (ctx) => this.health(ctx),
-    capabilities: (ctx) => this.capabilities(ctx),
-    'list-keys': (ctx) => this.listKeys(ctx),
-    'create-key': (ctx) => this.createKey(ctx),
-    'get-key': (ctx) => this.getKey(ctx),
-    'delete-key': (ctx) => this.deleteKey(ctx),
-    'get-public': (ctx) => this.getPublic(ctx),
-    sign: (ctx) => this.sign(ctx),
-  };
+  readonly handlers: Handlers;
+
+  constructor(private readonly d: ApiDeps) {
+    this.handlers = this.handlersFor(d);
+  }
+
+  private handlersFor(d: ApiDeps): Handlers {
+    return {
+      health: (ctx) => this.health(ctx),
+      capabilities: (ctx) => this.capabilities(ctx),
+      'list-keys': (ctx) => this.listKeys(ctx),
+      'create-key': (ctx) => this.createKey(ctx),
+      'get-key': (ctx) => this.getKey(ctx),
+      'delete-key': (ctx) => this.deleteKey(ctx),
+      'get-public': (ctx) => this.getPublic(ctx),
+      sign: (ctx) => this.sign(ctx),
+      ...attestHandlers(d),
+      ...usageHandlers(d),
+    };
+  }
 
   private health(ctx: OpenContext): void {
     parseQuery(ctx.query, ROUTES.health.query);

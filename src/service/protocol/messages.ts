@@ -83,3 +83,142 @@ export interface SignAnswer {
   digest: string;
   messageLength: number;
 }
+
+// ---- Attestation (docs/ATTESTATION.md) ----
+
+/** One PCR's value as read: its bank (hash name, or 0x… for another TPM_ALG_ID), index, value (hex). */
+export interface PcrValue {
+  bank: string;
+  pcr: number;
+  value: string;
+}
+
+/** GET /v1/pcrs: the selection as tpm2_pcrread takes it (`sha256:0,1,2+sha1:0`); default every allocated bank, PCRs 0–23. */
+export interface PcrReadQuery {
+  selection?: string;
+}
+
+export interface PcrReadAnswer {
+  /** The selection read, canonical (`sha1:0,1+sha256:0,1`). */
+  selection: string;
+  /** The TPM's pcrUpdateCounter the values were read under. */
+  updateCounter: number;
+  /** In selection order (banks as selected, PCRs ascending): the order of pcrs.out and of the quote's digest. */
+  pcrs: PcrValue[];
+}
+
+/**
+ * The app identity (what the service knows of the caller) a bound or device attestation was
+ * made for, and how its qualifying data was computed: SHA-256(label ‖ 0x00 ‖ identity ‖ 0x00 ‖ nonce).
+ */
+export interface AppBinding {
+  /** The tenant id, and `/cid=N` when the tenant is bound to a vsock CID: `app1` or `app1/cid=7`. */
+  identity: string;
+  /** EVE-APP (quote/certify --bind) or EVE-APP-KEY (certification by the device's key). */
+  label: 'EVE-APP' | 'EVE-APP-KEY';
+}
+
+/** What Quote and Certify return: the signed bytes as the TPM made them. */
+export interface AttestAnswer {
+  /** The key that signed (the path's handle, or the device's attestation key), 0x… */
+  signer: string;
+  /** base64 of the TPMS_ATTEST bytes the TPM signed (TPM2B_ATTEST's buffer: tpm2_quote -m, tpm2_certify -o). */
+  attest: string;
+  /** base64 of the marshalled TPMT_SIGNATURE (tpm2_quote -s, tpm2_certify -s in tss format). */
+  signature: string;
+  /** The caller's nonce, hex. */
+  nonce: string;
+  /** The qualifying data the TPM put in extraData, hex: the nonce itself, or its binding to the app. */
+  qualifyingData: string;
+  /** Present when the qualifying data binds the attestation to the calling app. */
+  binding?: AppBinding;
+}
+
+/** POST /v1/keys/{handle}/quote: the key (an AK of the caller) quotes the PCRs. */
+export interface QuoteRequest {
+  /** Selection as tpm2_quote -l: `sha256:0,1,2`. */
+  pcrs: string;
+  /** Hex, 1–64 bytes (unbound: at most the key's name-hash size). Required: no nonce, no quote. */
+  nonce: string;
+  /** Qualifying data = SHA-256("EVE-APP" ‖ 0 ‖ identity ‖ 0 ‖ nonce) instead of the nonce. */
+  bind?: boolean;
+}
+
+export interface QuoteAnswer extends AttestAnswer {
+  /** The selection quoted, canonical. */
+  selection: string;
+  /** The PCR values the quote's digest was checked against (pcrs.out). */
+  pcrs: PcrValue[];
+}
+
+/** POST /v1/keys/{handle}/certify: the path's key (an AK of the caller) certifies another key of the caller. */
+export interface CertifyRequest {
+  /** The certified key's handle (the caller's). */
+  object: string;
+  nonce: string;
+  bind?: boolean;
+}
+
+export interface CertifyAnswer extends AttestAnswer {
+  /** The certified key's handle and TPM Name (hex). */
+  object: string;
+  objectName: string;
+}
+
+/** POST /v1/keys/{handle}/device-certify: the device's attestation key (EVE's) certifies the path's key. */
+export interface DeviceCertifyRequest {
+  nonce: string;
+}
+
+export interface DeviceCertifyAnswer extends CertifyAnswer {
+  /** Always present: qualifying data = SHA-256("EVE-APP-KEY" ‖ 0 ‖ identity ‖ 0 ‖ nonce). */
+  binding: AppBinding;
+  /** The device attestation key's public key (PEM) and Name (hex). */
+  signerPem: string;
+  signerName: string;
+}
+
+/** POST /v1/keys/{handle}/activate-credential: the credential tpm2_makecredential made for the path's key. */
+export interface ActivateCredentialRequest {
+  /** base64 of TPM2B_ID_OBJECT's buffer (integrity HMAC ‖ encrypted identity). */
+  credentialBlob: string;
+  /** base64 of TPM2B_ENCRYPTED_SECRET's buffer (the seed encrypted to the EK). */
+  secret: string;
+}
+
+export interface ActivateCredentialAnswer {
+  handle: string;
+  /** base64 of the secret the verifier put in the credential. */
+  secret: string;
+}
+
+/** GET /v1/ek and /v1/ek/certificate: which EK (default rsa). */
+export interface EkQuery {
+  type?: KeyType | (string & {});
+}
+
+export interface EkPublicAnswer {
+  type: KeyType;
+  pem: string;
+  /** The EK's TPM Name, hex (what tpm2_makecredential -n needs for the AK is the AK's Name; this is the EK's). */
+  name: string;
+  /** base64 of its TPM2B_PUBLIC (tpm2_createek -u / tpm2_readpublic -o). */
+  public: string;
+}
+
+export interface EkCertificateAnswer {
+  type: KeyType;
+  /** The NV index it was read from: 0x01C00002 (rsa) or 0x01C0000A (ecc). */
+  index: string;
+  /** base64 DER of the X.509 certificate. */
+  der: string;
+}
+
+// ---- Resource usage (issue 14; docs/API.md) ----
+
+/** GET /v1/usage: the caller's resource usage as the host sees it, and its share of the TPM. */
+export interface Usage {
+  tenant: string;
+  /** ISO 8601 time of the reading. */
+  timestamp: string;
+}

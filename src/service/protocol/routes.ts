@@ -6,7 +6,21 @@
  * No dependencies beyond protocol/: the client is bundled into the container tools.
  */
 import type {
+  ActivateCredentialAnswer,
+  ActivateCredentialRequest,
   Capabilities,
+  CertifyAnswer,
+  CertifyRequest,
+  DeviceCertifyAnswer,
+  DeviceCertifyRequest,
+  EkCertificateAnswer,
+  EkPublicAnswer,
+  EkQuery,
+  PcrReadAnswer,
+  PcrReadQuery,
+  QuoteAnswer,
+  QuoteRequest,
+  Usage,
   CreateKeyRequest,
   GetPublicQuery,
   Health,
@@ -28,6 +42,14 @@ export interface Contract {
   'delete-key': { query: Record<never, never>; request: undefined; response: undefined };
   'get-public': { query: GetPublicQuery; request: undefined; response: PublicKeyAnswer };
   sign: { query: SignQuery; request: SignRequest; response: SignAnswer };
+  'read-pcrs': { query: PcrReadQuery; request: undefined; response: PcrReadAnswer };
+  quote: { query: Record<never, never>; request: QuoteRequest; response: QuoteAnswer };
+  certify: { query: Record<never, never>; request: CertifyRequest; response: CertifyAnswer };
+  'device-certify': { query: Record<never, never>; request: DeviceCertifyRequest; response: DeviceCertifyAnswer };
+  'activate-credential': { query: Record<never, never>; request: ActivateCredentialRequest; response: ActivateCredentialAnswer };
+  'ek-public': { query: EkQuery; request: undefined; response: EkPublicAnswer };
+  'ek-certificate': { query: EkQuery; request: undefined; response: EkCertificateAnswer };
+  usage: { query: Record<never, never>; request: undefined; response: Usage };
 }
 
 export type Op = keyof Contract;
@@ -79,6 +101,23 @@ export const ROUTES = {
     fields: ['message', 'hashAlg', 'format'],
     retry: true,
   },
+  'read-pcrs': { method: 'GET', path: '/v1/pcrs', auth: 'tenant', status: 200, query: ['selection'], body: 'none', fields: [], retry: true },
+  quote: { method: 'POST', path: '/v1/keys/{handle}/quote', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['pcrs', 'nonce', 'bind'], retry: true },
+  certify: { method: 'POST', path: '/v1/keys/{handle}/certify', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['object', 'nonce', 'bind'], retry: true },
+  'device-certify': { method: 'POST', path: '/v1/keys/{handle}/device-certify', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['nonce'], retry: true },
+  'activate-credential': {
+    method: 'POST',
+    path: '/v1/keys/{handle}/activate-credential',
+    auth: 'tenant',
+    status: 200,
+    query: [],
+    body: 'json',
+    fields: ['credentialBlob', 'secret'],
+    retry: true,
+  },
+  'ek-public': { method: 'GET', path: '/v1/ek', auth: 'tenant', status: 200, query: ['type'], body: 'none', fields: [], retry: true },
+  'ek-certificate': { method: 'GET', path: '/v1/ek/certificate', auth: 'tenant', status: 200, query: ['type'], body: 'none', fields: [], retry: true },
+  usage: { method: 'GET', path: '/v1/usage', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
 } as const satisfies { readonly [O in Op]: RouteDef<O> };
 
 export type RouteOf<O extends Op> = (typeof ROUTES)[O];

@@ -5,7 +5,7 @@
  * src/bin/eve_tools_tpm2_NAME.ts, a name here, and the same name in those two files.
  */
 export const TOOL_PREFIX = 'eve_tools_tpm2_';
-export const TOOL_NAMES = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities'] as const;
+export const TOOL_NAMES = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities', 'pcrread', 'quote', 'ekpub', 'ekcert', 'activatecredential', 'certify'] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 /** A tool's command name, as installed: eve_tools_tpm2_sign. */
 export const toolCommand = (name: ToolName): string => TOOL_PREFIX + name;
