@@ -7,7 +7,9 @@
  *   eve-tpm-service tenant list --tenants FILE [--state-dir DIR]
  *   eve-tpm-service tenant remove --id APP [--purge] --tenants FILE [--state-dir DIR]
  *   eve-tpm-service tenant purge --record RECORD --tenants FILE [--state-dir DIR]
+ *   eve-tpm-service tenant set --id APP [--cgroup PATH | --no-cgroup] [--netif NAME]... [--no-netif] --tenants FILE
  *   eve-tpm-service registry rebuild [--state-dir DIR] [--key-store tpm] [--tenants FILE]
+ *   eve-tpm-service stats [--json | --prometheus] [--state-dir DIR]
  *
  * --state-dir defaults to serve's (/var/lib/eve-tpm-service, or --config's stateDir).
  * Exit codes: 0 done (also after a SIGTERM/SIGINT drain), 1 runtime failure, 2 bad
@@ -15,7 +17,10 @@
  * directory could not be opened.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AdminError, listTenants, purgeOrphans, removeTenant, type KeyListing, type PurgeReport } from '../service/admin/admin.js';
+import { AdminError, listTenants, purgeOrphans, removeTenant, setTenantUsage, type KeyListing, type PurgeReport } from '../service/admin/admin.js';
+import { fetchStats, statsText, StatsUnavailable } from '../service/usage/stats-command.js';
+import { statsSocketPath } from '../service/usage/stats-socket.js';
+import type { Stats } from '../service/usage/stats.js';
 import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
 import { ListenError } from '../service/http/listeners.js';
 import { StateLockedError } from '../service/admin/lock.js';
@@ -124,6 +129,7 @@ program
   .option('--pool-size <n>', 'number of handles in the pool (default 0x10000)', integer)
   .addOption(new Option('--key-store <mode>', 'blobs: keys kept as wrapped blobs (default); tpm: persistent TPM objects').choices(['blobs', 'tpm']))
   .option('--tpm-free-floor <n>', 'tpm key store: persistent slots kept free for EVE (default 2)', integer)
+  .option('--device-ak <handle>', "the device's attestation key, signer of device-certify (default 0x81000003)", integer)
   .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
   .option('--single-tenant', 'DEVELOPMENT ONLY: no identity; every caller is the tenant "default"')
   .option('--allow-non-loopback', 'allow tcp listeners on non-loopback addresses')
@@ -162,6 +168,8 @@ tenant
   .requiredOption('--tenants <file>', 'tenants file (created if absent)')
   .option('--cid <n>', 'vsock CID of the application VM', integer)
   .option('--max-keys <n>', 'key quota (default 8)', integer)
+  .option('--cgroup <path>', "the app's cgroup v2 directory on the host, for its resource usage")
+  .option('--netif <name>', "a host-side network interface of the app, for its resource usage; repeatable", collect)
   .option('--service-address <address>', 'service address as seen from the VM', 'vsock:2:8877')
   .option('--user-data <file>', 'write cloud-init user-data installing the tools, addons, config and secret with no network (mode 0600; - for stdout)')
   .option('--tools-bundle <file>', 'tools bundle to embed (default eve-tools.cjs beside this executable)')
@@ -199,7 +207,8 @@ tenant
       const keyLines = (keys: KeyListing[]): string => keys.map((k) => `  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`).join('');
       for (const t of list.tenants) {
         const cid = t.cid === undefined ? '' : ` cid=${t.cid}`;
-        process.stdout.write(`${t.id} record=${t.record}${cid} maxKeys=${t.maxKeys}${t.hasSecret ? ' secret=yes' : ''} keys=${t.keys.length}\n${keyLines(t.keys)}`);
+        const usage = `${t.cgroup === undefined ? '' : ` cgroup=${t.cgroup}`}${t.netifs === undefined ? '' : ` netifs=${t.netifs.join(',')}`}`;
+        process.stdout.write(`${t.id} record=${t.record}${cid} maxKeys=${t.maxKeys}${t.hasSecret ? ' secret=yes' : ''}${usage} keys=${t.keys.length}\n${keyLines(t.keys)}`);
       }
       for (const r of list.orphans) {
         process.stdout.write(
@@ -249,6 +258,51 @@ tenant
       const r = await purgeOrphans({ tenantsFile: o.tenants, record: o.record, config: stateConfig(o), log: createLogger('warn') });
       process.stdout.write(`Record ${r.record}: ${purgeLine(r)}.\n`);
     } catch (e) {
+      adminError(e);
+    }
+  });
+
+tenant
+  .command('set')
+  .description("set where a tenant's resource usage is read (EVE: when the app instance starts); the running service picks it up")
+  .requiredOption('--id <id>', 'tenant id')
+  .requiredOption('--tenants <file>', 'tenants file')
+  .option('--cgroup <path>', "the app's cgroup v2 directory on the host")
+  .option('--no-cgroup', 'forget the cgroup')
+  .option('--netif <name>', 'a host-side network interface of the app (repeatable; replaces the list)', collect)
+  .option('--no-netif', 'forget the interfaces')
+  .action(async (o: { id: string; tenants: string; cgroup?: string | false; netif?: string[] | false }) => {
+    try {
+      if (o.cgroup === undefined && o.netif === undefined) throw new AdminError('tenant set needs --cgroup PATH, --no-cgroup, --netif NAME or --no-netif');
+      const t = await setTenantUsage({
+        tenantsFile: o.tenants,
+        id: o.id,
+        ...(o.cgroup === undefined ? {} : { cgroup: o.cgroup === false ? null : o.cgroup }),
+        ...(o.netif === undefined ? {} : { netifs: o.netif === false ? [] : o.netif }),
+      });
+      process.stdout.write(`Tenant ${t.id}: cgroup ${t.cgroup ?? 'none'}, interfaces ${t.netifs?.join(', ') ?? 'none'}.\n`);
+    } catch (e) {
+      adminError(e);
+    }
+  });
+
+program
+  .command('stats')
+  .description("every app's resource usage and TPM share, from the running service's admin-only stats socket (STATE_DIR/stats.sock)")
+  .option('--config <file>', 'service config file (for --state-dir)')
+  .option('--state-dir <dir>', 'service state directory (default /var/lib/eve-tpm-service)')
+  .option('--json', 'print the raw readings as JSON')
+  .option('--prometheus', 'print the Prometheus text the socket serves at /metrics')
+  .action(async (o: { config?: string; stateDir?: string; json?: boolean; prometheus?: boolean }) => {
+    try {
+      if (o.json && o.prometheus) throw new AdminError('--json and --prometheus: choose one');
+      const config = configFrom({ config: o.config, stateDir: o.stateDir, singleTenant: true, listen: ['unix:/nonexistent'] });
+      const socket = statsSocketPath(config.stateDir);
+      if (o.prometheus) return void process.stdout.write(await fetchStats(socket, '/metrics'));
+      const text = await fetchStats(socket, '/stats');
+      process.stdout.write(o.json ? `${text}\n` : statsText(JSON.parse(text) as Stats));
+    } catch (e) {
+      if (e instanceof StatsUnavailable) fail(e.message, EXIT.FAILURE);
       adminError(e);
     }
   });

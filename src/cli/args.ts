@@ -4,6 +4,7 @@
  * is accepted, so a typo never turns into a silent default.
  */
 import { formatHandle, handleValue } from '../service/protocol/handles.js';
+import { formatPcrSelection, parsePcrBanks, PcrFormatError } from '../tpm/attest/formats.js';
 import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from '../service/protocol/vocabulary.js';
 import { usageError } from './errors.js';
 
@@ -107,4 +108,28 @@ export function parseSeconds(text: string, option = '--timeout'): number {
     throw usageError(`${option}: '${text}' is not a number of seconds between 0 and 86400`);
   }
   return Math.round(v * 1000);
+}
+
+/**
+ * Hex bytes as tpm2-tools take them (`-q 0a1b…`, an optional 0x), `min`–`max` bytes long. A
+ * nonce in any other spelling is refused rather than guessed at: it is what a verifier checks.
+ */
+export function parseHexBytes(text: string, option: string, min = 1, max = 64): Uint8Array {
+  const t = text.trim().replace(/^0x/i, '');
+  if (t === '' || !/^[0-9a-f]+$/i.test(t) || t.length % 2 !== 0) {
+    throw usageError(`${option}: '${text}' is not hex; give an even number of hex digits such as 0a1b2c3d`);
+  }
+  const n = t.length / 2;
+  if (n < min || n > max) throw usageError(`${option}: ${n} bytes; give ${min} to ${max} bytes of hex`);
+  return new Uint8Array(Buffer.from(t, 'hex'));
+}
+
+/** A PCR selection as tpm2_pcrread and tpm2_quote -l take it (`sha256:0,1,2+sha1:0`), canonical. */
+export function parsePcrSelectionText(text: string, option: string): string {
+  try {
+    return formatPcrSelection(parsePcrBanks(text));
+  } catch (e) {
+    if (e instanceof PcrFormatError) throw usageError(`${option}: ${e.message}`);
+    throw e;
+  }
 }

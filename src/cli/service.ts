@@ -10,7 +10,23 @@ import type { ServiceSettings } from './config.js';
 export type { ClientOptions, KeyInfo, KeySummary, PublicKey, SignResult } from '../service/client/client.js';
 
 /** The client's methods the tools use: the real ServiceClient, or a fake in unit tests. */
-export type ClientLike = Pick<ServiceClient, 'createKey' | 'listKeys' | 'getKey' | 'getPublic' | 'sign' | 'deleteKey' | 'request'> & {
+export type ClientLike = Pick<
+  ServiceClient,
+  | 'createKey'
+  | 'listKeys'
+  | 'getKey'
+  | 'getPublic'
+  | 'sign'
+  | 'deleteKey'
+  | 'request'
+  | 'readPcrs'
+  | 'quote'
+  | 'certify'
+  | 'deviceCertify'
+  | 'activateCredential'
+  | 'ekPublic'
+  | 'ekCertificate'
+> & {
   close?(): void | Promise<void>;
 };
 

@@ -22,6 +22,8 @@ export interface ServiceConfig {
   keyStore: KeyStoreKind;
   /** tpm key store: persistent slots kept free for EVE. */
   tpmFreeFloor: number;
+  /** The device's attestation key (EVE's AIK): the signer of device-certify. A persistent handle. */
+  deviceAk: number;
   logLevel: string;
   /** Development only: no identity, every caller is tenant "default". */
   singleTenant: boolean;
@@ -77,6 +79,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   poolSize: DEFAULT_POOL_SIZE,
   keyStore: 'blobs',
   tpmFreeFloor: 2,
+  deviceAk: 0x81000003,
   logLevel: 'info',
   singleTenant: false,
   allowNonLoopback: false,
@@ -108,6 +111,7 @@ const NUMBER_KEYS = [
   'poolStart',
   'poolSize',
   'tpmFreeFloor',
+  'deviceAk',
   'defaultMaxKeys',
   'deadlineMs',
   'streamDeadlineMs',
@@ -179,6 +183,7 @@ export function resolveConfig(file: Record<string, unknown> = {}, flags: Partial
     if (c[k] < 1) throw new ConfigError(`${k} must be at least 1`);
   }
 
+  if (c.deviceAk < 0x81000000 || c.deviceAk > 0x81ffffff) throw new ConfigError(`deviceAk must be a persistent handle (0x81xxxxxx), got 0x${c.deviceAk.toString(16)}`);
   try {
     new HandlePool(c.poolStart, c.poolSize);
   } catch (e) {

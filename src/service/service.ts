@@ -17,11 +17,17 @@ import { createLogger } from './logger.js';
 import { listenTargets } from './http/socket-activation.js';
 import { LiveTenants } from './tenants/live-tenants.js';
 import { VERSION } from './protocol/version.js';
+import { Attestation } from './attest/attestation.js';
+import { TpmAccounting } from './usage/tpm-accounting.js';
+import { UsageReader } from './usage/usage.js';
+import { StatsSocket, statsSocketPath } from './usage/stats-socket.js';
 
 export interface ServiceDeps {
   /** Use this TPM instead of opening config.tpm (tests wrap it to count commands). */
   tpm?: Tpm;
   logger?: Logger;
+  /** Where the usage provider finds network interfaces (default /sys/class/net; tests: a fixture tree). */
+  netRoot?: string;
 }
 
 export interface RunningService {
@@ -44,12 +50,18 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
 
   // A key commits only while its owner's record is configured (see KeyManager.purge).
   const core = await openCore(config, log, deps.tpm, { ownerAlive: (record) => tenants.ownerAlive(record) });
+  // Usage (issue 14): what the service accounts to each tenant, and its resource readings.
+  const accounting = new TpmAccounting();
+  accounting.watch(core.queue);
+  const usage = new UsageReader({ accounting, keysHeld: (t) => core.registry.ofTenant(t).length, ...(deps.netRoot === undefined ? {} : { netRoot: deps.netRoot }) });
   const api = new Api({
+    usage,
     registry: core.registry,
     keys: core.keys,
     pool: core.pool,
     jsonBudget: new ByteBudget(config.jsonMemoryBudget),
     keyHealth: core.keyHealth,
+    attest: new Attestation({ queue: core.queue, registry: core.registry, keys: core.keys, keyHealth: core.keyHealth, deviceAk: config.deviceAk }),
     config,
     health: () => ({
       status: core.supervisor.healthy ? 'ok' : 'degraded',
@@ -66,6 +78,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     tenants: () => tenants.directory,
     ...(tenants.single ? { singleTenant: tenants.single } : {}),
     front: () => front,
+    answered: (t, op, status) => accounting.answered(t.id, op, status),
   });
 
   const front = new HttpFront(
@@ -97,6 +110,16 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     await core.close();
     throw e;
   }
+  // Host root only (state dir 0700, socket 0600); without it the service still serves its tenants.
+  const stats = await StatsSocket.open(statsSocketPath(config.stateDir), {
+    reader: usage,
+    tenants: () => (tenants.single ? [tenants.single] : tenants.directory.tenants),
+    since: accounting.since,
+    log,
+  }).catch((e: unknown) => {
+    log.warn({ event: 'stats-socket', err: (e as Error).message }, `no stats socket: ${(e as Error).message}`);
+    return undefined;
+  });
   core.supervisor.start();
   log.info(
     { event: 'started', keyStore: config.keyStore, pool: core.pool.toString(), tpm: config.tpm, tenants: tenants.directory.tenants.length, keys: core.registry.all().length },
@@ -118,6 +141,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
         log.info({ event: 'draining' }, 'draining requests in flight');
         await Promise.all(listeners.map((l) => l.close().catch(() => {})));
         await front.drain(config.drainTimeoutMs);
+        await stats?.close();
         core.queue.rejectWaiting(serviceBusy('the service is shutting down'));
         await core.queue.idle();
         await tenants.settled();

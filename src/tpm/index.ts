@@ -333,6 +333,15 @@ export {
   type VerifyCertifyInput,
   type VerifyQuoteInput,
 } from './attest/verify.js';
+export { ekPublicFromSpki, signingPublicFromSpki, type SigningSchemeOptions, type SpkiInput } from './attest/spki.js';
+export {
+  SIGNATURE_FILE_FORMATS,
+  parseSignature,
+  verifySignature,
+  type SignatureFileFormat,
+  type SignatureReport,
+  type VerifySignatureInput,
+} from './attest/verify-signature.js';
 export {
   APP_BINDING_LABELS,
   AppBindingError,

@@ -42,6 +42,10 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
       if (state.fail) throw state.fail;
     };
     const PEM = '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n';
+    const notFaked = async (what: string): Promise<never> => {
+      guard(what);
+      throw new Error(`the fake client has no ${what}`);
+    };
     const own = (h: string | number): KeySummary => {
       const k = state.keys.get(String(h));
       if (!k) throw new FakeServiceError(403, 'FORBIDDEN', 'the handle does not belong to this application');
@@ -96,6 +100,14 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         guard(`deleteKey ${h}`);
         state.keys.delete(own(h).handle);
       },
+      // The attestation tools are tested against the real service (test/cli/attest-*.test.ts).
+      readPcrs: () => notFaked('readPcrs'),
+      quote: () => notFaked('quote'),
+      certify: () => notFaked('certify'),
+      deviceCertify: () => notFaked('deviceCertify'),
+      activateCredential: () => notFaked('activateCredential'),
+      ekPublic: () => notFaked('ekPublic'),
+      ekCertificate: () => notFaked('ekCertificate'),
     };
   };
 }

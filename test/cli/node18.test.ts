@@ -13,6 +13,7 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { debianNode18, type DebianNode } from '../helpers/debian-node18.js';
 import { bundleExecutables } from '../guest/harness.js';
 import { missingPrerequisites, startStack, type Stack } from './stack.js';
+import { TOOL_NAMES } from '../../src/service/protocol/tools.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...missingPrerequisites(), ...['apt-get', 'dpkg', 'unshare'].filter((c) => !has(c))];
@@ -79,7 +80,13 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))("the tools
     expect(JSON.parse(l.stdout).keys).toHaveLength(1);
     const u = await run('eve-tools.cjs', ['frob']);
     expect(u.code).toBe(2);
-    expect(u.stderr).toBe("eve-tools: unknown tool 'frob' (one of: genaik, pubgetaik, sign, listkeys, evictaik, capabilities); try 'eve-tools TOOL --help'\n");
+    expect(u.stderr).toBe(`eve-tools: unknown tool 'frob' (one of: ${TOOL_NAMES.join(', ')}); try 'eve-tools TOOL --help'\n`);
+    // A tool whose command is not TPM-prefixed, by its short name and by its command.
+    for (const name of ['usage', 'eve_tools_usage']) {
+      const h = await run('eve-tools.cjs', [name, '--help']);
+      expect(h.code, name).toBe(0);
+      expect(h.stdout).toMatch(/^Usage: eve_tools_usage \[options\]/);
+    }
     const h = await run('eve-tools.cjs', ['--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toMatch(/^usage: eve-tools TOOL/);

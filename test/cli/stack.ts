@@ -173,7 +173,12 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export async function startStack(tenants: TenantSpec[]): Promise<Stack> {
+export interface StackOptions {
+  /** Runs on the fresh swtpm before the service connects to it (swtpm serves one connection at a time). */
+  beforeService?: (swtpm: SwtpmInstance) => Promise<void>;
+}
+
+export async function startStack(tenants: TenantSpec[], opts: StackOptions = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'cli-e2e-'));
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
   const stopAll = async (): Promise<void> => {
@@ -185,6 +190,7 @@ export async function startStack(tenants: TenantSpec[]): Promise<Stack> {
     const service = join(bin, 'eve-tpm-service.cjs');
     const swtpm = await startSwtpm();
     cleanups.push(() => swtpm.stop());
+    await opts.beforeService?.(swtpm);
     const tenantsFile = join(dir, 'tenants.json');
     const secrets: Record<string, string> = {};
     for (const t of tenants) {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TOOL_DEFS } from '../../src/cli/tools/index.js';
-import { TOOL_NAMES, TOOL_PREFIX, toolCommand } from '../../src/service/protocol/tools.js';
+import { TOOL_NAMES, TOOLS_PREFIX, toolCommand } from '../../src/service/protocol/tools.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
 const commands = TOOL_NAMES.map(toolCommand).sort();
@@ -24,7 +24,7 @@ describe('the tool list', () => {
 
   it("package.json's bins are exactly the tools (plus the service and the decoder)", () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    const tools = Object.keys(pkg.bin).filter((b) => b.startsWith(TOOL_PREFIX)).sort();
+    const tools = Object.keys(pkg.bin).filter((b) => b.startsWith(TOOLS_PREFIX)).sort();
     expect(tools).toEqual(commands);
     for (const c of commands) expect(pkg.bin[c]).toBe(`./dist/bin/${c}.cjs`);
   });

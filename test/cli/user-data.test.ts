@@ -20,6 +20,7 @@ import { REPO_ROOT } from '../helpers/shared.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { bundleExecutables } from '../guest/harness.js';
 import { killAll, spawnService, waitHealthy } from '../service/child.js';
+import { TOOL_NAMES } from '../../src/service/protocol/tools.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = ['cloud-init', 'python3', 'openssl', 'unshare', 'apt-get', 'dpkg'].filter((c) => !has(c));
@@ -230,6 +231,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
         apply(file()),
         'echo "config mode $(stat -c %a /etc/eve-tools/config.json) node $(node --version)"',
         `cp ${join(dir, 'message.txt')} .`,
+        'eve_tools_usage --json',
         'eve_tools_tpm2_genaik -g 0x1',
         'eve_tools_tpm2_pubgetaik -k 0x81010000 -f ak.pem',
         'eve_tools_tpm2_sign -k 0x81010000 -m message.txt -g 0x00B -s sign.bin',
@@ -238,8 +240,9 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toContain('write_files: /usr/local/lib/eve-tools/eve-tools.cjs');
       expect(r.stdout).toMatch(/runcmd: \["sh","\/usr\/local\/lib\/eve-tools\/setup\.sh"\] -> 0/);
-      expect(r.stderr).toContain('eve-tools: installed 6 tools in /usr/local/bin');
+      expect(r.stderr).toContain(`eve-tools: installed ${TOOL_NAMES.length} tools in /usr/local/bin`);
       expect(r.stdout).toContain('config mode 600 node v18.');
+      expect(r.stdout).toMatch(/^\{"tenant":"[^"]+","timestamp":"[^"]+","cgroup":\{"available":false,"configured":false,/m); // eve_tools_usage, not TPM-prefixed
       expect(r.stdout).toMatch(/0x81010000/);
       expect(r.stdout).toMatch(/Verified OK\n$/);
     });
@@ -259,7 +262,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
       ]);
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stderr).toMatch(/no systemd: socat bridge started now; start '\S*socat UNIX-LISTEN:\/run\/eve-tools\.sock,fork,mode=600,unlink-early VSOCK-CONNECT:2:8877' at boot/);
-      expect(r.stderr).toContain('installed 6 tools in /usr/local/bin (socat bridge /run/eve-tools.sock -> vsock:2:8877)');
+      expect(r.stderr).toContain(`installed ${TOOL_NAMES.length} tools in /usr/local/bin (socat bridge /run/eve-tools.sock -> vsock:2:8877)`);
       expect(r.stdout).toMatch(/^srw------- .*\/run\/eve-tools\.sock$/m);
       expect(r.stdout).toContain('EVE_TOOLS_SERVICE=${EVE_TOOLS_SERVICE:-unix:/run/eve-tools.sock}; export EVE_TOOLS_SERVICE');
       expect(r.stdout).toContain('listkeys exit 4');

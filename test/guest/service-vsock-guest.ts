@@ -19,13 +19,14 @@
  * progress and the service's log go to stderr.
  */
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ServiceClient, ServiceError, type KeyInfo } from '../../src/service/client/client.js';
 import { connectVsock } from '../../src/service/vsock/index.js';
 import { result, log, sleep, assert, check, finish, t0 } from './report.js';
+import { runNode, startServiceProcess, type Run } from './guest-service.js';
 
 const CID = 1; // loopback only: never CID 2 or anything else
 const PORT = 8877;
@@ -51,30 +52,6 @@ async function timed<T>(p: Promise<T>): Promise<[T, number]> {
 }
 
 // ---- child processes ----------------------------------------------------------------------
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function runNode(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<Run> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - start });
-    });
-  });
-}
 
 /** The container tools, run as an application would: address and secret from the environment. */
 function runTool(name: string, args: string[], secret: string): Promise<Run> {
@@ -106,10 +83,10 @@ interface LogLine {
   address?: string;
 }
 
-const serviceLog: LogLine[] = [];
-const serviceNoise: string[] = [];
-/** The service's stderr as it came, saved to SERVICE_LOG_FILE in the shared folder at the end. */
-const rawLog: string[] = [];
+/** The service's JSON log lines, its other output, its stderr as it came (saved to SERVICE_LOG_FILE at the end). */
+let serviceLog: LogLine[] = [];
+let serviceNoise: string[] = [];
+let rawLog: string[] = [];
 const SERVICE_LOG_FILE = join(HERE, 'service-log.jsonl');
 let service: ChildProcess | undefined;
 let serviceExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
@@ -117,25 +94,7 @@ let serviceExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 function startService(): void {
   const args = ['serve', '--tpm', '/dev/tpmrm0', '--listen', `vsock:${PORT}`, '--tenants', TENANTS, '--state-dir', STATE, '--log-level', 'info'];
   log(`starting: node eve-tpm-service.cjs ${args.join(' ')}`);
-  const child = spawn(process.execPath, [SERVICE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  service = child;
-  child.stdout.setEncoding('utf8').on('data', (s: string) => serviceNoise.push(`stdout: ${s}`));
-  let partial = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    rawLog.push(s);
-    partial += s;
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      try {
-        serviceLog.push(JSON.parse(line) as LogLine);
-      } catch {
-        serviceNoise.push(line);
-      }
-    }
-  });
-  serviceExit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  ({ child: service, log: serviceLog, noise: serviceNoise, raw: rawLog, exit: serviceExit } = startServiceProcess<LogLine>(SERVICE_BIN, args));
 }
 
 const requestLines = (): LogLine[] => serviceLog.filter((l) => l.event === 'request');

@@ -230,7 +230,7 @@ describe('eve-tpm-service command line', () => {
     usage(['tenant', 'list', '--tenats', 'x'], /^eve-tpm-service: unknown option '--tenats' \(Did you mean --tenants\?\) \(see eve-tpm-service tenant list --help\)/);
     usage(['tenant', 'list'], /required option '--tenants <file>' not specified/);
     usage(['tenant', 'lst'], /unknown command 'lst' \(Did you mean list\?\)/);
-    usage(['tenant'], /^eve-tpm-service: tenant needs a subcommand: add, list, remove, purge \(see eve-tpm-service tenant --help\)/);
+    usage(['tenant'], /^eve-tpm-service: tenant needs a subcommand: add, list, remove, purge, set \(see eve-tpm-service tenant --help\)/);
     usage(['registry'], /registry needs a subcommand: rebuild/);
   });
 

@@ -13,6 +13,7 @@ import { ekpub } from './ekpub.js';
 import { ekcert } from './ekcert.js';
 import { activatecredential } from './activatecredential.js';
 import { certify } from './certify.js';
+import { usage } from './usage.js';
 
 export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   genaik: genaik as ToolDef<never>,
@@ -27,4 +28,5 @@ export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   ekcert: ekcert as ToolDef<never>,
   activatecredential: activatecredential as ToolDef<never>,
   certify: certify as ToolDef<never>,
+  usage: usage as ToolDef<never>,
 };

@@ -1,7 +1,7 @@
-import { basename } from 'node:path';
 import { parseHandle, parsePublicFormat } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
-import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
+import { STDOUT } from '../output.js';
+import { checkKeyOutput, writeKeyOutput } from './key-output.js';
 import type { ToolDef } from '../run.js';
 
 interface Opts {
@@ -25,17 +25,7 @@ export const pubgetaik: ToolDef<Opts> = {
     const format = parsePublicFormat(opts.format);
     const out = opts.output ?? STDOUT;
     ctx.about(handle);
-    checkOutputPath(out, 'public key file');
-    // tpm2-tools habit: `-f pem` means the format there; here -f is the output file.
-    const named = basename(out).toLowerCase();
-    if (out !== STDOUT && ['pem', 'der', 'tss'].includes(named)) {
-      ctx.warn(`warning: writing to a file named '${out}'; did you mean --format ${named}?`);
-    }
-    // With --json and no file, the key goes into the JSON object instead of raw on stdout.
-    const toStdout = out === STDOUT && !ctx.json;
-    if (toStdout && format !== 'pem' && ctx.io.stdout.isTTY) {
-      throw new CliError(`refusing to write binary ${format} data to a terminal; use -f FILE`, EXIT.USAGE, 'USAGE');
-    }
+    checkKeyOutput(out, format, format !== 'pem', 'public key file', ctx);
     const client = await ctx.client();
     const pub = await client.getPublic(handle, format);
     let data: Uint8Array | string;
@@ -46,11 +36,6 @@ export const pubgetaik: ToolDef<Opts> = {
       if (pub.data === undefined) throw new CliError(`the TPM service sent no ${format} data`, EXIT.GENERAL, 'PROTOCOL');
       data = pub.data;
     }
-    if (out !== STDOUT || !ctx.json) await writeOutput(out, data, 'public key file', ctx.io.stdout);
-    if (ctx.json) {
-      const content =
-        out === STDOUT ? (typeof data === 'string' ? { pem: data } : { data: Buffer.from(data).toString('base64') }) : { file: out };
-      await ctx.printJson({ handle, format, ...content });
-    }
+    await writeKeyOutput(out, data, 'public key file', ctx, { handle, format });
   },
 };

@@ -54,6 +54,8 @@ function fileForm(t: Tenant): Record<string, unknown> {
   if (t.cid !== undefined) out.cid = t.cid;
   if (t.secretHash !== undefined) out.secretHash = t.secretHash;
   out.maxKeys = t.maxKeys;
+  if (t.cgroup !== undefined) out.cgroup = t.cgroup;
+  if (t.netifs !== undefined) out.netifs = t.netifs;
   return out;
 }
 
@@ -89,6 +91,9 @@ export interface AddTenantOptions {
   id: string;
   cid?: number;
   maxKeys?: number;
+  /** Where the app's resource usage is read (docs/SERVICE.md, "Resource usage"). */
+  cgroup?: string;
+  netifs?: string[];
   /** Address written into the VM's config (default vsock:2:8877). */
   service?: string;
   /**
@@ -117,10 +122,37 @@ export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; 
     while (tenants.some((t) => t.uid === uid)) uid = generateUid();
     const t: Tenant = { id: o.id, uid, secretHash: hashSecret(secret), maxKeys: o.maxKeys ?? DEFAULT_MAX_KEYS };
     if (o.cid !== undefined) t.cid = o.cid;
+    if (o.cgroup !== undefined) t.cgroup = o.cgroup;
+    if (o.netifs !== undefined && o.netifs.length > 0) t.netifs = o.netifs;
     return { tenants: [...tenants, t], result: t };
   });
   const userData = o.tools && cloudInitUserData({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', tools: o.tools });
   return { secret, tenant, ...(userData !== undefined ? { userData } : {}) };
+}
+
+export interface SetUsageOptions {
+  tenantsFile: string;
+  id: string;
+  /** A new cgroup; null: none. Undefined: unchanged. */
+  cgroup?: string | null;
+  /** New interfaces (empty: none). Undefined: unchanged. */
+  netifs?: string[];
+}
+
+/** Sets where a tenant's resource usage is read (EVE: when the app instance starts); the running service reloads it. */
+export async function setTenantUsage(o: SetUsageOptions): Promise<Tenant> {
+  return updateTenants(o.tenantsFile, (tenants) => {
+    const i = tenants.findIndex((t) => t.id === o.id);
+    if (i < 0) throw new AdminError(`no tenant ${o.id} in ${o.tenantsFile}`);
+    const t: Tenant = { ...tenants[i]! };
+    if (o.cgroup === null) delete t.cgroup;
+    else if (o.cgroup !== undefined) t.cgroup = o.cgroup;
+    if (o.netifs !== undefined) {
+      if (o.netifs.length === 0) delete t.netifs;
+      else t.netifs = o.netifs;
+    }
+    return { tenants: tenants.map((x, j) => (j === i ? t : x)), result: t };
+  });
 }
 
 export interface KeyListing {
@@ -139,6 +171,9 @@ export interface TenantListing {
   cid?: number;
   maxKeys: number;
   hasSecret: boolean;
+  /** Where its resource usage is read, when set. */
+  cgroup?: string;
+  netifs?: string[];
   keys: KeyListing[];
 }
 
@@ -167,6 +202,8 @@ export async function listTenants(tenantsFile: string, stateDir: string): Promis
   const listed = tenants.map((t) => {
     const l: TenantListing = { id: t.id, record: recordOf(t), maxKeys: t.maxKeys, hasSecret: t.secretHash !== undefined, keys: [] };
     if (t.cid !== undefined) l.cid = t.cid;
+    if (t.cgroup !== undefined) l.cgroup = t.cgroup;
+    if (t.netifs !== undefined) l.netifs = t.netifs;
     byRecord.set(l.record, l);
     return l;
   });

@@ -15,13 +15,15 @@ import type { Duplex } from 'node:stream';
 import { parseAddress, type Address } from '../protocol/address.js';
 import { isServiceErrorCode, ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
 import { handleText } from '../protocol/handles.js';
-import type { AlgSpelling, CreateKeyRequest, Health, KeyInfo, KeySummary, SignAnswer, SignRequest } from '../protocol/messages.js';
+import type { AlgSpelling, AppBinding, CreateKeyRequest, Health, KeyInfo, KeySummary, SignAnswer, SignRequest } from '../protocol/messages.js';
 import { MEDIA_JSON, MEDIA_STREAM, ROUTES, routeOf, targetOf, type Op, type ParamsOf, type QueryOf, type RequestOf, type ResponseOf } from '../protocol/routes.js';
 import type { HashName, KeyType, PublicFormat, SignFormat } from '../protocol/vocabulary.js';
+import { attestResult, badAnswer, bytes, hex, object, pcrReadings, text, type AttestResult, type PcrReading } from './answers.js';
 
 export { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
 export { handleText } from '../protocol/handles.js';
-export type { Health, KeyInfo, KeySummary } from '../protocol/messages.js';
+export type { AppBinding, Health, KeyInfo, KeySummary } from '../protocol/messages.js';
+export type { AttestResult, PcrReading } from './answers.js';
 
 export type KeyTypeArg = AlgSpelling<KeyType>;
 export type HashArg = AlgSpelling<HashName>;
@@ -57,6 +59,58 @@ export interface SignOptions {
 /** A signature as the client returns it: the signature bytes decoded. */
 export interface SignResult extends Omit<SignAnswer, 'signature'> {
   signature: Uint8Array;
+}
+
+/** A nonce: its bytes, or hex text as the tools take it. */
+export type NonceArg = Uint8Array | string;
+
+export interface PcrReadResult {
+  /** The selection read, canonical (`sha1:0,1+sha256:0,1`). */
+  selection: string;
+  updateCounter: number;
+  /** In selection order (pcrs.out's order). */
+  pcrs: PcrReading[];
+}
+
+export interface QuoteResult extends AttestResult {
+  selection: string;
+  pcrs: PcrReading[];
+}
+
+export interface CertifyResult extends AttestResult {
+  object: string;
+  objectName: string;
+}
+
+export interface DeviceCertifyResult extends CertifyResult {
+  binding: AppBinding;
+  signerPem: string;
+  signerName: string;
+}
+
+export interface EkPublicResult {
+  type: KeyType;
+  pem: string;
+  /** hex */
+  name: string;
+  /** The marshalled TPM2B_PUBLIC. */
+  public: Uint8Array;
+}
+
+export interface EkCertificateResult {
+  type: KeyType;
+  index: string;
+  /** DER of the X.509 certificate. */
+  der: Uint8Array;
+}
+
+const nonceHex = (n: NonceArg): string => (typeof n === 'string' ? n : Buffer.from(n.buffer, n.byteOffset, n.byteLength).toString('hex'));
+const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+
+function keyType(op: string, o: Record<string, unknown>): KeyType {
+  const t = o.type;
+  if (t !== 'rsa' && t !== 'ecc') throw badAnswer(op, `has key type ${JSON.stringify(t)}`);
+  return t;
 }
 
 /** Uint8Array messages up to this size are sent inline as JSON. */
@@ -160,6 +214,67 @@ export class ServiceClient {
 
   async deleteKey(handle: HandleArg): Promise<void> {
     await this.request('delete-key', { handle: handleText(handle) });
+  }
+
+  // ---- attestation (docs/API.md): bytes decoded and the answer checked against the contract
+
+  /** `selection` as tpm2_pcrread takes it; default every allocated bank, PCRs 0–23. */
+  async readPcrs(selection?: string): Promise<PcrReadResult> {
+    const r = object('read-pcrs', await this.request('read-pcrs', {}, { query: selection === undefined ? {} : { selection } }));
+    const updateCounter = r.updateCounter;
+    if (typeof updateCounter !== 'number' || !Number.isInteger(updateCounter) || updateCounter < 0) throw badAnswer('read-pcrs', 'has no updateCounter');
+    return { selection: text('read-pcrs', r, 'selection'), updateCounter, pcrs: pcrReadings('read-pcrs', r.pcrs) };
+  }
+
+  /** The key (an AK of the caller) quotes `pcrs` (`sha256:0,1,2`); `bind` binds the quote to the app. */
+  async quote(handle: HandleArg, opts: { pcrs: string; nonce: NonceArg; bind?: boolean }): Promise<QuoteResult> {
+    const body = { pcrs: opts.pcrs, nonce: nonceHex(opts.nonce), ...(opts.bind ? { bind: true } : {}) };
+    const { raw, ...a } = attestResult('quote', await this.request('quote', { handle: handleText(handle) }, { body }));
+    const pcrs = pcrReadings('quote', raw.pcrs);
+    if (pcrs.length === 0) throw badAnswer('quote', 'has no PCR values');
+    return { ...a, selection: text('quote', raw, 'selection'), pcrs };
+  }
+
+  /** `handle` (an AK of the caller) certifies `object` (another key of the caller). */
+  async certify(handle: HandleArg, opts: { object: HandleArg; nonce: NonceArg; bind?: boolean }): Promise<CertifyResult> {
+    const body = { object: handleText(opts.object), nonce: nonceHex(opts.nonce), ...(opts.bind ? { bind: true } : {}) };
+    const { raw, ...a } = attestResult('certify', await this.request('certify', { handle: handleText(handle) }, { body }));
+    return { ...a, object: text('certify', raw, 'object'), objectName: hex('certify', raw, 'objectName') };
+  }
+
+  /** The device's attestation key certifies `handle` (a key of the caller), bound to the app. */
+  async deviceCertify(handle: HandleArg, opts: { nonce: NonceArg }): Promise<DeviceCertifyResult> {
+    const op = 'device-certify';
+    const { raw, binding, ...a } = attestResult(op, await this.request(op, { handle: handleText(handle) }, { body: { nonce: nonceHex(opts.nonce) } }), true);
+    const signerPem = text(op, raw, 'signerPem');
+    if (!signerPem.includes('-----BEGIN PUBLIC KEY-----')) throw badAnswer(op, 'has a signerPem that is not a PEM public key');
+    return { ...a, binding: binding!, object: text(op, raw, 'object'), objectName: hex(op, raw, 'objectName'), signerPem, signerName: hex(op, raw, 'signerName') };
+  }
+
+  /** Activates the credential tpm2_makecredential made for `handle`; resolves with the secret. */
+  async activateCredential(handle: HandleArg, cred: { credentialBlob: Uint8Array; secret: Uint8Array }): Promise<Uint8Array> {
+    const op = 'activate-credential';
+    const r = await this.request(op, { handle: handleText(handle) }, { body: { credentialBlob: b64(cred.credentialBlob), secret: b64(cred.secret) } });
+    return bytes(op, object(op, r), 'secret');
+  }
+
+  /** The TCG EK (rsa by default). */
+  async ekPublic(type?: KeyTypeArg): Promise<EkPublicResult> {
+    const op = 'ek-public';
+    const r = object(op, await this.request(op, {}, { query: type === undefined ? {} : { type: String(type) } }));
+    const pem = text(op, r, 'pem');
+    if (!pem.includes('-----BEGIN PUBLIC KEY-----')) throw badAnswer(op, 'has a pem that is not a PEM public key');
+    return { type: keyType(op, r), pem, name: hex(op, r, 'name'), public: bytes(op, r, 'public') };
+  }
+
+  /** The EK's certificate from its NV index; an absent one is the service's NOT_FOUND. */
+  async ekCertificate(type?: KeyTypeArg): Promise<EkCertificateResult> {
+    const op = 'ek-certificate';
+    const r = object(op, await this.request(op, {}, { query: type === undefined ? {} : { type: String(type) } }));
+    const der = bytes(op, r, 'der');
+    // An X.509 certificate is a DER SEQUENCE.
+    if (der[0] !== 0x30) throw badAnswer(op, 'has a der that is not a DER certificate');
+    return { type: keyType(op, r), index: text(op, r, 'index'), der };
   }
 
   /**

@@ -2,72 +2,23 @@
  * The endpoints of docs/API.md. Each handler parses its input strictly, asks the policy, logs
  * the decision to the audit log, and only then lets the key manager near the TPM.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TPM_ALG, publicToSpkiDer } from '../../tpm/index.js';
 import { badRequest, quotaExceeded, conflict, payloadTooLarge } from '../protocol/errors.js';
 import { formatHandle, parseHandle } from '../protocol/handles.js';
-import type { Health, KeySummary } from '../protocol/messages.js';
-import { OPS, ROUTES, targetOf, type Op, type ResponseOf } from '../protocol/routes.js';
+import type { KeySummary } from '../protocol/messages.js';
+import { OPS, ROUTES, targetOf, type Op } from '../protocol/routes.js';
 import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
-import { bodyPieces, expectNoBody, mediaType, readWholeBody, type ByteBudget } from './body.js';
+import { bodyPieces, expectNoBody, mediaType, readWholeBody } from './body.js';
 import { parseQuery } from './query.js';
-import { sendJson, sendNoContent } from './respond.js';
-import type { Route } from './router.js';
 import { decodeBase64, parseJsonObject } from './strict-json.js';
-import type { KeyHealth } from '../keys/key-health.js';
-import type { KeyManager } from '../keys/keys.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
 import { authorizeKey } from '../tenants/policy.js';
-import type { HandlePool } from '../keys/pool.js';
-import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
-import type { Tenant } from '../tenants/tenants.js';
-import type { ServiceConfig } from '../config.js';
+import type { KeyEntry } from '../keys/registry.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
+import { reply, type ApiDeps, type Handlers, type OpenContext, type RequestContext } from './handler.js';
 
-/** What a handler of a route anyone may call (auth: none) gets. */
-export interface OpenContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  route: Route;
-  query: string | undefined;
-}
-
-/** What a handler of a tenant's route gets: the caller, the request's signal, its audit line. */
-export interface RequestContext extends OpenContext {
-  tenant: Tenant;
-  /** Fires on the request's deadline or when the client goes away. */
-  signal: AbortSignal;
-  audit(decision: 'grant' | 'deny', reason: string, handle?: number): void;
-  /** Runs when the request is over (releases memory budget). */
-  onFinish(fn: () => void): void;
-  /** Set once the handle is known, for the request log. */
-  handle?: number;
-}
-
-type Handler<C> = (ctx: C) => void | Promise<void>;
-
-/** One handler per operation of the routes table, with the context its `auth` gives. */
-export type Handlers = { readonly [O in Op]: Handler<(typeof ROUTES)[O]['auth'] extends 'none' ? OpenContext : RequestContext> };
-
-/** The answer of operation `op`, with the table's success status. */
-function reply<O extends Op>(res: ServerResponse, op: O, body: ResponseOf<O>, headers?: Record<string, string>): void {
-  const status = ROUTES[op].status;
-  if (status === 204) return sendNoContent(res);
-  sendJson(res, status, body, headers);
-}
-
-export interface ApiDeps {
-  registry: KeyRegistry;
-  keys: KeyManager;
-  pool: HandlePool;
-  jsonBudget: ByteBudget;
-  /** Keys the TPM can no longer load: refused up front, their failures explained (key-health.ts). */
-  keyHealth?: KeyHealth;
-  /** The answer of GET /v1/health. */
-  health(): Health;
-  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
-}
+export type { ApiDeps, Handlers, OpenContext, RequestContext } from './handler.js';
 
 const SIG_ALG_NAMES: Readonly<Record<number, string>> = {
   [TPM_ALG.RSASSA]: 'rsassa',

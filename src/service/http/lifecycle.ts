@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
 import { serviceBusy } from '../protocol/errors.js';
-import { ROUTES } from '../protocol/routes.js';
+import { ROUTES, type Op } from '../protocol/routes.js';
 import { authenticate, bearerSecret } from '../tenants/auth.js';
 import type { Tenant, TenantDirectory } from '../tenants/tenants.js';
 import type { Handlers, OpenContext, RequestContext } from './api.js';
@@ -37,6 +37,8 @@ export interface LifecycleDeps {
   /** Single-tenant mode: every caller is this tenant, unidentified. */
   singleTenant?: Tenant;
   front(): FrontGate;
+  /** An identified tenant's request is over, with this status (usage accounting). */
+  answered?(tenant: Tenant, op: Op, status: number): void;
 }
 
 export function requestHandler(d: LifecycleDeps): RequestHandler {
@@ -52,6 +54,7 @@ export function requestHandler(d: LifecycleDeps): RequestHandler {
       if (!finished && record.outcome === 'ok') record.outcome = 'client-gone';
       for (const f of finishers) f();
       record.finished(res.statusCode);
+      if (record.tenant && record.op) d.answered?.(record.tenant, record.op, res.statusCode);
     });
 
     const run = async (): Promise<void> => {

@@ -18,7 +18,6 @@ import {
   readPublic,
   signDigest,
   tpmHash,
-  withLoadedKey,
   type TpmRunner,
   type PublicInfo,
   type CreatedKey,
@@ -37,6 +36,7 @@ import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
 import { SINGLE_HASH_MAX, type SequenceManager } from '../tpm/sequences.js';
 import { recordOf, type Tenant } from '../tenants/tenants.js';
 import type { KeysInChange } from './in-change.js';
+import { withEntryKey } from './key-in-tpm.js';
 import type { MaintenanceRequests } from '../tpm/maintenance.js';
 
 
@@ -375,13 +375,7 @@ export class KeyManager {
       if (validation.hierarchy === TPM_RH.NULL) {
         throw unsupported('the message starts with TPM_GENERATED_VALUE (0xFF544347); an attestation key never signs such data');
       }
-      if (entry.store === 'tpm') {
-        // The persistent object must still be this key: never sign with whatever sits there.
-        const info = await readPublic(tpm, entry.handle);
-        if (Buffer.from(info.name).toString('hex') !== entry.name) throw conflict(`the TPM object at ${formatHandle(entry.handle)} is not this key any more`);
-        return signDigest(tpm, info, digest, validation);
-      }
-      return withLoadedKey(tpm, blobs!, (_h, key) => signDigest(tpm, key, digest, validation));
+      return withEntryKey(tpm, entry, blobs, (key) => signDigest(tpm, key, digest, validation));
     };
 
     const msg = req.message;

@@ -216,9 +216,115 @@ export interface EkCertificateAnswer {
 
 // ---- Resource usage (issue 14; docs/API.md) ----
 
-/** GET /v1/usage: the caller's resource usage as the host sees it, and its share of the TPM. */
+/**
+ * GET /v1/usage: the caller's resource usage as the host sees it, and its share of the TPM.
+ * Counters are raw totals (since the cgroup, interface or service began): the caller computes
+ * rates from two readings and their timestamps. A group the host cannot give is a UsageMissing.
+ */
 export interface Usage {
   tenant: string;
   /** ISO 8601 time of the reading. */
   timestamp: string;
+  /** The app's cgroup v2 figures; not configured or unreadable: why. */
+  cgroup: CgroupUsage | UsageMissing;
+  /** The app's host-side network interfaces; not configured: why. */
+  network: NetworkUsage | UsageMissing;
+  tpm: TpmUsage;
+}
+
+/** A figure or group that is not there, and why (never a guess, never 0). */
+export interface UsageMissing {
+  available: false;
+  /** false: the host administrator never named the source (tenant add --cgroup / --netif). */
+  configured: boolean;
+  reason: string;
+}
+
+export interface CgroupUsage {
+  available: true;
+  cpu: CpuUsage | UsageMissing;
+  memory: MemoryUsage | UsageMissing;
+  io: IoUsage | UsageMissing;
+  pids: PidsUsage | UsageMissing;
+}
+
+/** cpu.stat (microseconds); the throttling fields only where the cpu controller is enabled. */
+export interface CpuUsage {
+  available: true;
+  usageUsec: number;
+  userUsec: number;
+  systemUsec: number;
+  nrPeriods?: number;
+  nrThrottled?: number;
+  throttledUsec?: number;
+}
+
+/** memory.current, memory.peak (kernels ≥ 5.19) and memory.stat's anon and file, in bytes. */
+export interface MemoryUsage {
+  available: true;
+  currentBytes: number;
+  peakBytes?: number;
+  anonBytes?: number;
+  fileBytes?: number;
+}
+
+/** io.stat, per device ("MAJ:MIN") and summed. */
+export interface IoUsage {
+  available: true;
+  readBytes: number;
+  writeBytes: number;
+  devices: IoDeviceUsage[];
+}
+
+export interface IoDeviceUsage {
+  device: string;
+  readBytes: number;
+  writeBytes: number;
+  readIos: number;
+  writeIos: number;
+  discardBytes?: number;
+  discardIos?: number;
+}
+
+export interface PidsUsage {
+  available: true;
+  current: number;
+}
+
+/**
+ * Seen from the app: rx is what the app received, i.e. the host-side interface's transmit
+ * counters (a tap, vif or veth end carries the app's traffic the other way round).
+ */
+export interface NetworkUsage {
+  available: true;
+  /** Sums over the interfaces that could be read. */
+  rxBytes: number;
+  txBytes: number;
+  interfaces: Array<InterfaceUsage | (UsageMissing & { name: string })>;
+}
+
+export interface InterfaceUsage {
+  name: string;
+  available: true;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+  rxErrors: number;
+  txErrors: number;
+  rxDropped: number;
+  txDropped: number;
+}
+
+/** What the service accounts to the app since it started (`since`). */
+export interface TpmUsage {
+  /** ISO 8601 start of these counters (the service's start). */
+  since: string;
+  /** Per operation: answered requests, and those refused (any 4xx/5xx answer). */
+  requests: Array<{ op: string; count: number; refused: number }>;
+  /** Milliseconds the TPM spent on the app's jobs. */
+  tpmTimeMs: number;
+  keys: { held: number; max: number; left: number };
+  /** The app's TPM jobs that waited in the queue: how many, how long in all, the longest. */
+  queueWaits: { count: number; totalMs: number; maxMs: number };
 }

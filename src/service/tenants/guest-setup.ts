@@ -1,21 +1,22 @@
 /**
  * The script the cloud-init user-data runs in the application VM (runcmd) after write_files
  * has put the tools bundle, the vsock addons and the config in place: checks Node, picks the
- * addon for this machine (or sets up the socat bridge), and writes the eve_tools_tpm2_* commands.
+ * addon for this machine (or sets up the socat bridge), and writes the eve_tools_* commands.
  * Plain POSIX sh (dash, busybox): stock guests have nothing more. Needs no network.
  */
-import { TOOL_NAMES } from '../protocol/tools.js';
+import { TOOL_NAMES, toolCommand } from '../protocol/tools.js';
 
 /** Where the user-data puts the tools in the VM. */
 export const GUEST_LIB = '/usr/local/lib/eve-tools';
 export const GUEST_BIN = '/usr/local/bin';
 export const GUEST_CONFIG = '/etc/eve-tools/config.json';
 export const GUEST_BRIDGE_SOCKET = '/run/eve-tools.sock';
-export const GUEST_TOOLS = TOOL_NAMES;
+/** The commands written (eve_tools_tpm2_sign, eve_tools_usage). */
+export const GUEST_TOOLS = TOOL_NAMES.map(toolCommand);
 
 export function guestSetupScript(): string {
   return `#!/bin/sh
-# Written by eve-tpm-service tenant add: installs the eve_tools_tpm2_* commands from ${GUEST_LIB}.
+# Written by eve-tpm-service tenant add: installs the eve_tools_* commands from ${GUEST_LIB}.
 set -eu
 lib=${GUEST_LIB}
 bin=\${EVE_TOOLS_BIN:-${GUEST_BIN}}
@@ -69,10 +70,10 @@ fi
 
 mkdir -p "$bin"
 for t in ${GUEST_TOOLS.join(' ')}; do
-  tmp=$bin/.eve_tools_tpm2_$t.new
-  printf '#!/bin/sh\\n%s\\nexec node %s eve_tools_tpm2_%s "$@"\\n' "$envs" "$lib/eve-tools.cjs" "$t" >"$tmp"
+  tmp=$bin/.$t.new
+  printf '#!/bin/sh\\n%s\\nexec node %s %s "$@"\\n' "$envs" "$lib/eve-tools.cjs" "$t" >"$tmp"
   chmod 755 "$tmp"
-  mv -f "$tmp" "$bin/eve_tools_tpm2_$t"
+  mv -f "$tmp" "$bin/$t"
 done
 say "installed ${GUEST_TOOLS.length} tools in $bin ($how)"
 `;

@@ -4,7 +4,7 @@
  * admin command filed carried out on each reload (purge.ts). A reload that finds the file
  * invalid keeps the previous tenants.
  */
-import { readFileSync, promises as fsp } from 'node:fs';
+import { readFileSync, statSync, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
 import type { KeyManager } from '../keys/keys.js';
@@ -35,9 +35,16 @@ export class LiveTenants {
     private readonly log: Logger,
   ) {
     this.single = config.singleTenant ? { id: SINGLE_TENANT_ID, maxKeys: config.defaultMaxKeys } : undefined;
-    this.current = config.singleTenant
-      ? new TenantDirectory([])
-      : new TenantDirectory(parseTenants(JSON.parse(readFileSync(config.tenants!, 'utf8')), config.defaultMaxKeys));
+    if (config.singleTenant) {
+      this.current = new TenantDirectory([]);
+      return;
+    }
+    // The stamp of the file as loaded is the watch's baseline (taken before the read: a change
+    // made meanwhile shows as a newer stamp and is reloaded), so an edit made right after the
+    // start is not mistaken for the baseline. Start-up, before serving: sync is fine here.
+    const st = statSync(config.tenants!);
+    this.current = new TenantDirectory(parseTenants(JSON.parse(readFileSync(config.tenants!, 'utf8')), config.defaultMaxKeys));
+    this.lastStamp = `${st.mtimeMs}:${st.size}`;
   }
 
   get directory(): TenantDirectory {
@@ -58,8 +65,7 @@ export class LiveTenants {
       fsp.stat(path).then(
         (st) => {
           const stamp = `${st.mtimeMs}:${st.size}`;
-          if (this.lastStamp === '') this.lastStamp = stamp;
-          else if (stamp !== this.lastStamp) void this.reload();
+          if (stamp !== this.lastStamp) void this.reload();
         },
         () => {},
       );

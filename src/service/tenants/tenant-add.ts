@@ -14,6 +14,9 @@ export interface TenantAddArgs {
   tenants: string;
   cid?: number;
   maxKeys?: number;
+  /** The app's cgroup v2 directory and host-side interfaces (resource usage). */
+  cgroup?: string;
+  netif?: string[];
   serviceAddress: string;
   /** Where to write the user-data; `-` for stdout. */
   userData?: string;
@@ -58,7 +61,7 @@ export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
   if (a.userData === undefined && (a.toolsBundle !== undefined || a.prebuilds !== undefined)) throw new AdminError('--tools-bundle and --prebuilds need --user-data FILE');
   // Everything the user-data needs is read before the tenant exists, so a missing build adds nothing.
   const tools = toolsSource(a);
-  const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, service: a.serviceAddress, tools });
+  const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, cgroup: a.cgroup, netifs: a.netif, service: a.serviceAddress, tools });
   let stderr = `Tenant ${a.id} added${a.cid === undefined ? '' : ` (CID ${a.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n`;
   let written: string | undefined;
   if (r.userData !== undefined && a.userData !== '-') {

@@ -20,6 +20,10 @@ export interface Tenant {
   /** `sha256:<64 hex>` of the tenant's secret. */
   secretHash?: string;
   maxKeys: number;
+  /** The app's cgroup v2 directory on the host (usage: docs/SERVICE.md, "Resource usage"). */
+  cgroup?: string;
+  /** The app's host-side network interfaces (usage). */
+  netifs?: string[];
 }
 
 export const DEFAULT_MAX_KEYS = 8;
@@ -68,12 +72,14 @@ export function parseTenants(json: unknown, defaultMaxKeys = DEFAULT_MAX_KEYS): 
   const cids = new Set<number>();
   const records = new Set<string>();
   const secrets = new Map<string, number>();
+  // One app's usage figures must never be another's: a cgroup or interface has one tenant.
+  const usageSources = new Map<string, string>();
   return top.tenants.map((raw: unknown, i) => {
     const where = `tenants[${i}]`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TypeError(`${where} must be an object`);
     const r = raw as Record<string, unknown>;
     for (const k of Object.keys(r)) {
-      if (!['id', 'uid', 'cid', 'secretHash', 'maxKeys'].includes(k)) throw new TypeError(`${where}: unknown field ${JSON.stringify(k)}`);
+      if (!['id', 'uid', 'cid', 'secretHash', 'maxKeys', 'cgroup', 'netifs'].includes(k)) throw new TypeError(`${where}: unknown field ${JSON.stringify(k)}`);
     }
     if (typeof r.id !== 'string' || !TENANT_ID.test(r.id)) throw new TypeError(`${where}.id must match ${TENANT_ID.source}`);
     if (ids.has(r.id)) throw new TypeError(`${where}: duplicate id ${r.id}`);
@@ -106,9 +112,36 @@ export function parseTenants(json: unknown, defaultMaxKeys = DEFAULT_MAX_KEYS): 
       if (!Number.isInteger(r.maxKeys) || (r.maxKeys as number) < 0 || (r.maxKeys as number) > 65536) throw new TypeError(`${where}.maxKeys must be an integer in [0, 65536]`);
       t.maxKeys = r.maxKeys as number;
     }
+    if (r.cgroup !== undefined) t.cgroup = parseCgroupPath(r.cgroup, `${where}.cgroup`);
+    if (r.netifs !== undefined) t.netifs = parseNetifs(r.netifs, `${where}.netifs`);
+    for (const src of [...(t.cgroup === undefined ? [] : [`cgroup ${t.cgroup}`]), ...(t.netifs ?? []).map((n) => `interface ${n}`)]) {
+      const other = usageSources.get(src);
+      if (other !== undefined) throw new TypeError(`${where}: ${src} already belongs to tenant ${other}`);
+      usageSources.set(src, t.id);
+    }
     return t;
   });
 }
+
+/** An absolute, normalized directory path (no '.', '..' or empty segments): the app's cgroup. */
+export function parseCgroupPath(v: unknown, where: string): string {
+  if (typeof v !== 'string' || !/^(\/[^/\0]+)+$/.test(v) || v.split('/').some((s) => s === '.' || s === '..') || v.length > 4096) {
+    throw new TypeError(`${where} must be an absolute directory path without '.' or '..' segments (the app's cgroup v2 directory)`);
+  }
+  return v;
+}
+
+/** Interface names (Linux: 1 to 15 bytes, no '/' or whitespace), each once. */
+export function parseNetifs(v: unknown, where: string): string[] {
+  if (!Array.isArray(v) || v.length > 64) throw new TypeError(`${where} must be a list of at most 64 interface names`);
+  const names = v.map((n: unknown, i) => {
+    if (typeof n !== 'string' || !NETIF.test(n)) throw new TypeError(`${where}[${i}] must be an interface name (1 to 15 of A-Z a-z 0-9 _ . : @ -)`);
+    return n;
+  });
+  if (new Set(names).size !== names.length) throw new TypeError(`${where} names an interface twice`);
+  return names;
+}
+const NETIF = /^(?!\.\.?$)[A-Za-z0-9_.:@-]{1,15}$/;
 
 /** Looks tenants up by CID and by secret (constant time in the secret). */
 export class TenantDirectory {

@@ -56,7 +56,7 @@ interface Job {
 }
 
 export class TpmQueue {
-  /** 'enqueue' and 'start' (JobEvent), 'swept' (SweptEvent), 'done' (JobEvent & { error?: unknown }). */
+  /** 'enqueue', 'start' and 'withdrawn' (left the queue unrun; JobEvent), 'swept' (SweptEvent), 'done' (JobEvent & { error?: unknown }). */
   readonly events = new EventEmitter();
   private readonly waiting = new Map<string, Job[]>();
   /** Tenants with waiting jobs, in the order they will be served. */
@@ -135,6 +135,7 @@ export class TpmQueue {
       this.ring = this.ring.filter((t) => t !== job.tenant);
     }
     job.unlisten?.();
+    this.events.emit('withdrawn', { seq: job.seq, tenant: job.tenant, label: job.label } satisfies JobEvent);
     job.reject(reason);
     this.notifyIdle();
   }

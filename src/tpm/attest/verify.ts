@@ -26,6 +26,7 @@ import {
   type TPMS_ATTEST as Attest,
   type TPMT_PUBLIC,
   type TPMT_SIGNATURE as Signature,
+  type TpmiAlgHash,
 } from '../structures.js';
 import { decode } from '../wire/codec.js';
 
@@ -79,11 +80,22 @@ function report(checks: AttestCheck[], attest?: Attest): AttestReport {
 }
 
 /** The key's own signing scheme, if it has one (a restricted signing key always has). */
-function keyScheme(pub: TPMT_PUBLIC): { scheme: number; hashAlg: number } | undefined {
+export function keyScheme(pub: TPMT_PUBLIC): { scheme: number; hashAlg: TpmiAlgHash } | undefined {
   if (pub.type !== TPM_ALG.RSA && pub.type !== TPM_ALG.ECC) return undefined;
   const s = pub.parameters.scheme;
   if (s.scheme === TPM_ALG.NULL || s.details === null || typeof s.details !== 'object' || !('hashAlg' in s.details)) return undefined;
   return { scheme: s.scheme, hashAlg: s.details.hashAlg };
+}
+
+/**
+ * Why `sig` cannot be the key's own (a key with a fixed scheme signs only with it), or
+ * undefined when it may be. Shared with verify-signature.ts.
+ */
+export function schemeMismatch(pub: TPMT_PUBLIC, sig: Signature): string | undefined {
+  const expected = keyScheme(pub);
+  const hash = signatureHash(sig);
+  if (!expected || (sig.sigAlg === expected.scheme && hash === expected.hashAlg)) return undefined;
+  return `scheme 0x${sig.sigAlg.toString(16)}/hash 0x${(hash ?? 0).toString(16)} is not the key's (0x${expected.scheme.toString(16)}/0x${expected.hashAlg.toString(16)})`;
 }
 
 /** The checks common to quote and certify: inputs, signature, magic, structure, type, nonce. */
@@ -117,14 +129,9 @@ function common(
     return undefined;
   }
   // Signature first: nothing in unsigned bytes deserves belief.
-  const expected = keyScheme(pub);
-  const hash = signatureHash(sig);
-  if (expected && (sig.sigAlg !== expected.scheme || hash !== expected.hashAlg)) {
-    checks.push({
-      name: 'signature',
-      ok: false,
-      detail: `scheme 0x${sig.sigAlg.toString(16)}/hash 0x${(hash ?? 0).toString(16)} is not the key's (0x${expected.scheme.toString(16)}/0x${expected.hashAlg.toString(16)})`,
-    });
+  const mismatch = schemeMismatch(pub, sig);
+  if (mismatch !== undefined) {
+    checks.push({ name: 'signature', ok: false, detail: mismatch });
   } else {
     let ok = false;
     let detail = 'does not verify with the key';

@@ -1,5 +1,7 @@
 import { Reader } from './reader.js';
 import { Writer, describe } from './writer.js';
+import { lazyCodec, reference, register } from './compile.js';
+import type { AnyCodec, Codec, LeafName, Meta, Reference } from './types.js';
 
 /**
  * Codec combinators: one definition of a TPM structure gives its TypeScript type
@@ -14,37 +16,12 @@ import { Writer, describe } from './writer.js';
  * Decoding rules (as tpm2-tss's MU layer): the reader's offset only advances on success;
  * a TPM2B wrapping a structure is consumed exactly; unknown union selectors are errors;
  * list counts are capped before anything is allocated.
+ *
+ * The functions written here are the reference (interpreted) codecs; what callers get runs the
+ * same checks as code generated once per structure (compile.ts). Each combinator calls its
+ * children's reference functions, so the interpreted path stays interpreted all the way down.
  */
-export interface Codec<T> {
-  readonly meta: Meta;
-  /** `ctx` is the enclosing struct's fields decoded/being encoded so far (for unions). */
-  encode(w: Writer, v: T, ctx?: Record<string, unknown>): void;
-  decode(r: Reader, ctx?: Record<string, unknown>): T;
-}
-
-/**
- * Any codec, whatever it encodes. (`encode` is a method, so its parameter is bivariant and a
- * `Codec<number>` is a `Codec<unknown>`: code that walks `meta` needs no `any`.)
- */
-export type AnyCodec = Codec<unknown>;
-
-/**
- * What an integer leaf means, by its Part 2 type name: 'TPM_ALG_ID', 'TPM_HANDLE', 'TPM_ST',
- * 'TPM_CAP', 'TPM_ECC_CURVE', 'TPM_SE', 'TPM_SU', 'TPMA_OBJECT', 'TPMA_SESSION', 'TPMA_CC'.
- * A bare `u16` has none: it is just a number (a size, a count, a key length).
- */
-export type LeafName = string;
-
-export type Meta =
-  | { kind: 'u8' | 'u16' | 'u32' | 'u64' | 'i32'; name?: LeafName }
-  | { kind: 'fixed'; length: number }
-  | { kind: 'tpm2b'; name: string; max: number; sizeBytes: 1 | 2 }
-  | { kind: 'sized'; name: string; inner: AnyCodec }
-  | { kind: 'list'; name: string; item: AnyCodec; max: number }
-  | { kind: 'struct'; name: string; fields: Readonly<Record<string, AnyCodec>> }
-  | { kind: 'union'; name: string; selector: string; arms: ReadonlyMap<number, AnyCodec> }
-  | { kind: 'none' }
-  | { kind: 'oneOf'; base: Codec<number>; values: readonly number[]; name: string };
+export type { AnyCodec, Codec, LeafName, Meta } from './types.js';
 
 export type Infer<C> = C extends Codec<infer T> ? T : never;
 
@@ -97,6 +74,8 @@ export const u64: Codec<bigint> = {
   encode: (w, v) => w.u64(v),
   decode: (r) => r.u64(),
 };
+for (const c of [u8, u16, u32, i32]) register(c, c);
+register(u64, u64);
 
 /**
  * An integer leaf with a meaning (`name` is its Part 2 type, e.g. 'TPM_ALG_ID'): same bytes and
@@ -105,11 +84,13 @@ export const u64: Codec<bigint> = {
 export function leaf(name: LeafName, base: Codec<number>): Codec<number> {
   const kind = base.meta.kind;
   if (kind !== 'u8' && kind !== 'u16' && kind !== 'u32' && kind !== 'i32') throw new Error(`leaf ${name}: base must be an integer codec, not ${kind}`);
-  return {
+  const c: Codec<number> = {
     meta: { kind, name },
     encode: base.encode,
     decode: base.decode,
   };
+  register(c, c);
+  return c;
 }
 
 /** TPMI_YES_NO: a byte that must be 0 or 1, as a boolean. */
@@ -129,6 +110,7 @@ export const yesNo: Codec<boolean> = {
     return b === 1;
   },
 };
+register(yesNo, { encode: yesNo.encode, decode: yesNo.decode, boolean: true });
 
 /**
  * An integer type restricted to listed values (a TPMI_ interface type). The values' literal
@@ -139,15 +121,16 @@ export function oneOf<const V extends readonly number[]>(name: string, base: Cod
   const allowed = new Set<number>(values);
   const isAllowed = (v: number): v is V[number] => allowed.has(v);
   const show = (v: number) => '0x' + v.toString(16).padStart(base.meta.kind === 'u8' ? 2 : 4, '0');
-  return {
+  const b = reference(base);
+  const c: Codec<V[number]> = {
     meta: { kind: 'oneOf', base, values, name },
     encode: (w, v) => {
       if (!allowed.has(v)) w.fail(`${name}: ${typeof v === 'number' ? show(v) : describe(v)} is not an allowed value`);
-      base.encode(w, v);
+      b.encode(w, v);
     },
     decode: (r) => {
       const at = r.offset;
-      const v = base.decode(r);
+      const v = b.decode(r);
       if (!isAllowed(v)) {
         r.offset = at;
         return r.fail(`${name}: ${show(v)} is not an allowed value`, at);
@@ -155,11 +138,13 @@ export function oneOf<const V extends readonly number[]>(name: string, base: Cod
       return v;
     },
   };
+  register(c, c);
+  return c;
 }
 
 /** A fixed number of bytes with no size prefix. */
 export function fixed(length: number): Codec<Uint8Array> {
-  return {
+  const c: Codec<Uint8Array> = {
     meta: { kind: 'fixed', length },
     encode: (w, v) => {
       if (!(v instanceof Uint8Array) || v.length !== length) {
@@ -169,12 +154,13 @@ export function fixed(length: number): Codec<Uint8Array> {
     },
     decode: (r) => r.bytes(length),
   };
+  register(c, c);
+  return c;
 }
 
 /** A TPM2B of plain bytes: UINT16 size then that many bytes, at most `max`. */
 export function tpm2b(name: string, max: number, sizeBytes: 1 | 2 = 2): Codec<Uint8Array> {
-  return {
-    meta: { kind: 'tpm2b', name, max, sizeBytes },
+  return lazyCodec({ kind: 'tpm2b', name, max, sizeBytes }, {
     encode: (w, v) =>
       named(w, name, () => {
         if (!(v instanceof Uint8Array)) w.fail(`expected bytes (Uint8Array), got ${describe(v)}`);
@@ -190,7 +176,7 @@ export function tpm2b(name: string, max: number, sizeBytes: 1 | 2 = 2): Codec<Ui
         if (n > max) r.fail(`size ${n} is more than the maximum of ${max}`, at);
         return r.bytes(n);
       }),
-  };
+  });
 }
 
 /**
@@ -199,13 +185,13 @@ export function tpm2b(name: string, max: number, sizeBytes: 1 | 2 = 2): Codec<Ui
  * allows an empty one, use `optional(sized(...))`.
  */
 export function sized<T>(name: string, inner: Codec<T>): Codec<T> {
-  return {
-    meta: { kind: 'sized', name, inner },
+  const i = reference(inner);
+  return lazyCodec({ kind: 'sized', name, inner }, {
     encode: (w, v) =>
       named(w, name, () => {
         const at = w.length;
         w.u16(0);
-        inner.encode(w, v);
+        i.encode(w, v);
         const n = w.length - at - 2;
         if (n > 0xffff) w.fail(`structure of ${n} bytes does not fit a UINT16 size`);
         w.patchU16(at, n);
@@ -215,9 +201,9 @@ export function sized<T>(name: string, inner: Codec<T>): Codec<T> {
         const at = r.offset;
         const n = r.u16();
         if (n === 0) r.fail('size is 0 but a structure is required', at);
-        return r.exactly(n, name, (sub) => inner.decode(sub));
+        return r.exactly(n, name, (sub) => i.decode(sub));
       }),
-  };
+  });
 }
 
 /**
@@ -225,14 +211,14 @@ export function sized<T>(name: string, inner: Codec<T>): Codec<T> {
  * allocated (a forged count must not make us loop or allocate for billions of items).
  */
 export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
-  return {
-    meta: { kind: 'list', name, item, max },
+  const it = reference(item);
+  return lazyCodec({ kind: 'list', name, item, max }, {
     encode: (w, v) =>
       named(w, name, () => {
         if (!Array.isArray(v)) w.fail(`expected an array, got ${describe(v)}`);
         if (v.length > max) w.fail(`${v.length} items is more than the maximum of ${max}`);
         w.u32(v.length);
-        v.forEach((x, i) => named(w, `[${i}]`, () => item.encode(w, x)));
+        v.forEach((x, i) => named(w, `[${i}]`, () => it.encode(w, x)));
       }),
     decode: (r) =>
       atomic(r, name, () => {
@@ -244,12 +230,12 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
         const out: T[] = [];
         for (let i = 0; i < n; i++) {
           r.path.push(`[${i}]`);
-          out.push(item.decode(r));
+          out.push(it.decode(r));
           r.path.pop();
         }
         return out;
       }),
-  };
+  });
 }
 
 type Fields = Record<string, AnyCodec>;
@@ -260,9 +246,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function structCodec<F extends Fields, T>(name: string, fields: F): Codec<T> {
   const entries = Object.entries(fields);
   const keys = entries.map(([k]) => k);
-  const codecs = entries.map(([, c]) => c);
-  return {
-    meta: { kind: 'struct', name, fields },
+  const codecs = entries.map(([, c]) => reference(c));
+  return lazyCodec({ kind: 'struct', name, fields }, {
     encode: (w, v) =>
       named(w, name, () => {
         if (!isObject(v)) return w.fail(`expected an object, got ${describe(v)}`);
@@ -287,7 +272,7 @@ function structCodec<F extends Fields, T>(name: string, fields: F): Codec<T> {
         // The one place a decoded object meets its type: every field was read by its codec.
         return out as T;
       }),
-  };
+  });
 }
 
 /**
@@ -310,6 +295,7 @@ export const none: Codec<null> = {
   },
   decode: () => null,
 };
+register(none, none);
 
 /** Arms of a TPMU by selector value (numeric literal keys, as `{ [TPM_ALG.RSA]: ... }` gives). */
 type Arms = { readonly [selector: number]: AnyCodec };
@@ -330,15 +316,15 @@ export interface UnionCodec<S extends string, A extends Arms> extends Codec<ArmV
  */
 export function union<const S extends string, A extends Arms>(name: string, selector: S, arms: A): UnionCodec<S, A> {
   const map = new Map<number, AnyCodec>(Object.entries(arms).map(([k, c]) => [Number(k), c]));
-  const pick = (ctx: Record<string, unknown> | undefined, fail: (m: string) => never): AnyCodec => {
+  const refs = new Map([...map].map(([k, c]) => [k, reference(c)]));
+  const pick = (ctx: Record<string, unknown> | undefined, fail: (m: string) => never): Reference => {
     const sel = ctx?.[selector];
     if (typeof sel !== 'number') return fail(`selector ${selector} is missing`);
-    const arm = map.get(sel);
+    const arm = refs.get(sel);
     if (!arm) return fail(`unknown selector ${selector}=0x${sel.toString(16).padStart(4, '0')}`);
     return arm;
   };
-  return {
-    meta: { kind: 'union', name, selector, arms: map, byKey: arms },
+  return lazyCodec({ kind: 'union', name, selector, arms: map, byKey: arms }, {
     encode: (w, v, ctx) => named(w, name, () => pick(ctx, (m) => w.fail(m)).encode(w, v)),
     decode: (r, ctx) =>
       atomic(r, name, () => {
@@ -347,7 +333,7 @@ export function union<const S extends string, A extends Arms>(name: string, sele
         // The arm was chosen by the selector the struct read before: the value is that arm's.
         return arm.decode(r) as ArmValues<A>;
       }),
-  };
+  });
 }
 
 // ---------------------------------------------------------------- variant: a discriminated union

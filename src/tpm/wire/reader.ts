@@ -7,6 +7,7 @@ import { TpmDecodeError } from './errors.js';
  * which turn values ≥ 2³¹ negative); UINT64 is a bigint.
  */
 export class Reader {
+  // `view` and `end` are read by name by the generated decoders (compile.ts): keep them fields.
   private readonly view: DataView;
   offset = 0;
   /** Names of the structures/fields being decoded, for error messages. */

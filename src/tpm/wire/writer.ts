@@ -5,6 +5,7 @@ import { TpmEncodeError } from './errors.js';
  * that silently wraps (a UINT16 of 70000, a negative UINT32, a UINT64 given as a number).
  */
 export class Writer {
+  // `buf`, `view` and `ensure` are used by name by the generated encoders (compile.ts).
   private buf: Uint8Array;
   private view: DataView;
   length = 0;
