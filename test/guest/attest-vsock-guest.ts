@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServiceClient } from '../../src/service/client/client.js';
-import { Tpm, openTransport, pcrRead, readPcrsOut, verifyQuote, decode, TPM2B_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/index.js';
+import { Tpm, openTransport, pcrRead, readPcrsOut, writePcrsOut, verifyQuote, decode, TPM2B_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/index.js';
 import { result, log, sleep, assert, check, finish } from './report.js';
 import { runNode, startServiceProcess, type Run, type ServiceProcess } from './guest-service.js';
 
@@ -155,9 +155,10 @@ async function main(): Promise<void> {
     await check('quote-refused-wrong-nonce-and-pcrs', async () => {
       const wrongNonce = await verifier(verifyArgs('quote', randomBytes(16).toString('hex')));
       assert(wrongNonce.code === 1, `wrong nonce: exit ${String(wrongNonce.code)} ${wrongNonce.stdout}`);
-      const pcrs = Buffer.from(readFileSync(f('quote.pcrs')));
-      pcrs[pcrs.length - 1]! ^= 1; // the last PCR value's last byte
-      writeFileSync(f('tampered.pcrs'), pcrs);
+      // One PCR value changed (pcrs.out pads unused digest slots: a value is changed through its reader).
+      const pcrs = readPcrsOut(readFileSync(f('quote.pcrs')));
+      pcrs.values[4]![0]! ^= 1;
+      writeFileSync(f('tampered.pcrs'), writePcrsOut(pcrs.selection, pcrs.values));
       const tampered = await verifier(['quote', '--pem', f('ak.pem'), '-m', f('quote.msg'), '-s', f('quote.sig'), '-q', nonce, '-f', f('tampered.pcrs')]);
       assert(tampered.code === 1, `tampered PCR value: exit ${String(tampered.code)} ${tampered.stdout}`);
       const noNonce = await tool('quote', ['-k', handle, '-l', SELECTION, '-m', f('x.msg'), '-s', f('x.sig')]);
