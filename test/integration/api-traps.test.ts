@@ -12,7 +12,6 @@ import {
   EK_PERSISTENT_HANDLES,
   KeyFormatError,
   RestrictedSignError,
-  TPM2B_AUTH,
   TPM_ALG,
   TPM_ECC,
   TPM_RH,
@@ -20,7 +19,6 @@ import {
   TpmError,
   akEccTemplate,
   akTemplate,
-  command,
   createAk,
   ekTemplate,
   evictPersistent,
@@ -40,18 +38,9 @@ import {
 import { primaryQualifiedName } from '../../src/tpm/ops/ek.js';
 import { expectNothingLoaded } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
+import { HierarchyChangeAuth } from '../helpers/hierarchy.js';
 import { messageBytes, messageChunks } from '../helpers/tpm-tools.js';
 import { skipUnlessCI } from '../helpers/ci.js';
-
-/** TPM2_HierarchyChangeAuth (Part 3 §24.8), only to give the endorsement hierarchy a password here. */
-const HierarchyChangeAuth = command({
-  name: 'HierarchyChangeAuth',
-  code: 0x129,
-  spec: 'Part 3 §24.8',
-  handles: { authHandle: 'auth' },
-  params: { newAuth: TPM2B_AUTH },
-  response: {},
-});
 
 const HASHING = new Set(['Hash', 'HashSequenceStart', 'SequenceUpdate', 'SequenceComplete']);
 

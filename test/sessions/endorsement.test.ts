@@ -6,25 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm } from '../../src/tpm/tpm.js';
-import { command } from '../../src/tpm/command.js';
 import { TPM_RH } from '../../src/tpm/constants.js';
-import { TPM2B_AUTH } from '../../src/tpm/structures.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { createAk, loadKey } from '../../src/tpm/ops/ak.js';
 import { flush } from '../../src/tpm/ops/objects.js';
 import { withHierarchyAuth } from '../../src/tpm/ops/session.js';
 import type { SendOptions, Transport } from '../../src/tpm/transport/types.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
-
-/** TPM2_HierarchyChangeAuth (Part 3 §24.8), only for this test. */
-const HierarchyChangeAuth = command({
-  name: 'HierarchyChangeAuth',
-  code: 0x00000129,
-  spec: 'Part 3 §24.8',
-  handles: { authHandle: 'auth' },
-  params: { newAuth: TPM2B_AUTH },
-  response: {},
-});
+import { HierarchyChangeAuth } from '../helpers/hierarchy.js';
 
 class Recorder implements Transport {
   readonly description = 'recorder';
