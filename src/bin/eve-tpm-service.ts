@@ -16,6 +16,7 @@
  * configuration or arguments (one line on stderr, never the help), 3 a listener or the state
  * directory could not be opened.
  */
+import '../service/heap-bounds-set.js'; // first: V8's heap bounded before anything allocates (heap-bounds.ts)
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AdminError, listTenants, purgeOrphans, removeTenant, setTenantUsage, type KeyListing, type PurgeReport } from '../service/admin/admin.js';
 import { fetchStats, statsText, StatsUnavailable } from '../service/usage/stats-command.js';
@@ -146,6 +147,7 @@ program
   .option('--queue-capacity <n>', 'TPM jobs waiting in total (default 256)', integer)
   .option('--queue-per-tenant <n>', 'TPM jobs one tenant may have waiting (default 64)', integer)
   .option('--hash-slots <n>', 'hash sequences loaded in the TPM at once; more are context-saved (default 1)', integer)
+  .option('--object-cache <n>', 'keys kept loaded or context-saved between uses, 0 = off (default 0)', integer)
   .option('--max-sequences <n>', 'streamed signs open at once, loaded or context-saved (default 32)', integer)
   .option('--sequences-per-tenant <n>', 'streamed signs one tenant may have open at once (default 4)', integer)
   .option('--max-stream-bytes <n>', 'largest streamed message, 0 = unlimited (default 0)', integer)
@@ -168,7 +170,7 @@ tenant
   .requiredOption('--tenants <file>', 'tenants file (created if absent)')
   .option('--cid <n>', 'vsock CID of the application VM', integer)
   .option('--max-keys <n>', 'key quota (default 8)', integer)
-  .option('--cgroup <path>', "the app's cgroup v2 directory on the host, for its resource usage")
+  .option('--cgroup <path>', "the app's cgroup on the host (hierarchy path, e.g. /eve-user-apps/APP, or directory; v1 or v2), for its resource usage")
   .option('--netif <name>', "a host-side network interface of the app, for its resource usage; repeatable", collect)
   .option('--service-address <address>', 'service address as seen from the VM', 'vsock:2:8877')
   .option('--user-data <file>', 'write cloud-init user-data installing the tools, addons, config and secret with no network (mode 0600; - for stdout)')
@@ -267,7 +269,7 @@ tenant
   .description("set where a tenant's resource usage is read (EVE: when the app instance starts); the running service picks it up")
   .requiredOption('--id <id>', 'tenant id')
   .requiredOption('--tenants <file>', 'tenants file')
-  .option('--cgroup <path>', "the app's cgroup v2 directory on the host")
+  .option('--cgroup <path>', "the app's cgroup on the host (hierarchy path or directory; v1 or v2)")
   .option('--no-cgroup', 'forget the cgroup')
   .option('--netif <name>', 'a host-side network interface of the app (repeatable; replaces the list)', collect)
   .option('--no-netif', 'forget the interfaces')

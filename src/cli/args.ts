@@ -4,7 +4,6 @@
  * is accepted, so a typo never turns into a silent default.
  */
 import { formatHandle, handleValue } from '../service/protocol/handles.js';
-import { formatPcrSelection, parsePcrBanks, PcrFormatError } from '../tpm/attest/formats.js';
 import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from '../service/protocol/vocabulary.js';
 import { usageError } from './errors.js';
 
@@ -122,14 +121,4 @@ export function parseHexBytes(text: string, option: string, min = 1, max = 64): 
   const n = t.length / 2;
   if (n < min || n > max) throw usageError(`${option}: ${n} bytes; give ${min} to ${max} bytes of hex`);
   return new Uint8Array(Buffer.from(t, 'hex'));
-}
-
-/** A PCR selection as tpm2_pcrread and tpm2_quote -l take it (`sha256:0,1,2+sha1:0`), canonical. */
-export function parsePcrSelectionText(text: string, option: string): string {
-  try {
-    return formatPcrSelection(parsePcrBanks(text));
-  } catch (e) {
-    if (e instanceof PcrFormatError) throw usageError(`${option}: ${e.message}`);
-    throw e;
-  }
 }

@@ -4,8 +4,8 @@
  * tpm2_checkquote -f and eve-tpm-verify -f read.
  */
 import type { PcrReading } from '../service/client/client.js';
-import { parsePcrSelection, writePcrsOut } from '../tpm/attest/formats.js';
-import { CliError, EXIT } from './errors.js';
+import { formatPcrSelection, parsePcrBanks, parsePcrSelection, PcrFormatError, writePcrsOut } from '../tpm/attest/formats.js';
+import { CliError, EXIT, usageError } from './errors.js';
 
 /** The readings grouped by bank, banks and PCRs in the order given (the service's selection order). */
 function banks(pcrs: readonly PcrReading[]): Array<{ bank: string; items: PcrReading[] }> {
@@ -53,4 +53,17 @@ export function pcrValuesOut(pcrs: readonly PcrReading[]): Uint8Array {
 /** The readings as --json shows them (hex values, as the service sends them). */
 export function pcrJson(pcrs: readonly PcrReading[]): Array<{ bank: string; pcr: number; value: string }> {
   return pcrs.map((p) => ({ bank: p.bank, pcr: p.pcr, value: Buffer.from(p.value).toString('hex') }));
+}
+
+/**
+ * A PCR selection as tpm2_pcrread and tpm2_quote -l take it (`sha256:0,1,2+sha1:0`), canonical.
+ * Here, not in args.ts: the TPM codecs it needs are loaded only by the tools that take one.
+ */
+export function parsePcrSelectionText(text: string, option: string): string {
+  try {
+    return formatPcrSelection(parsePcrBanks(text));
+  } catch (e) {
+    if (e instanceof PcrFormatError) throw usageError(`${option}: ${e.message}`);
+    throw e;
+  }
 }

@@ -56,6 +56,8 @@ export interface ServiceConfig {
   queuePerTenant: number;
   /** Hash sequences loaded in the TPM at once (each takes one TPM object slot; swtpm has 3); more are context-saved. */
   hashSlots: number;
+  /** Keys the object cache keeps loaded or context-saved between uses; 0 = load and flush on every use. */
+  objectCache: number;
   /** Streamed hash sequences open at once (loaded or context-saved). */
   maxSequences: number;
   /** Streamed hash sequences one tenant may have open at once. */
@@ -97,6 +99,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   queueCapacity: 256,
   queuePerTenant: 64,
   hashSlots: 1,
+  objectCache: 0,
   maxSequences: 32,
   sequencesPerTenant: 4,
   maxJsonBytes: 1_500_000,
@@ -126,6 +129,7 @@ const NUMBER_KEYS = [
   'queueCapacity',
   'queuePerTenant',
   'hashSlots',
+  'objectCache',
   'maxSequences',
   'sequencesPerTenant',
   'maxJsonBytes',

@@ -16,7 +16,9 @@ import { lockStateDir } from './admin/lock.js';
 import { HandlePool } from './keys/pool.js';
 import { KeysInChange } from './keys/in-change.js';
 import { MaintenanceRequests } from './tpm/maintenance.js';
-import { TpmQueue } from './tpm/queue.js';
+import { TpmQueue, type JobEvent } from './tpm/queue.js';
+import { ObjectCache } from './tpm/object-cache.js';
+import { isTpmUnreachable } from './tpm/error-mapping.js';
 import { reconcileTpm, recoverFiles, refuseLostRegistry } from './keys/recovery.js';
 import { KeyRegistry } from './keys/registry.js';
 import { SequenceManager } from './tpm/sequences.js';
@@ -34,6 +36,8 @@ export interface Core {
   keys: KeyManager;
   /** Streamed hash sequences (loaded or context-saved). */
   sequences: SequenceManager;
+  /** Hot keys kept loaded or context-saved across jobs. */
+  objectCache: ObjectCache;
   supervisor: TpmSupervisor;
   /** Keys found unusable (TPM cleared, key file damaged): answered honestly, skipped by recovery. */
   keyHealth: KeyHealth;
@@ -43,7 +47,7 @@ export interface Core {
 
 export type CoreConfig = Pick<
   ServiceConfig,
-  'tpm' | 'stateDir' | 'poolStart' | 'poolSize' | 'keyStore' | 'tpmFreeFloor' | 'queueCapacity' | 'queuePerTenant' | 'hashSlots' | 'maxSequences' | 'sequencesPerTenant' | 'tpmCommandTimeoutMs'
+  'tpm' | 'stateDir' | 'poolStart' | 'poolSize' | 'keyStore' | 'tpmFreeFloor' | 'queueCapacity' | 'queuePerTenant' | 'hashSlots' | 'objectCache' | 'maxSequences' | 'sequencesPerTenant' | 'tpmCommandTimeoutMs'
 >;
 
 export interface CoreHooks {
@@ -75,12 +79,17 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
       sequencesPerTenant: config.sequencesPerTenant,
       onLeak: () => maintenance.request(),
     });
+    // Under the kernel's resource manager the service's fd has a space of its own (3 objects).
+    const objectCache = new ObjectCache(queue.transients, { size: config.objectCache, kernelSpace: /tpmrm/.test(config.tpm) });
+    queue.events.on('done', (ev: JobEvent & { error?: unknown }) => {
+      if (ev.error !== undefined && isTpmUnreachable(ev.error)) objectCache.lost();
+    });
     const keys = new KeyManager(
       registry,
       blobs,
       queue,
       sequences,
-      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive },
+      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive, cache: objectCache },
       changing,
       maintenance,
     );
@@ -98,6 +107,7 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
       queue,
       keys,
       sequences,
+      objectCache,
       supervisor,
       keyHealth,
       async close() {

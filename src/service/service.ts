@@ -21,6 +21,7 @@ import { Attestation } from './attest/attestation.js';
 import { TpmAccounting } from './usage/tpm-accounting.js';
 import { UsageReader } from './usage/usage.js';
 import { StatsSocket, statsSocketPath } from './usage/stats-socket.js';
+import { TpmHashAlgs } from './tpm/hash-algs.js';
 
 export interface ServiceDeps {
   /** Use this TPM instead of opening config.tpm (tests wrap it to count commands). */
@@ -56,6 +57,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
   const usage = new UsageReader({ accounting, keysHeld: (t) => core.registry.ofTenant(t).length, ...(deps.netRoot === undefined ? {} : { netRoot: deps.netRoot }) });
   const api = new Api({
     usage,
+    hashAlgs: new TpmHashAlgs(core.queue, () => core.supervisor.reachable),
     registry: core.registry,
     keys: core.keys,
     pool: core.pool,

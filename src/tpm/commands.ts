@@ -38,6 +38,9 @@ import {
   TPM2B_NV_PUBLIC,
   TPML_DIGEST,
   TPMS_TIME_INFO,
+  TPM2B_ECC_POINT,
+  TPM2B_PUBLIC_KEY_RSA,
+  TPMT_RSA_DECRYPT,
 } from './structures.js';
 import { i32, u16, u32, yesNo } from './wire/codec.js';
 
@@ -364,6 +367,35 @@ export const ActivateCredential = command({
   response: { certInfo: TPM2B_DIGEST },
 });
 
+// ---------------------------------------------------------------- general (non-restricted) keys
+
+/**
+ * TPM2_RSA_Decrypt — Part 3 §14.3. keyHandle: a non-restricted RSA decrypt key (USER role).
+ * inScheme NULL = the key's own scheme. A non-empty label must end in a zero octet (§14.3.1,
+ * Part 1 §B.4): the TPM refuses it otherwise (TPM_RC_VALUE).
+ */
+export const RSA_Decrypt = command({
+  name: 'RSA_Decrypt',
+  code: TPM_CC.RSA_Decrypt,
+  spec: 'Part 3 §14.3',
+  handles: { keyHandle: 'auth' },
+  params: { cipherText: TPM2B_PUBLIC_KEY_RSA, inScheme: TPMT_RSA_DECRYPT, label: TPM2B_DATA },
+  response: { message: TPM2B_PUBLIC_KEY_RSA },
+});
+
+/**
+ * TPM2_ECDH_ZGen — Part 3 §14.5. keyHandle: a non-restricted ECC decrypt key (USER role);
+ * outPoint is the shared point, whose x coordinate is Z (SP 800-56A).
+ */
+export const ECDH_ZGen = command({
+  name: 'ECDH_ZGen',
+  code: TPM_CC.ECDH_ZGen,
+  spec: 'Part 3 §14.5',
+  handles: { keyHandle: 'auth' },
+  params: { inPoint: TPM2B_ECC_POINT },
+  response: { outPoint: TPM2B_ECC_POINT },
+});
+
 /** Every descriptor, by command code (for the decoder tool). */
 export const COMMANDS = new Map(
   [
@@ -394,5 +426,7 @@ export const COMMANDS = new Map(
     NV_Read,
     ReadClock,
     ActivateCredential,
+    RSA_Decrypt,
+    ECDH_ZGen,
   ].map((c) => [c.code, c as AnyCommand]),
 );

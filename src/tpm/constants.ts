@@ -87,6 +87,8 @@ export const TPM_CC = {
   NV_ReadPublic: 0x00000169,
   PCR_Read: 0x0000017e,
   ReadClock: 0x00000181,
+  ECDH_ZGen: 0x00000154,
+  RSA_Decrypt: 0x00000159,
 } as const;
 
 /** TPM_ST (Part 2 §6.9). */

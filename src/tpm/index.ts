@@ -351,3 +351,72 @@ export {
   appQualifyingData,
   type AppBindingLabel,
 } from './attest/app-binding.js';
+
+// App keys beyond the AK (issue 12): the per-app storage parent, general sign/decrypt keys,
+// RSA decryption and ECDH, and X.509 requests and certificates signed in the TPM.
+export { ECDH_ZGen, RSA_Decrypt } from './commands.js';
+export { TPM2B_ECC_POINT, TPMT_RSA_DECRYPT } from './structures.js';
+export {
+  GENERAL_DECRYPT_ATTRIBUTES,
+  GENERAL_SIGN_ATTRIBUTES,
+  KeySpecError,
+  SERVICE_PRIMARY_UNIQUE,
+  STORAGE_KEY_ATTRIBUTES,
+  appParentTemplate,
+  assertGeneralKeySpec,
+  generalKeyTemplate,
+  servicePrimaryTemplate,
+  type DecryptScheme,
+  type EccCurve,
+  type GeneralKeySpec,
+  type GeneralKeyUsage,
+  type RsaBits,
+  type SignScheme,
+} from './keys/general-templates.js';
+export {
+  AppParentError,
+  createAppParent,
+  createServicePrimary,
+  loadAppParent,
+  withAppParent,
+  withServicePrimary,
+  type ServicePrimary,
+  type ServicePrimaryOptions,
+} from './ops/app-parent.js';
+export {
+  KeyUsageError,
+  assertKeyUsage,
+  createGeneralKey,
+  generalKeyFromBlobs,
+  isDecryptionKey,
+  isSigningKey,
+  loadGeneralKey,
+  withGeneralKey,
+  type DecryptionKey,
+  type GeneralKey,
+  type LoadedKey,
+  type SigningKey,
+} from './ops/general-keys.js';
+export { NULL_HASHCHECK, signDigestWithKey, type DigestSignOptions } from './ops/general-sign.js';
+export { DecryptInputError, OAEP_LABEL_MAX, ecdhZGen, oaepLabel, rsaDecrypt, type PeerKey, type RsaDecryptOptions } from './ops/decrypt.js';
+export {
+  SignerError,
+  createSigner,
+  type SignCallback,
+  type SignRequest,
+  type SignerAlgorithm,
+  type SignerOptions,
+  type TpmSigner,
+  type X509SignScheme,
+} from './x509/signer.js';
+export { signerForAk, signerForKey, type LoadedAk } from './x509/tpm-signers.js';
+export {
+  X509InputError,
+  createCsr,
+  createSelfSignedCertificate,
+  parseSubjectAltNames,
+  type CsrOptions,
+  type SelfSignedOptions,
+  type SubjectAltName,
+  type X509Output,
+} from './x509/csr.js';

@@ -309,6 +309,16 @@ export type SignatureOf<S extends TPMT_SIGNATURE['sigAlg']> = Extract<TPMT_SIGNA
 export const TPMS_ECC_POINT = struct('TPMS_ECC_POINT', { x: TPM2B_ECC_PARAMETER, y: TPM2B_ECC_PARAMETER });
 export type TPMS_ECC_POINT = Infer<typeof TPMS_ECC_POINT>;
 
+/** TPM2B_ECC_POINT (§11.2.5.3): a sized TPMS_ECC_POINT (ECDH_ZGen's peer point and Z). */
+export const TPM2B_ECC_POINT = sized('TPM2B_ECC_POINT', TPMS_ECC_POINT);
+
+/** TPMT_RSA_DECRYPT (§11.2.4.4): TPMI_ALG_RSA_DECRYPT (§11.2.4.3) selects RSAES, OAEP or NULL (the key's own). */
+export const TPMT_RSA_DECRYPT = variant('TPMT_RSA_DECRYPT', 'scheme', {
+  scheme: TPM_ALG_ID,
+  details: union('TPMU_ASYM_SCHEME', 'scheme', { [A.RSAES]: none, [A.OAEP]: TPMS_SCHEME_HASH, [A.NULL]: none }),
+});
+export type TPMT_RSA_DECRYPT = Infer<typeof TPMT_RSA_DECRYPT>;
+
 /** TPMS_KEYEDHASH_PARMS (§12.2.3.3). */
 export const TPMS_KEYEDHASH_PARMS = struct('TPMS_KEYEDHASH_PARMS', { scheme: TPMT_KEYEDHASH_SCHEME });
 /** TPMS_SYMCIPHER_PARMS (§11.1.9). */
@@ -529,6 +539,8 @@ export const STRUCTURES: Readonly<Record<string, AnyCodec>> = Object.freeze({
   TPMT_KEYEDHASH_SCHEME,
   TPMT_SIGNATURE,
   TPMS_ECC_POINT,
+  TPM2B_ECC_POINT,
+  TPMT_RSA_DECRYPT,
   TPMS_RSA_PARMS,
   TPMS_ECC_PARMS,
   TPMT_PUBLIC,

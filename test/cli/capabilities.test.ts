@@ -59,8 +59,9 @@ d('eve_tools_tpm2_capabilities', () => {
 
   it('--json: the same figures as an object; they follow the tenant\'s keys', async () => {
     const j = JSON.parse((await stack.run(TOOL, ['--json'], 'other')).stdout);
-    expect(j).toMatchObject({ tenant: 'other', keyTypes: ['rsa', 'ecc'], quota: { keys: { max: 5, used: 0, left: 5 } } });
-    expect(Object.keys(j).sort()).toEqual(['hashAlgs', 'keyTypes', 'operations', 'publicFormats', 'quota', 'signFormats', 'tenant']);
+    // swtpm implements all four hashes: the service asked the TPM (hashAlgsFrom "tpm").
+    expect(j).toMatchObject({ tenant: 'other', keyTypes: ['rsa', 'ecc'], hashAlgs: ['sha1', 'sha256', 'sha384', 'sha512'], hashAlgsFrom: 'tpm', quota: { keys: { max: 5, used: 0, left: 5 } } });
+    expect(Object.keys(j).sort()).toEqual(['hashAlgs', 'hashAlgsFrom', 'keyTypes', 'operations', 'publicFormats', 'quota', 'signFormats', 'tenant']);
     expect(j.operations).toContainEqual({ op: 'create-key', method: 'POST', path: '/v1/keys' });
     expect((await stack.run('eve_tools_tpm2_genaik', ['-g', 'rsa'], 'other')).code).toBe(0);
     const after = JSON.parse((await stack.run(TOOL, ['--json'], 'other')).stdout);

@@ -74,8 +74,10 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         return format === 'pem' ? { handle: k.handle, format: 'pem' as const, pem: PEM } : { handle: k.handle, format: format as 'der' | 'tss', data: new Uint8Array([1, 2, 3]) };
       },
       async sign(h, req) {
-        guard(`sign ${h} ${req.hashAlg} ${req.format}`);
+        guard(`sign ${h} ${req.hashAlg ?? '(the key\'s hash)'} ${req.format}`);
         const k = own(h);
+        // As the service: no hash means the key's; a wrong one is refused before the body is read.
+        if ((req.hashAlg ?? k.hashAlg) !== k.hashAlg) throw new FakeServiceError(422, 'UNSUPPORTED', 'hash does not match the key scheme');
         const chunks: Buffer[] = [];
         if (req.message instanceof Uint8Array) chunks.push(Buffer.from(req.message));
         else {
@@ -88,7 +90,6 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         }
         const msg = Buffer.concat(chunks);
         state.signed.push(msg);
-        if (req.hashAlg !== k.hashAlg) throw new FakeServiceError(422, 'UNSUPPORTED', 'hash does not match the key scheme');
         return { handle: k.handle, sigAlg: 'rsassa', hashAlg: k.hashAlg, format: (req.format ?? 'plain') as 'plain', signature: new Uint8Array(Buffer.from('SIG')), digest: 'ab', messageLength: msg.length };
       },
       // Operations without a named method: not faked until a tool uses one.

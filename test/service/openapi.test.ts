@@ -398,12 +398,13 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('the real service answers as do
     conforms({ component: 'MethodNotAllowed' }, m);
   });
 
-  it('capabilities: 200 with each tenant\'s own figures, from the service\'s state alone; 400; 401', async () => {
+  it('capabilities: 200 with each tenant\'s own figures, from the service\'s state (and the TPM\'s hashes, asked once); 400; 401', async () => {
     const before = env.commands.length;
     const a = conforms(CAPS, await call(env, 'GET', '/v1/capabilities', { secret: alice })) as Json;
+    expect(env.commands.slice(before), 'the first asks the TPM its algorithms').toEqual(['GetCapability']);
     const b = conforms(CAPS, await call(env, 'GET', '/v1/capabilities', { secret: bob })) as Json;
-    expect(env.commands.length, 'TPM commands sent').toBe(before);
-    expect(a).toMatchObject({ tenant: 'alice', keyTypes: ['rsa', 'ecc'], hashAlgs: ['sha1', 'sha256', 'sha384', 'sha512'], quota: { keys: { max: 2, used: 0, left: 2 } } });
+    expect(env.commands.length, 'TPM commands sent').toBe(before + 1);
+    expect(a).toMatchObject({ tenant: 'alice', keyTypes: ['rsa', 'ecc'], hashAlgs: ['sha1', 'sha256', 'sha384', 'sha512'], hashAlgsFrom: 'tpm', quota: { keys: { max: 2, used: 0, left: 2 } } });
     expect(b).toMatchObject({ tenant: 'bob', quota: { keys: { max: 8, used: 0, left: 8 } } });
     expect(a.operations).toEqual(OPS.map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })));
     expect(a.signFormats).toEqual(['plain', 'der', 'tss']);

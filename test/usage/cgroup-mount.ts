@@ -1,6 +1,7 @@
 /**
  * A writable cgroup v2 on this machine, found from /proc/self/mountinfo (hybrid layouts mount
- * it at /sys/fs/cgroup/unified), or why there is none: the real-cgroup tests say so and skip.
+ * it at /sys/fs/cgroup/unified), or writable v1 hierarchies of some controllers, or why there
+ * are none: the real-cgroup tests say so and skip.
  */
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,4 +34,32 @@ export function writableCgroup2(): CgroupMount {
     }
   }
   return { ok: false, why: `no cgroup v2 mount lets this user make a child cgroup (${errors.join('; ')})` };
+}
+
+/** The v1 hierarchies holding `controllers` (from mountinfo) where this user may make a child cgroup, or why not. */
+export function writableCgroup1(controllers: readonly string[]): { ok: true; points: Record<string, string> } | { ok: false; why: string } {
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return { ok: false, why: 'no /proc/self/mountinfo (not Linux?)' };
+  }
+  const points: Record<string, string> = {};
+  for (const f of info.split('\n').map((l) => l.split(' '))) {
+    const dash = f.indexOf('-', 6);
+    if (dash < 0 || f[dash + 1] !== 'cgroup' || f[3] !== '/') continue;
+    for (const c of f[dash + 3]!.split(',')) if (controllers.includes(c) && !points[c]) points[c] = f[4]!;
+  }
+  const lacking = controllers.filter((c) => !points[c]);
+  if (lacking.length) return { ok: false, why: `no cgroup v1 hierarchy (at its root) has ${lacking.join(', ')}` };
+  for (const [c, root] of Object.entries(points)) {
+    const probe = join(root, `eve-usage-probe-${process.pid}`);
+    try {
+      mkdirSync(probe);
+      rmdirSync(probe);
+    } catch (e) {
+      return { ok: false, why: `cannot make a child cgroup in the ${c} hierarchy ${root} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    }
+  }
+  return { ok: true, points };
 }

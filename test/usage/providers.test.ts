@@ -36,6 +36,7 @@ describe('the cgroup v2 provider', () => {
     const cg = writeTree(join(dir, 'full'), FULL_CGROUP);
     expect(await readCgroup(cg)).toEqual({
       available: true,
+      cgroupVersion: 2,
       cpu: { available: true, usageUsec: 123456789, userUsec: 100000000, systemUsec: 23456789, nrPeriods: 4200, nrThrottled: 17, throttledUsec: 987654 },
       memory: { available: true, currentBytes: 104857600, peakBytes: 157286400, anonBytes: 73400320, fileBytes: 26214400 },
       io: {
@@ -55,6 +56,7 @@ describe('the cgroup v2 provider', () => {
     const cg = writeTree(join(dir, 'bare'), BARE_CGROUP);
     expect(await readCgroup(cg)).toEqual({
       available: true,
+      cgroupVersion: 2,
       cpu: { available: true, usageUsec: 4408, userUsec: 4408, systemUsec: 0 },
       memory: { available: false, configured: true, reason: 'memory.current does not exist' },
       io: { available: false, configured: true, reason: 'io.stat does not exist' },

@@ -13,7 +13,8 @@ export function capabilitiesText(c: Capabilities): string {
     ['tenant', c.tenant],
     ['keys', `${k.used} of ${k.max} used, ${k.left} left`],
     ['key types', c.keyTypes.join(', ')],
-    ['hashes', c.hashAlgs.join(', ')],
+    // An older service sends no hashAlgsFrom; "vocabulary": the TPM could not be asked yet.
+    ['hashes', c.hashAlgsFrom === 'vocabulary' ? `${c.hashAlgs.join(', ')} (the API's; the TPM was not reachable to say which it has)` : c.hashAlgs.join(', ')],
     ['sign formats', c.signFormats.join(', ')],
     ['public formats', c.publicFormats.join(', ')],
   ]);
@@ -35,8 +36,8 @@ export const capabilities: ToolDef = {
     const c = await client.request('capabilities', {});
     if (ctx.json) {
       // The documented fields only, whatever a newer service adds.
-      const { tenant, operations, keyTypes, hashAlgs, signFormats, publicFormats, quota } = c;
-      await ctx.printJson({ tenant, operations, keyTypes, hashAlgs, signFormats, publicFormats, quota });
+      const { tenant, operations, keyTypes, hashAlgs, hashAlgsFrom, signFormats, publicFormats, quota } = c;
+      await ctx.printJson({ tenant, operations, keyTypes, hashAlgs, ...(hashAlgsFrom === undefined ? {} : { hashAlgsFrom }), signFormats, publicFormats, quota });
       return;
     }
     await ctx.print(capabilitiesText(c));

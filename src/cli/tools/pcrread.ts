@@ -1,7 +1,6 @@
-import { parsePcrSelectionText } from '../args.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
-import { pcrJson, pcrsOut, pcrText, pcrValuesOut } from '../pcrs.js';
+import { parsePcrSelectionText, pcrJson, pcrsOut, pcrText, pcrValuesOut } from '../pcrs.js';
 import type { ToolDef } from '../run.js';
 
 interface Opts {

@@ -1,7 +1,7 @@
-import { hashAlgId, parseHandle, parseHash, parseHexBytes, parsePcrSelectionText } from '../args.js';
+import { hashAlgId, parseHandle, parseHash, parseHexBytes } from '../args.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import { writeOutput } from '../output.js';
-import { pcrJson, pcrsOut, pcrText } from '../pcrs.js';
+import { parsePcrSelectionText, pcrJson, pcrsOut, pcrText } from '../pcrs.js';
 import type { ToolDef } from '../run.js';
 import { bindingText, outputFiles } from './attest-output.js';
 

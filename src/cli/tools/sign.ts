@@ -5,6 +5,7 @@ import { CliError, EXIT, fileError } from '../errors.js';
 import { checkOutputPath, STDOUT, writeOutput } from '../output.js';
 import { Progress } from '../progress.js';
 import type { ToolDef } from '../run.js';
+import type { KeyInfo } from '../service.js';
 
 interface Opts {
   key: string;
@@ -71,6 +72,26 @@ async function openMessage(path: string, stdin: NodeJS.ReadableStream): Promise<
 /** A hash's TPM_ALG_ID as genaik's -G takes it: 0x4, 0xB, 0xC, 0xD. */
 const hashId = (h: HashName): string => `0x${hashAlgId(h).toString(16).toUpperCase()}`;
 
+/**
+ * Messages of known length up to this are signed in one request: a wrong -g costs sending them
+ * for nothing, less than asking the key's hash first costs every sign. Larger ones, and those
+ * of unknown length, are checked against the key before they are streamed.
+ */
+export const ASK_KEY_ABOVE = 1024 * 1024;
+
+/** The precise refusal of a hash the key does not sign with. */
+function wrongHash(handle: string, key: KeyInfo, wanted: HashName): CliError {
+  return new CliError(
+    `key ${handle} signs with ${key.hashAlg} only (an AK's hash is fixed when it is created), not ${wanted}; ` +
+      `create a ${wanted} key with: eve_tools_tpm2_genaik -g ${key.type} -G ${hashId(wanted)}`,
+    EXIT.UNSUPPORTED,
+    'UNSUPPORTED',
+    { keyHashAlg: key.hashAlg, hashAlg: wanted },
+  );
+}
+
+const isUnsupported = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === 'UNSUPPORTED';
+
 export const sign: ToolDef<Opts> = {
   name: 'eve_tools_tpm2_sign',
   summary: "Sign a message (any size, streamed) with one of this application's keys.",
@@ -105,20 +126,12 @@ export const sign: ToolDef<Opts> = {
     let progress: Progress | undefined;
     try {
       const client = await ctx.client();
-      // An AK's scheme fixes its hash. Asking first gives a precise message before a large
-      // message is streamed for nothing, and lets -g be left out.
-      const key = await client.getKey(handle);
-      if (wanted !== undefined && key.hashAlg !== wanted) {
-        const id = hashId(wanted);
-        throw new CliError(
-          `key ${handle} signs with ${key.hashAlg} only (an AK's hash is fixed when it is created), not ${wanted}; ` +
-            `create a ${wanted} key with: eve_tools_tpm2_genaik -g ${key.type} -G ${id}`,
-          EXIT.UNSUPPORTED,
-          'UNSUPPORTED',
-          { keyHashAlg: key.hashAlg, hashAlg: wanted },
-        );
+      // An AK's scheme fixes its hash; without -g the service uses the key's. Before a large
+      // message is streamed, asking first gives the precise message instead of a wasted upload.
+      if (wanted !== undefined && (msg.length === undefined || msg.length > ASK_KEY_ABOVE)) {
+        const key = await client.getKey(handle);
+        if (key.hashAlg !== wanted) throw wrongHash(handle, key, wanted);
       }
-      const hashAlg = wanted ?? key.hashAlg;
       if (opts.message === STDOUT && (ctx.io.stdin as { isTTY?: boolean }).isTTY) {
         ctx.warn('reading the message from the terminal; end it with Ctrl-D');
       }
@@ -134,13 +147,18 @@ export const sign: ToolDef<Opts> = {
         res = await client.sign(handle, {
           message: msg.stream,
           ...(msg.length !== undefined ? { length: msg.length } : {}),
-          hashAlg,
+          ...(wanted !== undefined ? { hashAlg: wanted } : {}),
           format,
           onProgress: (n) => p.update(n),
         });
       } catch (e) {
         const f = msg.failure();
         if (f) throw fileError('cannot read message file', opts.message === STDOUT ? 'standard input' : opts.message, f);
+        if (wanted !== undefined && isUnsupported(e)) {
+          // Refused without the key's hash asked first: ask now, for the precise message.
+          const key = await client.getKey(handle);
+          if (key.hashAlg !== wanted) throw wrongHash(handle, key, wanted);
+        }
         throw e;
       }
       progress.end();

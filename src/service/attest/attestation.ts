@@ -149,7 +149,7 @@ export class Attestation {
 function checkNonceFits(entry: KeyEntry, nonce: Uint8Array): void {
   const max = nameDigestSize(entry);
   if (nonce.length > max) {
-    throw badRequest(`the nonce has ${nonce.length} bytes but key ${formatHandle(entry.handle)} takes at most ${max} (its name hash's digest size); use a shorter nonce, or bind: true`);
+    throw badRequest(`the nonce has ${nonce.length} bytes but key ${formatHandle(entry.handle)} takes at most ${max} (its name hash's digest size); use a shorter nonce, or bind the attestation to the app (bind: true; the tools' --bind), whose qualifying data is a 32-byte hash of any nonce up to 64 bytes`);
   }
 }
 

@@ -7,7 +7,7 @@ import { badRequest, quotaExceeded, conflict, payloadTooLarge } from '../protoco
 import { formatHandle, parseHandle } from '../protocol/handles.js';
 import type { KeySummary } from '../protocol/messages.js';
 import { OPS, ROUTES, targetOf, type Op } from '../protocol/routes.js';
-import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
+import { KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
 import { bodyPieces, expectNoBody, mediaType, readWholeBody } from './body.js';
 import { parseQuery } from './query.js';
 import { decodeBase64, parseJsonObject } from './strict-json.js';
@@ -62,18 +62,23 @@ export class Api {
     reply(ctx.res, 'health', this.d.health());
   }
 
-  /** What the caller may do: every operation (no per-tenant policy limits them yet), the vocabulary, its key quota. */
-  private capabilities(ctx: RequestContext): void {
+  /**
+   * What the caller may do: every operation (no per-tenant policy limits them yet), the
+   * vocabulary, the hashes this TPM implements (asked once, hash-algs.ts), its key quota.
+   */
+  private async capabilities(ctx: RequestContext): Promise<void> {
     parseQuery(ctx.query, ROUTES.capabilities.query);
     expectNoBody(ctx.req);
     ctx.audit('grant', 'own capabilities only');
+    const { hashAlgs, hashAlgsFrom } = await this.d.hashAlgs.list(ctx.tenant.id);
     // Counted as create-key counts against the quota: keys being created or deleted included.
     const used = this.d.registry.ofTenant(ctx.tenant).length;
     reply(ctx.res, 'capabilities', {
       tenant: ctx.tenant.id,
       operations: OPS.map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
       keyTypes: Object.keys(KEY_ALG) as KeyType[],
-      hashAlgs: Object.keys(HASH_ALG) as HashName[],
+      hashAlgs,
+      hashAlgsFrom,
       signFormats: [...SIGN_FORMATS],
       publicFormats: [...PUBLIC_FORMATS],
       quota: { keys: { max: ctx.tenant.maxKeys, used, left: Math.max(0, ctx.tenant.maxKeys - used) } },

@@ -18,6 +18,7 @@ import type { Tenant } from '../tenants/tenants.js';
 import type { ServiceConfig } from '../config.js';
 import type { Attestation } from '../attest/attestation.js';
 import type { UsageReader } from '../usage/usage.js';
+import type { TpmHashAlgs } from '../tpm/hash-algs.js';
 
 /** What a handler of a route anyone may call (auth: none) gets. */
 export interface OpenContext {
@@ -64,5 +65,7 @@ export interface ApiDeps {
   attest: Attestation;
   /** GET /v1/usage: a tenant's resource usage and TPM share (usage/usage.ts). */
   usage: UsageReader;
+  /** GET /v1/capabilities: the hashes this TPM implements (tpm/hash-algs.ts). */
+  hashAlgs: TpmHashAlgs;
   config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
 }

@@ -4,6 +4,7 @@
  * registry.ts and recovery.ts). Callers have already authorized the tenant for the key.
  */
 import {
+  FlushContext,
   TPM_PT,
   TPM_RH,
   TpmError,
@@ -38,6 +39,7 @@ import { recordOf, type Tenant } from '../tenants/tenants.js';
 import type { KeysInChange } from './in-change.js';
 import { withEntryKey } from './key-in-tpm.js';
 import type { MaintenanceRequests } from '../tpm/maintenance.js';
+import type { ObjectCache } from '../tpm/object-cache.js';
 
 
 export interface KeyManagerOptions {
@@ -50,6 +52,8 @@ export interface KeyManagerOptions {
    * registry update that commits a key, so a purge, ordered in the same chain, never misses one.
    */
   ownerAlive?: (record: string) => boolean;
+  /** Keeps hot keys loaded across jobs (absent: every use loads and flushes). */
+  cache?: ObjectCache;
 }
 
 export interface PurgeOutcome {
@@ -300,6 +304,7 @@ export class KeyManager {
 
   /** The steps of a delete after its entry is durably pending-delete. */
   private async finishDelete(entry: KeyEntry): Promise<void> {
+    await this.uncache(entry);
     if (entry.store === 'tpm') {
       try {
         await this.queue.submit(entry.tenant, 'evict-key', (tpm) => evictIfOurs(tpm, entry));
@@ -312,6 +317,16 @@ export class KeyManager {
     await this.blobs.remove(entry.handle);
     crashPoint('delete:after-blobs');
     await this.registry.update((draft) => void draft.delete(entry.handle));
+  }
+
+  /** A key being deleted leaves the object cache, its loaded object flushed now (a cleanup job). */
+  private async uncache(entry: KeyEntry): Promise<void> {
+    const cache = this.opts.cache;
+    const loaded = cache?.forget(entry.handle);
+    if (loaded === undefined) return;
+    await this.queue
+      .submit(entry.tenant, 'uncache-key', (tpm) => tpm.run(FlushContext, { flushHandle: loaded }), { lane: 'cleanup' })
+      .catch(() => this.queue.transients.release(loaded)); // gone already, or the sweep after the outage flushes it
   }
 
   /** Resolves once no creation or deletion of `owner` is under way. */
@@ -375,7 +390,7 @@ export class KeyManager {
       if (validation.hierarchy === TPM_RH.NULL) {
         throw unsupported('the message starts with TPM_GENERATED_VALUE (0xFF544347); an attestation key never signs such data');
       }
-      return withEntryKey(tpm, entry, blobs, (key) => signDigest(tpm, key, digest, validation));
+      return withEntryKey(tpm, entry, blobs, (key) => signDigest(tpm, key, digest, validation), this.opts.cache);
     };
 
     const msg = req.message;

@@ -64,7 +64,10 @@ export interface Capabilities {
   /** The operations of the routes table the caller may call. */
   operations: Array<{ op: string; method: string; path: string }>;
   keyTypes: KeyType[];
+  /** The hashes of the vocabulary this TPM implements (TPM_CAP_ALGS); the whole vocabulary while the TPM was not asked. */
   hashAlgs: HashName[];
+  /** Where hashAlgs comes from: the TPM, or the vocabulary (the TPM unreachable so far). */
+  hashAlgsFrom: 'tpm' | 'vocabulary';
   signFormats: SignFormat[];
   publicFormats: PublicFormat[];
   /** Keys: the quota, how many the caller has (being created or deleted included), how many more it may make. */
@@ -225,7 +228,7 @@ export interface Usage {
   tenant: string;
   /** ISO 8601 time of the reading. */
   timestamp: string;
-  /** The app's cgroup v2 figures; not configured or unreadable: why. */
+  /** The app's cgroup figures (v2, or v1 controllers: the same fields); not configured or unreadable: why. */
   cgroup: CgroupUsage | UsageMissing;
   /** The app's host-side network interfaces; not configured: why. */
   network: NetworkUsage | UsageMissing;
@@ -242,13 +245,15 @@ export interface UsageMissing {
 
 export interface CgroupUsage {
   available: true;
+  /** Which hierarchy the figures come from: 2 (unified) or 1 (one per controller). Always sent; optional for answers of earlier services. */
+  cgroupVersion?: 1 | 2;
   cpu: CpuUsage | UsageMissing;
   memory: MemoryUsage | UsageMissing;
   io: IoUsage | UsageMissing;
   pids: PidsUsage | UsageMissing;
 }
 
-/** cpu.stat (microseconds); the throttling fields only where the cpu controller is enabled. */
+/** cpu.stat (microseconds), or v1 cpuacct + cpu.stat; the throttling fields only where the cpu controller is enabled. */
 export interface CpuUsage {
   available: true;
   usageUsec: number;
@@ -259,7 +264,7 @@ export interface CpuUsage {
   throttledUsec?: number;
 }
 
-/** memory.current, memory.peak (kernels ≥ 5.19) and memory.stat's anon and file, in bytes. */
+/** memory.current, memory.peak (kernels ≥ 5.19) and memory.stat's anon and file, in bytes (v1: usage_in_bytes, max_usage_in_bytes, rss and cache). */
 export interface MemoryUsage {
   available: true;
   currentBytes: number;
@@ -268,7 +273,7 @@ export interface MemoryUsage {
   fileBytes?: number;
 }
 
-/** io.stat, per device ("MAJ:MIN") and summed. */
+/** io.stat (v1: blkio io_service_bytes and io_serviced), per device ("MAJ:MIN") and summed. */
 export interface IoUsage {
   available: true;
   readBytes: number;

@@ -14,7 +14,7 @@ export interface TenantAddArgs {
   tenants: string;
   cid?: number;
   maxKeys?: number;
-  /** The app's cgroup v2 directory and host-side interfaces (resource usage). */
+  /** The app's cgroup (hierarchy path or directory, v1 or v2) and host-side interfaces (resource usage). */
   cgroup?: string;
   netif?: string[];
   serviceAddress: string;

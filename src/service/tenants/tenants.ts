@@ -20,7 +20,7 @@ export interface Tenant {
   /** `sha256:<64 hex>` of the tenant's secret. */
   secretHash?: string;
   maxKeys: number;
-  /** The app's cgroup v2 directory on the host (usage: docs/SERVICE.md, "Resource usage"). */
+  /** The app's cgroup on the host: its hierarchy path or its directory, v1 or v2 (usage: docs/SERVICE.md, "Resource usage"). */
   cgroup?: string;
   /** The app's host-side network interfaces (usage). */
   netifs?: string[];
@@ -126,7 +126,7 @@ export function parseTenants(json: unknown, defaultMaxKeys = DEFAULT_MAX_KEYS): 
 /** An absolute, normalized directory path (no '.', '..' or empty segments): the app's cgroup. */
 export function parseCgroupPath(v: unknown, where: string): string {
   if (typeof v !== 'string' || !/^(\/[^/\0]+)+$/.test(v) || v.split('/').some((s) => s === '.' || s === '..') || v.length > 4096) {
-    throw new TypeError(`${where} must be an absolute directory path without '.' or '..' segments (the app's cgroup v2 directory)`);
+    throw new TypeError(`${where} must be an absolute directory path without '.' or '..' segments (the app's cgroup: its hierarchy path, e.g. /eve-user-apps/APP, or its directory under /sys/fs/cgroup)`);
   }
   return v;
 }

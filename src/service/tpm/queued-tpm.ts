@@ -14,6 +14,7 @@
  * accounted for as it is.
  */
 import {
+  TPM_RC,
   TpmError,
   TpmTransportError,
   type AuthResponse,
@@ -58,12 +59,17 @@ export class JobTpm implements TpmRunner {
     opts: RunOptions = {},
   ): Promise<{ output: CommandOutput<C>; auths: AuthResponse[] }> {
     if (!cmd.onlyFlushes) this.signal?.throwIfAborted();
+    if (cmd.creates.length > 0 && this.transients.lender) await this.makeRoom(cmd);
     let r: { output: CommandOutput<C>; auths: AuthResponse[] };
     try {
       r = await this.inner.runWithAuths(cmd, input, withoutSignal(opts));
     } catch (e) {
       this.failed(cmd, input, e);
-      throw e;
+      // Some commands need an object slot for a moment without declaring one (TPM2_Create
+      // builds the new object in a free slot): the lender frees one and the command runs again.
+      // A refused command changed nothing in the TPM, its sessions included.
+      if (!outOfObjectMemory(e) || !(await this.transients.lender?.reclaim(this))) throw e;
+      return this.runWithAuths(cmd, input, opts);
     }
     if (hasEffects(cmd, opts)) this.succeeded(cmd, input, r.output, opts);
     return r;
@@ -76,9 +82,35 @@ export class JobTpm implements TpmRunner {
     return out ?? NONE;
   }
 
+  /**
+   * Before a command that loads an object: if every object slot the TPM guarantees is taken
+   * (kept across jobs, or loaded by this job), the lender (object cache) frees one of its own.
+   */
+  private async makeRoom(cmd: AnyCommand): Promise<void> {
+    const lender = this.transients.lender!;
+    const slots = lender.slots;
+    if (slots === undefined || cmd.creates.every((n) => n === SESSION_HANDLE)) return;
+    while (this.loadedObjects() >= slots && (await lender.reclaim(this))) {
+      // one slot freed per round
+    }
+  }
+
+  /** Transient objects loaded now: kept ones and this job's own (sessions are not objects). */
+  private loadedObjects(): number {
+    let n = 0;
+    for (const h of this.transients.kept) if (isTransientObject(h)) n++;
+    if (this.open) for (const h of this.open) if (isTransientObject(h) && !this.transients.kept.has(h)) n++;
+    return n;
+  }
+
   private succeeded(cmd: AnyCommand, input: unknown, output: unknown, opts: RunOptions): void {
     const out = output as Record<string, unknown>;
-    for (const name of cmd.creates) (this.open ??= new Set()).add(out[name] as number);
+    for (const name of cmd.creates) {
+      const h = out[name] as number;
+      // A handle given out again while kept: the TPM lost what was kept there (restarted).
+      if (this.transients.kept.has(h)) this.transients.lender?.reissued(h);
+      (this.open ??= new Set()).add(h);
+    }
     for (const f of cmd.flushes) this.gone(flushedHandle(f, input as Record<string, unknown>));
     sessionEnds(opts.auth, opts.sessions, (this.goneFn ??= (h) => this.gone(h))); // one closure per job at most
   }
@@ -94,6 +126,18 @@ export class JobTpm implements TpmRunner {
     this.open?.delete(handle);
     this.transients.release(handle);
   }
+}
+
+function outOfObjectMemory(e: unknown): boolean {
+  return e instanceof TpmError && e.is(TPM_RC.OBJECT_MEMORY);
+}
+
+/** StartAuthSession's response handle: a session, which takes no object slot. */
+const SESSION_HANDLE = 'sessionHandle';
+
+/** TPM_HT_TRANSIENT (0x80xxxxxx), compared as numbers: handles are UINT32 ≥ 2^31. */
+function isTransientObject(h: number): boolean {
+  return h >= 0x80000000 && h <= 0x80ffffff;
 }
 
 /** Whether a command may load or flush anything (checked first: most commands do neither). */

@@ -7,8 +7,10 @@
  *   (ContextSave, then FlushContext of the object) and loaded back (ContextLoad) when their
  *   next bytes arrive, the least recently used loaded one being saved out to make room. So a
  *   client trickling its body never keeps a TPM slot from anybody else;
- * - every TPM step runs inside a queue job, one job = [save out another][load this] then a
- *   bounded batch of commands (≤ 64 KiB of message), so other tenants' jobs interleave;
+ * - every TPM step runs inside a queue job, one job = [save out another][load this] then the
+ *   SequenceUpdates of one received body piece — as many as fit in a time budget (jobBudgetMs);
+ *   what is left goes back in the queue as another job, so other tenants' jobs interleave
+ *   however slow the TPM is, and a fast one hashes a piece in one job;
  * - at most `maxSequences` are open (loaded or saved) and `sequencesPerTenant` per tenant,
  *   places being handed out fairly (fair-places.ts);
  * - every ending (completed, error, client gone, deadline, 408) flushes the sequence or drops
@@ -47,8 +49,8 @@ import type { Transients } from './transients.js';
 
 /** Largest message hashed with one TPM2_Hash, without a sequence (the codec's TPM2B_MAX_BUFFER). */
 export const SINGLE_HASH_MAX = 1024;
-/** Message bytes one queue job sends at most, so that other jobs interleave. */
-const JOB_BYTES = 64 * 1024;
+/** How long one job of SequenceUpdates may hold the queue (ms) before the rest waits its turn. */
+export const JOB_BUDGET_MS = 10;
 
 export interface SequenceOptions {
   /** Sequences loaded in the TPM at once. */
@@ -56,6 +58,8 @@ export interface SequenceOptions {
   /** Sequences open at once, loaded or saved. */
   maxSequences: number;
   sequencesPerTenant: number;
+  /** Time budget of one update job, ms (default JOB_BUDGET_MS); a job sends at least one command. */
+  jobBudgetMs?: number;
   /** Asks for a leftover sweep when an object may have stayed loaded unaccounted for. */
   onLeak?: () => void;
 }
@@ -191,23 +195,34 @@ export class SequenceManager {
     return seq;
   }
 
-  /** Sends all but the last 1..size bytes received so far, in jobs of at most JOB_BYTES. */
+  /**
+   * Sends all but the last 1..size bytes received so far: one job for the piece while the TPM
+   * keeps within the budget, more jobs otherwise. Only the unsent tail (≤ size) is copied; the
+   * piece itself is sent from where it lies and not kept.
+   */
   private async update(seq: Sequence, piece: Uint8Array, signal: AbortSignal): Promise<void> {
     if (seq.lost) throw seq.lost;
-    const data = seq.tail.length > 0 ? Buffer.concat([seq.tail, piece]) : piece;
     seq.length += piece.length;
-    const keep = data.length === 0 ? 0 : ((data.length - 1) % seq.size) + 1;
-    const sendable = data.length - keep;
-    const perJob = Math.max(1, Math.floor(JOB_BYTES / seq.size)) * seq.size;
-    for (let off = 0; off < sendable; off += perJob) {
-      const batch = data.subarray(off, Math.min(sendable, off + perJob));
+    const size = seq.size;
+    const total = seq.tail.length + piece.length;
+    let sendable = total === 0 ? 0 : total - (((total - 1) % size) + 1);
+    let at = 0; // bytes of `piece` sent
+    const budget = this.opts.jobBudgetMs ?? JOB_BUDGET_MS;
+    while (sendable > 0) {
       await this.run(seq, 'sequence-update', signal, async (g, handle) => {
-        for (let o = 0; o < batch.length; o += seq.size) {
-          await g.run(SequenceUpdate, { sequenceHandle: handle, buffer: batch.subarray(o, o + seq.size) }, { auth: { sequenceHandle: passwordAuth(seq.auth) } });
-        }
+        const until = performance.now() + budget;
+        do {
+          const fromPiece = size - seq.tail.length;
+          const buffer = seq.tail.length > 0 ? Buffer.concat([seq.tail, piece.subarray(at, at + fromPiece)]) : piece.subarray(at, at + size);
+          await g.run(SequenceUpdate, { sequenceHandle: handle, buffer }, { auth: { sequenceHandle: passwordAuth(seq.auth) } });
+          seq.tail = EMPTY;
+          at += fromPiece;
+          sendable -= size;
+        } while (sendable > 0 && performance.now() < until);
       });
     }
-    seq.tail = Uint8Array.from(data.subarray(sendable)); // a copy: the piece itself is not kept
+    const rest = piece.subarray(at);
+    seq.tail = seq.tail.length > 0 ? Buffer.concat([seq.tail, rest]) : Uint8Array.from(rest); // a copy: the piece is not kept
   }
 
   private complete(seq: Sequence, signal: AbortSignal): Promise<HashResult> {

@@ -1,5 +1,5 @@
 /**
- * The cgroup v2 provider: what the kernel charges the app's cgroup (cpu.stat, memory.current,
+ * The cgroup v2 provider (v1: cgroup-v1.ts; which one: cgroup-place.ts): what the kernel charges the app's cgroup (cpu.stat, memory.current,
  * memory.peak, memory.stat, io.stat, pids.current). Each file is read on its own: one missing
  * (its controller not enabled for the cgroup, an older kernel without memory.peak) leaves only
  * its figures out, with the reason.
@@ -19,7 +19,7 @@ export async function readCgroup(dir: string): Promise<CgroupUsage | UsageMissin
     return missing(code === 'ENOENT' ? "the app's cgroup does not exist (is the app running?)" : `the app's cgroup cannot be read (${code ?? 'error'})`);
   }
   const [cpu, memory, io, pids] = await Promise.all([readCpu(dir), readMemory(dir), readIo(dir), readPids(dir)]);
-  return { available: true, cpu, memory, io, pids };
+  return { available: true, cgroupVersion: 2, cpu, memory, io, pids };
 }
 
 async function readCpu(dir: string): Promise<CpuUsage | UsageMissing> {

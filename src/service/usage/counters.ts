@@ -39,6 +39,17 @@ export function counter(text: string): number | undefined {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : undefined;
 }
 
+/** A decimal UINT64 counter exactly, for nanosecond counters that pass 2^53 before they are scaled down. */
+export function bigCounter(text: string): bigint | undefined {
+  const t = text.trim();
+  if (!/^[0-9]{1,20}$/.test(t)) return undefined;
+  const n = BigInt(t);
+  return n < 1n << 64n ? n : undefined;
+}
+
+/** A bigint that fits a JSON-safe number, or undefined (refused rather than rounded). */
+export const safeNumber = (n: bigint): number | undefined => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : undefined);
+
 /** A file of one counter (memory.current, pids.current, statistics/rx_bytes). */
 export function singleCounter(r: Read<string>, shown: string): Read<number> {
   if (!r.ok) return r;

@@ -17,14 +17,14 @@ const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/
 const labelText = (l: Labels): string => `{${Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
 
 const FAMILIES: ReadonlyArray<[string, Family['type'], string]> = [
-  ['eve_app_cpu_seconds_total', 'counter', 'CPU time charged to the app cgroup (cpu.stat usage_usec)'],
+  ['eve_app_cpu_seconds_total', 'counter', 'CPU time charged to the app cgroup (cpu.stat usage_usec; v1 cpuacct.usage)'],
   ['eve_app_cpu_user_seconds_total', 'counter', 'User CPU time of the app cgroup'],
   ['eve_app_cpu_system_seconds_total', 'counter', 'System CPU time of the app cgroup'],
   ['eve_app_cpu_throttled_seconds_total', 'counter', 'Time the app cgroup was throttled'],
-  ['eve_app_memory_bytes', 'gauge', 'Memory charged to the app cgroup (memory.current)'],
-  ['eve_app_memory_peak_bytes', 'gauge', 'Highest memory charged to the app cgroup (memory.peak)'],
-  ['eve_app_io_read_bytes_total', 'counter', 'Bytes read by the app cgroup, per device (io.stat)'],
-  ['eve_app_io_write_bytes_total', 'counter', 'Bytes written by the app cgroup, per device (io.stat)'],
+  ['eve_app_memory_bytes', 'gauge', 'Memory charged to the app cgroup (memory.current; v1 memory.usage_in_bytes)'],
+  ['eve_app_memory_peak_bytes', 'gauge', 'Highest memory charged to the app cgroup (memory.peak; v1 memory.max_usage_in_bytes)'],
+  ['eve_app_io_read_bytes_total', 'counter', 'Bytes read by the app cgroup, per device (io.stat; v1 blkio)'],
+  ['eve_app_io_write_bytes_total', 'counter', 'Bytes written by the app cgroup, per device (io.stat; v1 blkio)'],
   ['eve_app_pids', 'gauge', 'Tasks in the app cgroup (pids.current)'],
   ['eve_app_network_receive_bytes_total', 'counter', 'Bytes the app received, per host-side interface'],
   ['eve_app_network_transmit_bytes_total', 'counter', 'Bytes the app sent, per host-side interface'],

@@ -5,8 +5,9 @@
  */
 import type { TpmUsage, Usage } from '../protocol/messages.js';
 import type { Tenant } from '../tenants/tenants.js';
-import { readCgroup } from './cgroup.js';
+import { readAppCgroup } from './cgroup-place.js';
 import { missing } from './counters.js';
+import { MOUNTINFO, readCgroupMounts } from './mountinfo.js';
 import { readNetwork, SYS_CLASS_NET } from './netif.js';
 import type { TpmAccounting } from './tpm-accounting.js';
 
@@ -16,6 +17,8 @@ export interface UsageReaderDeps {
   keysHeld(t: Tenant): number;
   /** Where interfaces are (default /sys/class/net; tests give a fixture tree). */
   netRoot?: string;
+  /** Where the cgroup hierarchies are listed (default /proc/self/mountinfo: read per reading, mounts may change). */
+  mountinfo?: string;
 }
 
 const NOT_CONFIGURED = (what: string, flag: string): string =>
@@ -29,8 +32,9 @@ export class UsageReader {
 
   async read(t: Tenant): Promise<Usage> {
     const timestamp = new Date().toISOString();
+    const cgroupPath = t.cgroup;
     const [cgroup, network] = await Promise.all([
-      t.cgroup === undefined ? missing(NOT_CONFIGURED('cgroup', '--cgroup PATH'), false) : readCgroup(t.cgroup),
+      cgroupPath === undefined ? missing(NOT_CONFIGURED('cgroup', '--cgroup PATH'), false) : readCgroupMounts(this.d.mountinfo ?? MOUNTINFO).then((m) => readAppCgroup(cgroupPath, m)),
       t.netifs === undefined || t.netifs.length === 0 ? missing(NOT_CONFIGURED('network interface', '--netif NAME'), false) : readNetwork(this.d.netRoot ?? SYS_CLASS_NET, t.netifs),
     ]);
     return { tenant: t.id, timestamp, cgroup, network, tpm: this.tpm(t) };
