@@ -7,12 +7,21 @@
  * - a decrypt key is refused for signing (and a sign key for decryption) before the TPM sees it;
  * - crypto-erase: a child's blobs never load again once its app parent's blob is gone.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AppParentError,
+  CreatePrimary,
   KeyUsageError,
+  TPM_RH,
+  createServicePrimary,
+  evictPersistent,
+  loadAppParent,
+  makePersistent,
+  passwordAuth,
+  srkRsaTemplate,
   TPM_ALG,
   TPM_RC,
   Tpm,
@@ -37,6 +46,7 @@ import {
   type LoadedKey,
   type TpmRunner,
 } from '../../src/tpm/index.js';
+import { HierarchyChangeAuth } from '../helpers/hierarchy.js';
 import { expectNothingLoaded } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, withTpmOn, type SwtpmInstance } from '../helpers/swtpm.js';
 import { opensslAvailable, run, runOk, workDir } from '../helpers/tpm-tools.js';
@@ -155,6 +165,15 @@ describe.skipIf(skipUnlessCI(!ready))('general app keys on swtpm, with openssl',
       const ours = await withLib((tpm) => withGeneralKey(tpm, parent, key, (k) => ecdhZGen(tpm, k, peerPem)));
       expect(theirs.length).toBe(curve === 'P-256' ? 32 : 48);
       expect(Buffer.from(ours).toString('hex')).toBe(theirs.toString('hex'));
+      // The same peer as a KeyObject, as DER, and as the TPM's point: the same Z.
+      const peerKey = createPublicKey(peerPem);
+      const der = new Uint8Array(peerKey.export({ type: 'spki', format: 'der' }));
+      const jwk = peerKey.export({ format: 'jwk' });
+      const point = { x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')), y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')) };
+      const others = await withLib((tpm) =>
+        withGeneralKey(tpm, parent, key, async (k) => [await ecdhZGen(tpm, k, peerKey), await ecdhZGen(tpm, k, der), await ecdhZGen(tpm, k, point)]),
+      );
+      for (const z of others) expect(Buffer.from(z).toString('hex')).toBe(theirs.toString('hex'));
     }, 60_000);
   }
 
@@ -193,6 +212,54 @@ describe.skipIf(skipUnlessCI(!ready))('general app keys on swtpm, with openssl',
     // Stored blobs: the usage is read back from the key's own attributes.
     expect(generalKeyFromBlobs({ public: dec.public, private: dec.private }).usage).toBe('decrypt');
     expect(generalKeyFromBlobs({ public: sig.public, private: sig.private }).usage).toBe('sign');
+  }, 60_000);
+
+  it('the service primary: the same key transient or persisted; a persisted look-alike is refused; an owner password is honoured', async () => {
+    const PERSISTENT = 0x81018100;
+    await withLib(async (tpm) => {
+      const primary = await createServicePrimary(tpm);
+      try {
+        await makePersistent(tpm, primary, PERSISTENT);
+      } finally {
+        await flush(tpm, primary.handle);
+      }
+      try {
+        // A parent made under the derived primary loads under the persisted one: it is the same key.
+        const loaded = await loadAppParent(tpm, parent, { servicePrimaryHandle: PERSISTENT });
+        await flush(tpm, loaded.handle);
+      } finally {
+        await evictPersistent(tpm, PERSISTENT);
+      }
+      // An SRK persisted where the service primary was expected: refused before any use.
+      const srk = await tpm.run(CreatePrimary, {
+        primaryHandle: TPM_RH.OWNER,
+        inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) },
+        inPublic: srkRsaTemplate(),
+        outsideInfo: new Uint8Array(0),
+        creationPCR: [],
+      });
+      try {
+        await makePersistent(tpm, srk.objectHandle, PERSISTENT);
+      } finally {
+        await flush(tpm, srk.objectHandle);
+      }
+      try {
+        await expect(loadAppParent(tpm, parent, { servicePrimaryHandle: PERSISTENT })).rejects.toThrow(AppParentError);
+      } finally {
+        await evictPersistent(tpm, PERSISTENT);
+      }
+      // An owner password: without it CreatePrimary is refused; with it (salted session) all works.
+      await tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER, newAuth: new TextEncoder().encode('owner-pw') });
+      try {
+        await expect(createAppParent(tpm)).rejects.toSatisfy((e: unknown) => e instanceof TpmError && e.is(TPM_RC.BAD_AUTH));
+        const p2 = await createAppParent(tpm, { ownerAuth: 'owner-pw' });
+        const key = await withAppParent(tpm, p2, (p) => createGeneralKey(tpm, p, { type: 'ecc', usage: 'sign', scheme: 'ecdsa' }), { ownerAuth: 'owner-pw' });
+        const sig = await withGeneralKey(tpm, p2, key, (k) => signDigestWithKey(tpm, k, new Uint8Array(32)), { ownerAuth: 'owner-pw' });
+        expect(sig.sigAlg).toBe(TPM_ALG.ECDSA);
+      } finally {
+        await tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER, newAuth: new Uint8Array(0) }, { auth: { authHandle: passwordAuth(new TextEncoder().encode('owner-pw')) } });
+      }
+    });
   }, 60_000);
 
   it('crypto-erase: once the app parent blob is gone, its children never load again', async () => {

@@ -2,10 +2,11 @@
  * The per-app storage parent (issue 12): general keys live under a storage key of their own app,
  * itself a child of the service's storage primary (owner hierarchy, see general-templates.ts).
  *
- * Crypto-erase: the app parent is made by TPM2_Create, so its private key and its seed (which
- * wraps every child's private part, Part 1 §23) are random and exist only inside its wrapped
- * blob. Destroying that blob destroys every key under it, wherever copies of the children's
- * blobs remain. (A primary-derived parent would be re-derivable: not erasure.)
+ * Crypto-erase: the app parent is made by TPM2_Create, so its private key and its seedValue (from
+ * which the keys protecting each child's private part are derived: Part 1, "Protected Storage")
+ * are random and exist only inside its wrapped blob. Destroying that blob destroys every key
+ * under it, wherever copies of the children's blobs remain. (A primary-derived parent would be
+ * re-derivable: not erasure.)
  */
 import { Create, CreatePrimary, Load } from '../commands.js';
 import { TPM_RH } from '../constants.js';

@@ -1,8 +1,8 @@
 /**
  * Decryption with a general decrypt key: RSA-OAEP (TPM2_RSA_Decrypt) and ECDH (TPM2_ECDH_ZGen).
  *
- * OAEP label (Part 1 §B.4, Part 3 §14.3): the TPM takes a label only if it is empty or its last
- * octet is zero, and the zero is part of the label that was hashed. A string label is therefore
+ * OAEP label (Part 3 §14.2.1, referred to by §14.3): a label, if present, must be a
+ * NULL-terminated string (TPM_RC_VALUE otherwise), and the zero is part of the label hashed. A string label is therefore
  * sent as its UTF-8 bytes plus a zero (as `tpm2_rsadecrypt -l` does): an encrypter must use
  * the same bytes (`openssl pkeyutl -pkeyopt rsa_oaep_label:<hex of label>00`).
  */
@@ -33,7 +33,7 @@ export function oaepLabel(label: Uint8Array | string | undefined): Uint8Array {
     bytes.set(utf8);
   } else {
     bytes = label;
-    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0) throw new DecryptInputError('a label given as bytes must end in a zero octet (TPM 2.0 Part 1 §B.4)');
+    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0) throw new DecryptInputError('a label given as bytes must end in a zero octet (TPM 2.0 Part 3 §14.2.1: a NULL-terminated string)');
   }
   if (bytes.length > OAEP_LABEL_MAX) throw new DecryptInputError(`the label is ${bytes.length} bytes with its zero; the TPM takes at most ${OAEP_LABEL_MAX}`);
   return bytes;
@@ -49,6 +49,8 @@ export async function rsaDecrypt(tpm: TpmRunner, key: LoadedKey<'decrypt'>, ciph
   assertKeyUsage(key, 'decrypt');
   const pub = key.publicArea;
   if (pub.type !== TPM_ALG.RSA) throw new KeyUsageError('RSA decryption needs an RSA key; this one is ECC (use ECDH)');
+  // Never raw RSA (scheme NULL) nor PKCS#1 v1.5 (RSAES): only the key's OAEP.
+  if (pub.parameters.scheme.scheme !== TPM_ALG.OAEP) throw new KeyUsageError('this key has no OAEP scheme; the library decrypts with OAEP only');
   const size = pub.parameters.keyBits / 8;
   if (cipherText.length !== size) throw new DecryptInputError(`the ciphertext is ${cipherText.length} bytes; an RSA-${pub.parameters.keyBits} ciphertext is ${size}`);
   const label = oaepLabel(opts.label);
@@ -63,7 +65,9 @@ function peerPoint(peer: PeerKey, curveName: string, size: number): TPMS_ECC_POI
   if (!(peer instanceof Uint8Array) && typeof peer === 'object' && 'x' in peer && 'y' in peer && peer.x instanceof Uint8Array) return peer;
   let key: KeyObject;
   try {
-    key = typeof peer === 'string' ? createPublicKey(peer) : peer instanceof Uint8Array ? createPublicKey({ key: Buffer.from(peer), format: 'der', type: 'spki' }) : createPublicKey(peer as KeyObject);
+    if (typeof peer === 'string') key = createPublicKey(peer);
+    else if (peer instanceof Uint8Array) key = createPublicKey({ key: Buffer.from(peer), format: 'der', type: 'spki' });
+    else key = (peer as KeyObject).type === 'public' ? (peer as KeyObject) : createPublicKey(peer as KeyObject);
   } catch (e) {
     throw new DecryptInputError(`the peer key is no public key: ${(e as Error).message}`);
   }
@@ -89,6 +93,7 @@ export async function ecdhZGen(tpm: TpmRunner, key: LoadedKey<'decrypt'>, peer: 
   if (!curve) throw new KeyUsageError(`the key's curve 0x${pub.parameters.curveID.toString(16)} is not one this library names`);
   const inPoint = peerPoint(peer, curve.name, curve.size);
   const r = await tpm.run(ECDH_ZGen, { keyHandle: key, inPoint }, opts);
+  if (r.outPoint.x.length > curve.size) throw new DecryptInputError(`the TPM answered a ${r.outPoint.x.length}-byte x for a ${curve.size}-byte curve`);
   const out = new Uint8Array(curve.size); // a TPM may drop leading zero octets
   out.set(r.outPoint.x, curve.size - r.outPoint.x.length);
   return out;

@@ -12,7 +12,6 @@ import { isIP } from 'node:net';
 import type * as X509 from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
-import { TPMA_OBJECT } from '../constants.js';
 import { publicToSpkiDer } from '../keys/public.js';
 import type { TpmSigner } from './signer.js';
 
@@ -94,12 +93,11 @@ function pemOf(der: Uint8Array, label: string): string {
 }
 
 /** The extensions asked for in a CSR, and put in a self-signed certificate. */
-function extensionsFor(x509: typeof X509, signer: TpmSigner, sans: SubjectAltName[]): X509.Extension[] {
+function extensionsFor(x509: typeof X509, sans: SubjectAltName[]): X509.Extension[] {
   const out: X509.Extension[] = [];
   if (sans.length > 0) out.push(new x509.SubjectAlternativeNameExtension(sans));
-  // A general signing key signs; an AK (restricted) may only sign what the TPM hashed: both digitalSignature.
-  const decrypt = (signer.publicArea.objectAttributes & TPMA_OBJECT.decrypt) !== 0;
-  if (!decrypt) out.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true));
+  // Every signer's key is a signing key (general or AK): digitalSignature, nothing else.
+  out.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true));
   return out;
 }
 
@@ -109,7 +107,7 @@ export async function createCsr(signer: TpmSigner, opts: CsrOptions): Promise<X5
   const x509 = await loadX509();
   const name = nameOf(x509, opts.subject);
   const req = await x509.Pkcs10CertificateRequestGenerator.create(
-    { name, keys: signer.keys, signingAlgorithm: signer.signingAlgorithm, extensions: extensionsFor(x509, signer, sans) },
+    { name, keys: signer.keys, signingAlgorithm: signer.signingAlgorithm, extensions: extensionsFor(x509, sans) },
     signer.crypto,
   );
   const der = new Uint8Array(req.rawData);
@@ -141,7 +139,7 @@ export async function createSelfSignedCertificate(signer: TpmSigner, opts: SelfS
   const name = nameOf(x509, opts.subject);
   const notBefore = opts.notBefore ?? new Date();
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
-  const extensions = [...extensionsFor(x509, signer, sans), new x509.SubjectKeyIdentifierExtension(keyIdentifier(signer))];
+  const extensions = [...extensionsFor(x509, sans), new x509.SubjectKeyIdentifierExtension(keyIdentifier(signer))];
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     { serialNumber: opts.serialNumber, name, notBefore, notAfter, keys: signer.keys, signingAlgorithm: signer.signingAlgorithm, extensions },
     signer.crypto,
