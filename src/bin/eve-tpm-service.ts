@@ -147,7 +147,7 @@ program
   .option('--queue-capacity <n>', 'TPM jobs waiting in total (default 256)', integer)
   .option('--queue-per-tenant <n>', 'TPM jobs one tenant may have waiting (default 64)', integer)
   .option('--hash-slots <n>', 'hash sequences loaded in the TPM at once; more are context-saved (default 1)', integer)
-  .option('--object-cache <n>', 'keys kept loaded or context-saved between uses, 0 = off (default 0)', integer)
+  .option('--object-cache <n>', 'keys kept loaded or context-saved between uses, 0 = off (default 32)', integer)
   .option('--max-sequences <n>', 'streamed signs open at once, loaded or context-saved (default 32)', integer)
   .option('--sequences-per-tenant <n>', 'streamed signs one tenant may have open at once (default 4)', integer)
   .option('--max-stream-bytes <n>', 'largest streamed message, 0 = unlimited (default 0)', integer)

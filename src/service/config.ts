@@ -99,7 +99,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   queueCapacity: 256,
   queuePerTenant: 64,
   hashSlots: 1,
-  objectCache: 0,
+  objectCache: 32,
   maxSequences: 32,
   sequencesPerTenant: 4,
   maxJsonBytes: 1_500_000,

@@ -112,6 +112,10 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
       keyHealth,
       async close() {
         supervisor.stop();
+        // Cached keys are flushed on the way out: the next process starts with nothing of ours loaded.
+        if (objectCache.loadedKeys().length > 0) {
+          await queue.submit('#service', 'cache-flush', (t) => objectCache.clear(t), { lane: 'cleanup' }).catch(() => {});
+        }
         if (!givenTpm) await tpm.transport.close();
         await unlock();
       },

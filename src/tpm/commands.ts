@@ -371,8 +371,8 @@ export const ActivateCredential = command({
 
 /**
  * TPM2_RSA_Decrypt — Part 3 §14.3. keyHandle: a non-restricted RSA decrypt key (USER role).
- * inScheme NULL = the key's own scheme. A non-empty label must end in a zero octet (§14.3.1,
- * Part 1 §B.4): the TPM refuses it otherwise (TPM_RC_VALUE).
+ * inScheme NULL = the key's own scheme. A non-empty label must be NULL-terminated (§14.2.1):
+ * the TPM refuses it otherwise (TPM_RC_VALUE).
  */
 export const RSA_Decrypt = command({
   name: 'RSA_Decrypt',

@@ -30,7 +30,7 @@ import { loadedHandles } from '../helpers/hygiene.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { buildServiceBin, killAll, readRegistryFile, spawnService, waitHealthy, type ServiceProcess } from './child.js';
-import { eventually, failure, startEnv, wait, type TestEnv } from './env.js';
+import { eventually, failure, leftLoaded, startEnv, wait, type TestEnv } from './env.js';
 
 const POOL = [0x81010000, 0x8101ffff] as const;
 const MODES: readonly KeyStoreKind[] = ['blobs', 'tpm'];
@@ -84,7 +84,8 @@ const healthOk = async (env: TestEnv): Promise<boolean> => (await new ServiceCli
 async function atRest(env: TestEnv, mode: KeyStoreKind): Promise<void> {
   const entries = env.service.core.registry.all();
   expect(entries.filter((e) => e.state !== 'committed'), 'unresolved registry entries').toEqual([]);
-  const { loaded, persistent } = await env.onTpm(async (tpm) => ({ loaded: await loadedHandles(tpm), persistent: await listHandles(tpm, ...POOL) }));
+  const loaded = await leftLoaded(env);
+  const persistent = await env.onTpm((tpm) => listHandles(tpm, ...POOL));
   expect(loaded, 'left loaded in the TPM').toEqual({ transient: [], sessions: [] });
   if (mode === 'tpm') expect(persistent.sort(), 'persistent objects in the pool').toEqual(entries.map((e) => e.handle).sort());
 }

@@ -15,6 +15,7 @@ import { startService, type RunningService } from '../../src/service/service.js'
 import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
 import { generateSecret, hashSecret } from '../../src/service/tenants/tenants.js';
 import { startSwtpm, type SwtpmInstance } from '../helpers/swtpm.js';
+import { loadedHandles } from '../helpers/hygiene.js';
 
 export interface TenantSpec {
   id: string;
@@ -158,4 +159,17 @@ export async function failure(p: Promise<unknown>): Promise<ServiceError> {
     throw e;
   }
   throw new Error('expected the request to fail');
+}
+
+/**
+ * What is loaded in the TPM besides the keys the object cache keeps (those are accounted for,
+ * not leaks: the cache holds at most its slots and flushes them on delete, purge and stop).
+ * Read as one queue job, so the cache and the TPM are seen at the same moment.
+ */
+export function leftLoaded(env: Pick<TestEnv, 'onTpm' | 'service'>): Promise<{ transient: number[]; sessions: number[] }> {
+  return env.onTpm(async (tpm) => {
+    const h = await loadedHandles(tpm);
+    const cached = new Set(env.service.core.objectCache.transientHandles());
+    return { transient: h.transient.filter((x) => !cached.has(x)), sessions: h.sessions };
+  });
 }

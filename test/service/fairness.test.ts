@@ -9,7 +9,7 @@ import { ServiceError } from '../../src/service/client/client.js';
 import type { JobEvent } from '../../src/service/tpm/queue.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { loadedHandles } from '../helpers/hygiene.js';
-import { eventually, startEnv, type TestEnv } from './env.js';
+import { eventually, leftLoaded, startEnv, type TestEnv } from './env.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable()))('fair TPM queue', () => {
@@ -123,7 +123,6 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('fair TPM queue', () => {
     // Nothing was half done: no key for b, nothing loaded, and the next request works.
     expect((await env.client('b').listKeys()).map((k) => k.handle)).toEqual([keys.b]);
     expect((await a.sign(keys.a!, { message: new Uint8Array(5000) })).messageLength).toBe(5000);
-    const h = await env.service.core.queue.submit('#test', 'check', (tpm) => loadedHandles(tpm));
-    expect(h).toEqual({ transient: [], sessions: [] });
+    expect(await leftLoaded(env)).toEqual({ transient: [], sessions: [] });
   });
 });

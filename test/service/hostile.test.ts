@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient } from '../../src/service/client/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
-import { eventually, startEnv, type TestEnv } from './env.js';
+import { eventually, leftLoaded, startEnv, type TestEnv } from './env.js';
 import { connectTo, httpText, parseResponse, rawRequest } from './raw.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
@@ -31,7 +31,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('hostile clients', () => {
   /** Nothing loaded in the TPM (checked as a queue job, so nothing runs meanwhile). */
   const expectTpmClean = async (): Promise<void> => {
     await eventually(async () => {
-      const h = await env.onTpm((tpm) => loadedHandles(tpm));
+      const h = await leftLoaded(env);
       return h.transient.length === 0 && h.sessions.length === 0;
     }, 10_000, 'no transient objects or sessions in the TPM');
   };

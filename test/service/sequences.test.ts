@@ -14,7 +14,7 @@ import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { connectTo, rawRequest } from './raw.js';
-import { eventually, startEnv, type TestEnv } from './env.js';
+import { eventually, leftLoaded, startEnv, type TestEnv } from './env.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const TENANTS = ['a', 'b', 'c', 'd', 'e'] as const;
@@ -61,8 +61,8 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('virtualized hash sequences', (
     await eventually(() => env.service.core.supervisor.healthy, 10_000, 'TPM maintenance');
   };
   const nothingLoaded = async (what: string): Promise<void> => {
-    await eventually(async () => (await env.onTpm((tpm) => loadedHandles(tpm))).transient.length === 0, 5000, `nothing loaded ${what}`);
-    expect(await env.onTpm((tpm) => loadedHandles(tpm))).toEqual({ transient: [], sessions: [] });
+    await eventually(async () => (await leftLoaded(env)).transient.length === 0, 5000, `nothing loaded ${what}`);
+    expect(await leftLoaded(env)).toEqual({ transient: [], sessions: [] });
   };
   const stats = () => env.service.core.sequences.stats();
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceClient, ServiceError } from '../../src/service/client/client.js';
 import { loadedHandles } from '../helpers/hygiene.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
-import { eventually, failure, startEnv, wait, type TestEnv } from './env.js';
+import { eventually, failure, leftLoaded, startEnv, wait, type TestEnv } from './env.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 
 
@@ -63,7 +63,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('TPM failures', () => {
     const msg = new TextEncoder().encode('back again');
     const s = await alice.sign(key.handle, { message: msg });
     expect(verify('sha256', msg, createPublicKey(key.pem), s.signature)).toBe(true);
-    expect(await env.onTpm((tpm) => loadedHandles(tpm))).toEqual({ transient: [], sessions: [] });
+    expect(await leftLoaded(env)).toEqual({ transient: [], sessions: [] });
   });
 
   it('fails a key creation cut off by the TPM dying without leaving a half key', async () => {
@@ -77,7 +77,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('TPM failures', () => {
     await env.swtpm.restart();
     await eventually(async () => (await health()).status === 'ok', 15_000, 'health ok again');
     expect((await alice.listKeys()).map((k) => k.handle)).toEqual(before);
-    expect(await env.onTpm((tpm) => loadedHandles(tpm))).toEqual({ transient: [], sessions: [] });
+    expect(await leftLoaded(env)).toEqual({ transient: [], sessions: [] });
     const k = await alice.createKey({ type: 'ecc' });
     await alice.deleteKey(k.handle);
   });

@@ -34,6 +34,7 @@ import {
   type TpmRunner,
 } from '../../tpm/index.js';
 import type { KeyEntry } from '../keys/registry.js';
+import { isTpmUnreachable } from './error-mapping.js';
 import type { SlotLender, Transients } from './transients.js';
 
 /** Transient objects the kernel's resource manager keeps per open file. */
@@ -66,7 +67,8 @@ export function handleGone(e: unknown): boolean {
   return e.rc >= TPM_RC.REFERENCE_H0 && e.rc <= TPM_RC.REFERENCE_H6;
 }
 
-function outOfObjectMemory(e: unknown): boolean {
+/** Out of memory is the moment's problem, not the saved context's. */
+function outOfMemory(e: unknown): boolean {
   return e instanceof TpmError && (e.is(TPM_RC.OBJECT_MEMORY) || e.is(TPM_RC.MEMORY));
 }
 
@@ -76,7 +78,7 @@ export class ObjectCache implements SlotLender {
   /** `tpm`-store keys whose Name was read at their persistent handle: handle → Name (hex). */
   private readonly trusted = new Map<number, string>();
   slots: number | undefined;
-  /** Commands counted by outcome, for tests and stats. */
+  /** Uses counted by how the key was found, for tests and stats. */
   readonly counts = { hits: 0, reloads: 0, loads: 0, evictions: 0, stale: 0 };
 
   constructor(
@@ -132,7 +134,11 @@ export class ObjectCache implements SlotLender {
     } finally {
       c.pins--;
       this.touch(entry.handle, c);
-      await this.trim(tpm);
+      await this.trim(tpm).catch((e: unknown) => {
+        // The operation's own outcome stands (trimmed next time); a TPM that stopped
+        // answering voids what is kept.
+        if (isTpmUnreachable(e)) this.lost();
+      });
     }
   }
 
@@ -141,15 +147,15 @@ export class ObjectCache implements SlotLender {
     let handle: number | undefined;
     if (c.context) {
       try {
-        handle = (await this.retryOnFull(tpm, () => tpm.run(ContextLoad, { context: c.context! }))).loadedHandle;
+        handle = (await tpm.run(ContextLoad, { context: c.context })).loadedHandle;
         this.counts.reloads++;
       } catch (e) {
-        if (!(e instanceof TpmError) || outOfObjectMemory(e)) throw e;
+        if (!(e instanceof TpmError) || outOfMemory(e)) throw e;
         c.context = undefined; // refused (a TPM Reset voids saved contexts): Load instead
       }
     }
     if (handle === undefined) {
-      handle = (await this.retryOnFull(tpm, () => loadKey(tpm, blobs))).handle;
+      handle = (await loadKey(tpm, blobs)).handle;
       this.counts.loads++;
     }
     if (!c.dropped) {
@@ -157,22 +163,6 @@ export class ObjectCache implements SlotLender {
       this.transients.keep(handle);
     }
     return handle;
-  }
-
-  /**
-   * The TPM's memory is fuller than the slot count says (another user of a shared TPM): every
-   * idle cached key is saved out, then the load is tried once more.
-   */
-  private async retryOnFull<T>(tpm: TpmRunner, load: () => Promise<T>): Promise<T> {
-    try {
-      return await load();
-    } catch (e) {
-      if (!outOfObjectMemory(e)) throw e;
-      let freed = false;
-      while (await this.reclaim(tpm)) freed = true;
-      if (!freed) throw e;
-      return load();
-    }
   }
 
   /** Between uses one slot stays free, and at most `size` keys are remembered. */
@@ -252,6 +242,15 @@ export class ObjectCache implements SlotLender {
       if (!(e instanceof TpmError)) throw e;
       this.transients.release(loaded);
     }
+  }
+
+  /**
+   * The service is stopping: every loaded key is flushed (a TPM without a resource manager, as
+   * swtpm, would keep it) and everything is forgotten. Errors are the caller's to ignore.
+   */
+  async clear(tpm: TpmRunner): Promise<void> {
+    for (const h of [...this.entries.keys()]) await this.drop(tpm, h);
+    this.trusted.clear();
   }
 
   /** Whether the persistent object of a `tpm`-store key was read with this entry's Name. */

@@ -8,10 +8,12 @@
  *   library's cleanup paths complete;
  * - it keeps the job's account of transient handles from the descriptors' declarations
  *   (`creates`, `flushes`, sessions ended without continueSession): what the job loaded and
- *   did not flush, unless kept on purpose (Transients.keep), is swept when the job ends.
+ *   did not flush, unless kept on purpose (Transients.keep), is swept when the job ends;
+ * - when every object slot is taken, it has the slot lender (the object cache) free one before
+ *   a command that loads an object, or after one the TPM refused with TPM_RC_OBJECT_MEMORY.
  *
  * No command codes are special-cased here: a new descriptor that declares its effects is
- * accounted for as it is.
+ * accounted for as it is (StartAuthSession's `sessionHandle` is known to be no object).
  */
 import {
   TPM_RC,

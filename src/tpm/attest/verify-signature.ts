@@ -7,14 +7,13 @@
  * (RSA: the signature bytes; ECDSA: a DER ECDSA-Sig-Value, what openssl takes) and `der` (the
  * same bytes as plain). A plain or der file does not say its scheme or hash: they are the key's.
  */
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { TPM_ALG } from '../constants.js';
 import { KeyFormatError } from '../keys/public.js';
 import { verifyMessageSignature, type MessageChunks } from '../keys/verify.js';
 import { TPMT_SIGNATURE, type TPMT_PUBLIC, type TPMT_SIGNATURE as Signature, type TpmiAlgHash } from '../structures.js';
 import { decode } from '../wire/codec.js';
 import { keyScheme, schemeMismatch, type AttestCheck } from './verify.js';
+import { DerError, readEcdsaSigValue } from '../keys/der.js';
 
 export type SignatureFileFormat = 'tss' | 'plain' | 'der';
 export const SIGNATURE_FILE_FORMATS: readonly SignatureFileFormat[] = ['tss', 'plain', 'der'];
@@ -32,13 +31,6 @@ export interface VerifySignatureInput {
   message: Uint8Array | MessageChunks;
   /** Decoded, or TPMT_SIGNATURE bytes. */
   signature: Signature | Uint8Array;
-}
-
-/** Strips the sign octet DER adds; keeps at least one octet. */
-function unsigned(b: Uint8Array): Uint8Array {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  return Uint8Array.from(b.subarray(i));
 }
 
 /**
@@ -63,18 +55,16 @@ export function parseSignature(bytes: Uint8Array, format: SignatureFileFormat, p
     return { sigAlg: ks.scheme, signature: { hash: ks.hashAlg, sig: Uint8Array.from(bytes) } } as Signature;
   }
   if (ks.scheme === TPM_ALG.ECDSA) {
-    let v: ECDSASigValue;
-    try {
-      v = AsnConvert.parse(bytes, ECDSASigValue);
-    } catch (e) {
-      throw new KeyFormatError(`signature: not a DER ECDSA-Sig-Value (${(e as Error).message})`, { cause: e });
-    }
     // Only the exact DER encoding: trailing or re-encodable bytes would make two files one signature.
-    if (!Buffer.from(AsnConvert.serialize(v)).equals(Buffer.from(bytes))) throw new KeyFormatError('signature: not a DER ECDSA-Sig-Value (extra or non-canonical octets)');
-    return {
-      sigAlg: TPM_ALG.ECDSA,
-      signature: { hash: ks.hashAlg, signatureR: unsigned(new Uint8Array(v.r)), signatureS: unsigned(new Uint8Array(v.s)) },
-    } as Signature;
+    let v: { r: Uint8Array; s: Uint8Array };
+    try {
+      v = readEcdsaSigValue(bytes);
+    } catch (e) {
+      if (!(e instanceof DerError)) throw e;
+      const why = /extra|non-minimal/.test(e.message) ? 'extra or non-canonical octets' : e.message;
+      throw new KeyFormatError(`signature: not a DER ECDSA-Sig-Value (${why})`, { cause: e });
+    }
+    return { sigAlg: TPM_ALG.ECDSA, signature: { hash: ks.hashAlg, signatureR: v.r, signatureS: v.s } } as Signature;
   }
   throw new KeyFormatError(`signature: the key's scheme 0x${ks.scheme.toString(16)} has no plain form here`);
 }

@@ -77,7 +77,7 @@ const CURVE_ID = { 'P-256': TPM_ECC.NIST_P256, 'P-384': TPM_ECC.NIST_P384 } as c
 
 /** Checks a spec from a plain-JS caller (or a request) as the types do: each refusal says why. */
 export function assertGeneralKeySpec(spec: unknown): asserts spec is GeneralKeySpec {
-  const s = (spec ?? {}) as Record<string, unknown>;
+  const s: Record<string, unknown> = typeof spec === 'object' && spec !== null ? { ...spec } : {};
   const byType = VALID[String(s.type)];
   if (!byType || (s.type !== 'rsa' && s.type !== 'ecc')) throw new KeySpecError(`unknown key type ${JSON.stringify(s.type)}: expected 'rsa' or 'ecc'`);
   const schemes = byType[String(s.usage)];

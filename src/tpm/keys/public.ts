@@ -4,13 +4,10 @@
  * RFC 5480) in DER and PEM, as `tpm2_readpublic -f pem` writes it.
  */
 import { createHash } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
-import { RSAPublicKey, id_rsaEncryption } from '@peculiar/asn1-rsa';
-import { ECParameters, id_ecPublicKey } from '@peculiar/asn1-ecc';
 import { NODE_HASH, TPM_ALG, TPM_ECC } from '../constants.js';
 import { TPMT_PUBLIC } from '../structures.js';
 import { encode } from '../wire/codec.js';
+import { NULL, objectIdentifier, sequence, subjectPublicKeyInfo, unsignedInteger } from './der.js';
 
 
 /** Named curves we can express in SPKI: TPM curve id → OID and coordinate size. */
@@ -53,16 +50,9 @@ function uintBytes(n: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** Prefixes 0x00 when the top bit is set, so DER reads the integer as positive. */
-function positive(b: Uint8Array): ArrayBuffer {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  const trimmed = b.subarray(i);
-  const needsZero = (trimmed[0] ?? 0) >= 0x80;
-  const out = new Uint8Array(trimmed.length + (needsZero ? 1 : 0));
-  out.set(trimmed, needsZero ? 1 : 0);
-  return out.buffer;
-}
+/** rsaEncryption (RFC 8017 Appendix C) and id-ecPublicKey (RFC 5480 §2.1.1). */
+const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+const EC_PUBLIC_KEY = '1.2.840.10045.2.1';
 
 /** DER SubjectPublicKeyInfo of an RSA or ECC public area. */
 export function publicToSpkiDer(pub: TPMT_PUBLIC): Uint8Array {
@@ -70,16 +60,9 @@ export function publicToSpkiDer(pub: TPMT_PUBLIC): Uint8Array {
     const params = pub.parameters;
     const modulus = pub.unique;
     if (modulus.length === 0) throw new KeyFormatError('RSA public area has no modulus (a template, not a key)');
-    const rsa = new RSAPublicKey({
-      modulus: positive(modulus),
-      // Part 2 §12.2.3.5: an exponent of zero means the default, 2^16 + 1.
-      publicExponent: positive(uintBytes(params.exponent === 0 ? 65537 : params.exponent)),
-    });
-    const spki = new SubjectPublicKeyInfo({
-      algorithm: new AlgorithmIdentifier({ algorithm: id_rsaEncryption, parameters: null }),
-      subjectPublicKey: AsnConvert.serialize(rsa),
-    });
-    return new Uint8Array(AsnConvert.serialize(spki));
+    // RSAPublicKey (RFC 8017 §A.1.1); Part 2 §12.2.3.5: an exponent of zero means the default, 2^16 + 1.
+    const rsa = sequence(unsignedInteger(modulus), unsignedInteger(uintBytes(params.exponent === 0 ? 65537 : params.exponent)));
+    return subjectPublicKeyInfo(RSA_ENCRYPTION, NULL, rsa);
   }
   if (pub.type === TPM_ALG.ECC) {
     const params = pub.parameters;
@@ -91,14 +74,7 @@ export function publicToSpkiDer(pub: TPMT_PUBLIC): Uint8Array {
     encoded[0] = 0x04; // uncompressed point (SEC 1 §2.3.3)
     encoded.set(leftPad(point.x, curve.size), 1);
     encoded.set(leftPad(point.y, curve.size), 1 + curve.size);
-    const spki = new SubjectPublicKeyInfo({
-      algorithm: new AlgorithmIdentifier({
-        algorithm: id_ecPublicKey,
-        parameters: AsnConvert.serialize(new ECParameters({ namedCurve: curve.oid })),
-      }),
-      subjectPublicKey: encoded.buffer,
-    });
-    return new Uint8Array(AsnConvert.serialize(spki));
+    return subjectPublicKeyInfo(EC_PUBLIC_KEY, objectIdentifier(curve.oid), encoded); // ECParameters: namedCurve
   }
   throw new KeyFormatError(`a public area of type 0x${pub.type.toString(16)} has no SubjectPublicKeyInfo`);
 }

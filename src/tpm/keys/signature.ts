@@ -5,26 +5,14 @@
  * - `raw`: RSA bytes, or r ‖ s each padded to the curve size (IEEE P1363, WebCrypto);
  * - `tss`: the marshalled TPMT_SIGNATURE, as tpm2_sign writes by default.
  */
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { TPM_ALG } from '../constants.js';
 import { TPMT_SIGNATURE, type TPMT_PUBLIC, type TpmiAlgHash } from '../structures.js';
 import { encode } from '../wire/codec.js';
 import { CURVES, KeyFormatError } from './public.js';
+import { ecdsaSigValue } from './der.js';
 
 export type SignatureFormat = 'plain' | 'der' | 'raw' | 'tss';
 export const SIGNATURE_FORMATS: readonly SignatureFormat[] = ['plain', 'der', 'raw', 'tss'];
-
-
-function positiveInteger(b: Uint8Array): ArrayBuffer {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  const t = b.subarray(i);
-  const pad = (t[0] ?? 0) >= 0x80 ? 1 : 0;
-  const out = new Uint8Array(t.length + pad);
-  out.set(t, pad);
-  return out.buffer;
-}
 
 /** The signature's hash algorithm (TPM_ALG_ID), or undefined for NULL. */
 export function signatureHash(sig: TPMT_SIGNATURE): TpmiAlgHash | undefined {
@@ -63,8 +51,7 @@ export function formatSignature(sig: TPMT_SIGNATURE, format: SignatureFormat, cu
       out.set(s, 2 * size - s.length);
       return out;
     }
-    const der = new ECDSASigValue({ r: positiveInteger(r), s: positiveInteger(s) });
-    return new Uint8Array(AsnConvert.serialize(der));
+    return ecdsaSigValue(r, s);
   }
   throw new KeyFormatError(`a signature of algorithm 0x${sig.sigAlg.toString(16)} has no ${format} form`);
 }

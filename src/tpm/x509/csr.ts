@@ -10,8 +10,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type * as X509 from '@peculiar/x509';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { publicToSpkiDer } from '../keys/public.js';
 import type { TpmSigner } from './signer.js';
 
@@ -124,7 +122,9 @@ export interface SelfSignedOptions extends CsrOptions {
 }
 
 /** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING's value. */
-function keyIdentifier(signer: TpmSigner): string {
+async function keyIdentifier(signer: TpmSigner): Promise<string> {
+  // Loaded when a certificate is made, as @peculiar/x509 is: a service that makes none never loads them.
+  const [{ AsnConvert }, { SubjectPublicKeyInfo }] = await Promise.all([import('@peculiar/asn1-schema'), import('@peculiar/asn1-x509')]);
   const spki = AsnConvert.parse(publicToSpkiDer(signer.publicArea), SubjectPublicKeyInfo);
   return createHash('sha1').update(new Uint8Array(spki.subjectPublicKey)).digest('hex');
 }
@@ -139,7 +139,7 @@ export async function createSelfSignedCertificate(signer: TpmSigner, opts: SelfS
   const name = nameOf(x509, opts.subject);
   const notBefore = opts.notBefore ?? new Date();
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
-  const extensions = [...extensionsFor(x509, sans), new x509.SubjectKeyIdentifierExtension(keyIdentifier(signer))];
+  const extensions = [...extensionsFor(x509, sans), new x509.SubjectKeyIdentifierExtension(await keyIdentifier(signer))];
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     { serialNumber: opts.serialNumber, name, notBefore, notAfter, keys: signer.keys, signingAlgorithm: signer.signingAlgorithm, extensions },
     signer.crypto,

@@ -8,12 +8,11 @@
  * Nothing here sets a global; node:crypto's webcrypto is used, not globalThis.crypto.
  */
 import { webcrypto } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { DIGEST_SIZE, TPM_ALG, type KnownAlg } from '../constants.js';
 import { hashAlgOf, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../structures.js';
 import { CURVES, publicToSpkiDer } from '../keys/public.js';
 import { formatSignature } from '../keys/signature.js';
+import { readEcdsaSigValue } from '../keys/der.js';
 
 type WebCryptoKey = webcrypto.CryptoKey;
 
@@ -104,13 +103,13 @@ function unsigned(b: Uint8Array): Uint8Array {
 function webSignature(sig: TPMT_SIGNATURE | Uint8Array, pub: TPMT_PUBLIC, scheme: number, hashAlg: number): Uint8Array {
   if (sig instanceof Uint8Array) {
     if (scheme !== TPM_ALG.ECDSA) return sig;
-    let v: ECDSASigValue;
+    let v: { r: Uint8Array; s: Uint8Array };
     try {
-      v = AsnConvert.parse(sig, ECDSASigValue);
+      v = readEcdsaSigValue(sig);
     } catch (e) {
       throw new SignerError(`the ECDSA signature is no DER ECDSA-Sig-Value: ${(e as Error).message}`);
     }
-    const sig2: TPMT_SIGNATURE = { sigAlg: TPM_ALG.ECDSA, signature: { hash: hashAlgOf(hashAlg), signatureR: new Uint8Array(v.r), signatureS: new Uint8Array(v.s) } };
+    const sig2: TPMT_SIGNATURE = { sigAlg: TPM_ALG.ECDSA, signature: { hash: hashAlgOf(hashAlg), signatureR: v.r, signatureS: v.s } };
     return webSignature(sig2, pub, scheme, hashAlg);
   }
   if (sig.sigAlg !== scheme) throw new SignerError(`the signature is of scheme 0x${sig.sigAlg.toString(16)}, not the announced 0x${scheme.toString(16)}`);
