@@ -1,0 +1,94 @@
+/**
+ * What the firewall knows about one app (docs/FIREWALL.md "The model"): the state shared by all
+ * its connections (persistent virtual handles, saved contexts, NV range and quotas, DA
+ * failures) and the state of one connection, which is one resource-manager context (its
+ * transient objects and sessions, as /dev/tpmrm0 keeps per file descriptor).
+ */
+import { createHash } from 'node:crypto';
+import { TPMS_CONTEXT } from '../tpm/structures.js';
+import { encode } from '../tpm/wire/codec.js';
+
+/** An inclusive range of handles. */
+export interface HandleRange {
+  readonly first: number;
+  readonly last: number;
+}
+
+/** EVE's persistent handles (docs/EVE.md): never addressable by an app, not even virtually. */
+export const EVE_PERSISTENT: readonly number[] = [0x81000001, 0x81000002, 0x81000003, 0x81000004, 0x81000005, 0x817fffff];
+/** EVE's NV indices 0x01500000–0x01900000 (docs/EVE.md): never in an app's range. */
+export const EVE_NV: HandleRange = { first: 0x01500000, last: 0x019fffff };
+/** Where an app's virtual persistent handles live: the owner persistent range. */
+export const APP_PERSISTENT: HandleRange = { first: 0x81000000, last: 0x8100ffff };
+/** Where the firewall numbers an app's transient objects (per connection, as tpmrm does). */
+const VIRTUAL_TRANSIENT_FIRST = 0x80000000;
+
+export const inRange = (h: number, r: HandleRange): boolean => h >= r.first && h <= r.last;
+
+/** Limits per app; the service chooses them per app (config later). */
+export interface AppLimits {
+  /** Virtual persistent handles (the service's registry, not chip NV). */
+  readonly persistents: number;
+  /** NV indices defined in the app's range, and their total data size in bytes. */
+  readonly nvIndices: number;
+  readonly nvBytes: number;
+  /** Authorization failures on the app's DA-protected objects before the app is stopped. */
+  readonly daFailures: number;
+  /** Loaded transient objects/sequences and sessions per connection (abrmd's defaults: 27, 4). */
+  readonly transients: number;
+  readonly sessions: number;
+}
+
+export const DEFAULT_LIMITS: AppLimits = { persistents: 8, nvIndices: 8, nvBytes: 4096, daFailures: 4, transients: 27, sessions: 4 };
+
+/** State shared by all connections of one app (kept by the service across connections). */
+export class AppState {
+  /** Virtual persistent handle → the real handle the service has that object at now. */
+  readonly persistents = new Map<number, number>();
+  /** SHA-256 (hex) of every TPMS_CONTEXT this app saved: ContextLoad takes only these. */
+  readonly saved = new Set<string>();
+  /** NV indices the app defined, with their data size (for the quota). */
+  readonly nv = new Map<number, number>();
+  /** Authorization failures counted against this app (TPM_RC_AUTH_FAIL answers). */
+  daFailures = 0;
+
+  constructor(
+    readonly app: string,
+    /** The app's NV range: real indices (NV is not virtualized), disjoint from EVE's and other apps'. */
+    readonly nvRange: HandleRange,
+    readonly limits: AppLimits = DEFAULT_LIMITS,
+  ) {
+    if (nvRange.first > nvRange.last || Math.floor(nvRange.first / 0x1000000) !== 0x01 || Math.floor(nvRange.last / 0x1000000) !== 0x01) {
+      throw new RangeError(`${app}: NV range must be NV index handles (0x01xxxxxx)`);
+    }
+    if (nvRange.first <= EVE_NV.last && nvRange.last >= EVE_NV.first) throw new RangeError(`${app}: NV range overlaps EVE's 0x01500000–0x019FFFFF`);
+  }
+}
+
+/** One connection of an app: one resource-manager context. */
+export class Connection {
+  /** Virtual transient handle → real transient handle (objects and sequences). */
+  readonly transients = new Map<number, number>();
+  /** Sessions this connection started or loaded. Session handles are not renumbered. */
+  readonly sessions = new Set<number>();
+  private next = VIRTUAL_TRANSIENT_FIRST;
+
+  constructor(readonly app: AppState) {}
+
+  /** Numbers a transient the TPM just loaded; numbers are never reused in a connection. */
+  addTransient(real: number): number {
+    const v = this.next++;
+    this.transients.set(v, real);
+    return v;
+  }
+
+  /** What the service must flush when the connection closes (as tpmrm does on close). */
+  loaded(): { transients: number[]; sessions: number[] } {
+    return { transients: [...this.transients.values()], sessions: [...this.sessions] };
+  }
+}
+
+/** The identity of a saved context: its digest over the whole TPMS_CONTEXT. */
+export function contextDigest(c: TPMS_CONTEXT): string {
+  return createHash('sha256').update(encode(TPMS_CONTEXT, c)).digest('hex');
+}

@@ -1,0 +1,115 @@
+/**
+ * The firewall's decision for one command frame from an app (docs/FIREWALL.md): forward a
+ * re-marshalled frame naming real handles (and how to map the response), answer with a TPM
+ * error, or hand a virtualized command to the service. Pure apart from reading the app's
+ * records: nothing changes until `finish` sees the chip's success.
+ */
+import { TPM_HT, TPM_ST } from '../tpm/constants.js';
+import { TPM_RC } from '../tpm/rc.js';
+import { ContextLoad, CreatePrimary, EvictControl, GetCapability, StartAuthSession } from '../tpm/commands.js';
+import type { TPMS_CONTEXT } from '../tpm/structures.js';
+import { passwordAuth, writeAuthArea, type AnyCommand, type Authorization } from '../tpm/command.js';
+import { TpmDecodeError, TpmEncodeError } from '../tpm/wire/errors.js';
+import { Writer } from '../tpm/wire/writer.js';
+import type { Connection } from './app.js';
+import { checkAuths } from './auths.js';
+import { localHandles } from './capability.js';
+import { readCommand, readHeader, type ParsedCommand } from './frame.js';
+import { Refusal, errorFrame, refuse } from './refusal.js';
+import type { ResponsePlan } from './response.js';
+import { RULES } from './rules.js';
+import { createPrimaryOp, evictControlOp, type ServiceOp } from './service-ops.js';
+import { resolveSlot, typeOf } from './slots.js';
+
+export type Decision =
+  /** Send `command` to the chip; give its response to `finish(conn, plan, response)`. */
+  | { readonly kind: 'forward'; readonly command: Uint8Array; readonly plan: ResponsePlan; readonly ownerAuth: readonly number[] }
+  /** Answer the app with `response` (an error frame, or a handle list the firewall knows). */
+  | { readonly kind: 'reply'; readonly response: Uint8Array; readonly rc: number; readonly reason: string }
+  /** The service performs `op` for the app (service-ops.ts). */
+  | { readonly kind: 'service'; readonly op: ServiceOp };
+
+/** Decides what to do with one command frame from an app. No bytes make it throw (fuzzed); only a bug would. */
+export function decide(conn: Connection, frame: Uint8Array): Decision {
+  try {
+    return decideOrRefuse(conn, frame);
+  } catch (e) {
+    if (e instanceof Refusal) return { kind: 'reply', response: errorFrame(e.rc), rc: e.rc, reason: e.reason };
+    // A value the library's codecs refuse to re-encode: the TPM's generic answer.
+    if (e instanceof TpmDecodeError || e instanceof TpmEncodeError) return { kind: 'reply', response: errorFrame(TPM_RC.VALUE), rc: TPM_RC.VALUE, reason: e.message };
+    throw e;
+  }
+}
+
+function decideOrRefuse(conn: Connection, frame: Uint8Array): Decision {
+  const header = readHeader(frame);
+  if (header.code === CreatePrimary.code) {
+    const parsed = readCommand(CreatePrimary, frame, header);
+    const op = createPrimaryOp(parsed.handles[0] as number, parsed.auths[0] as Authorization, parsed.params);
+    if (op !== 'forward') {
+      onePassword(parsed);
+      return { kind: 'service', op };
+    }
+    return forward(conn, CreatePrimary, parsed, [...parsed.handles], { ...parsed.params }, {});
+  }
+  if (header.code === EvictControl.code) {
+    const parsed = readCommand(EvictControl, frame, header);
+    onePassword(parsed);
+    return { kind: 'service', op: evictControlOp(conn, parsed.handles, parsed.auths[0] as Authorization, parsed.params.persistentHandle as number) };
+  }
+  const rule = RULES.get(header.code);
+  if (!rule) refuse(TPM_RC.COMMAND_CODE, `command code 0x${header.code.toString(16)} is not allowed for apps`);
+  const parsed = readCommand(rule.cmd, frame, header);
+  if (rule.noSessions && parsed.tag === TPM_ST.SESSIONS) refuse(TPM_RC.AUTH_CONTEXT, `${rule.cmd.name}: sessions are not allowed (the firewall rewrites its response)`);
+  const real = parsed.handles.map((h, i) => resolveSlot(conn, rule.slots[i]!, h, i + 1));
+  const params = { ...parsed.params };
+  const effects = rule.params?.(params, conn, real) ?? {};
+  if (rule.cmd === GetCapability) {
+    const local = localHandles(conn, params.capability as number, params.property as number, params.propertyCount as number);
+    if (local) return { kind: 'reply', response: local, rc: TPM_RC.SUCCESS, reason: 'the app’s own handles' };
+  }
+  return forward(conn, rule.cmd, parsed, real, params, effects);
+}
+
+/**
+ * Per-connection quotas on what a command loads (attack 8): the TPM's answers when it is full,
+ * TPM_RC_OBJECT_MEMORY / TPM_RC_SESSION_MEMORY, so stock software reacts as to a full TPM.
+ */
+function checkQuota(conn: Connection, cmd: AnyCommand, params: Record<string, unknown>): void {
+  const saved = cmd === ContextLoad ? (params.context as TPMS_CONTEXT).savedHandle : undefined;
+  const t = saved === undefined ? undefined : typeOf(saved);
+  const session = cmd === StartAuthSession || t === TPM_HT.HMAC_SESSION || t === TPM_HT.POLICY_SESSION;
+  const { limits } = conn.app;
+  if (session && conn.sessions.size >= limits.sessions) refuse(TPM_RC.SESSION_MEMORY, `${limits.sessions} sessions per connection`);
+  if (!session && conn.transients.size >= limits.transients) refuse(TPM_RC.OBJECT_MEMORY, `${limits.transients} objects per connection`);
+}
+
+/**
+ * The service answers a virtualized command itself: it has no session of the app's to audit,
+ * encrypt or decrypt with, so such a command carries exactly its one authorization.
+ */
+function onePassword(parsed: ParsedCommand): void {
+  if (parsed.auths.length > 1) refuse(TPM_RC.AUTH_CONTEXT, 'a virtualized command takes no extra sessions');
+}
+
+function forward(
+  conn: Connection,
+  cmd: AnyCommand,
+  parsed: ParsedCommand,
+  real: number[],
+  params: Record<string, unknown>,
+  effects: ResponsePlan['effects'],
+): Decision {
+  const { auths, ownerAuth, ending } = checkAuths(conn, cmd, real, parsed.auths);
+  if (cmd.creates.length > 0) checkQuota(conn, cmd, params);
+  const w = new Writer(512);
+  w.u16(parsed.tag);
+  w.u32(0);
+  w.u32(cmd.code);
+  for (const h of real) w.u32(h);
+  if (parsed.tag === TPM_ST.SESSIONS) writeAuthArea(w, auths.length, (i) => auths[i] ?? passwordAuth(), (i) => `authorization[${i}]`);
+  for (const [name, codec] of parsed.fields) codec.encode(w, params[name], params);
+  w.patchU32(2, w.length);
+  const plan: ResponsePlan = { cmd, sessions: auths.length, virtualHandles: parsed.handles, ending, effects };
+  return { kind: 'forward', command: w.finish(), plan, ownerAuth };
+}

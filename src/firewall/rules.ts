@@ -1,0 +1,130 @@
+/**
+ * The commands this slice lets through, each with the kind of every handle slot and the
+ * checks on its parameters (docs/FIREWALL.md "The policy table"). A command not here is
+ * answered with TPM_RC_COMMAND_CODE (default deny).
+ */
+import { TPM_HT, TPM_RH, hex32 } from '../tpm/constants.js';
+import { TPM_RC } from '../tpm/rc.js';
+import * as C from '../tpm/commands.js';
+import type { AnyCommand } from '../tpm/command.js';
+import type { TPMS_CONTEXT, TPMS_NV_PUBLIC } from '../tpm/structures.js';
+import { contextDigest, inRange, type Connection } from './app.js';
+import * as X from './commands.js';
+import { atParam, refuse } from './refusal.js';
+import { typeOf, type Slot } from './slots.js';
+
+/** What a parameter check may ask the response step to do on success. */
+export interface ParamEffects {
+  /** A real handle the command flushes (FlushContext), with its virtual name. */
+  flushed?: { real: number; virtual: number };
+  /** An NV index the command defines (size) or undefines (undefined). */
+  nvDefined?: { index: number; size: number };
+  nvUndefined?: number;
+}
+
+export interface Rule {
+  readonly cmd: AnyCommand;
+  /** One per handle, in handle-area order. */
+  readonly slots: readonly Slot[];
+  /** Checks (and where documented rewrites) the decoded parameters in place. */
+  readonly params?: (p: Record<string, unknown>, conn: Connection, handles: readonly number[]) => ParamEffects | void;
+  /** Only TPM_ST_NO_SESSIONS (the firewall rewrites the response; no rpHash may cover it). */
+  readonly noSessions?: true;
+}
+
+/** A hierarchy parameter that sets a ticket's hierarchy: only TPM_RH_NULL (attack 1, §4.6). */
+const nullHierarchy =
+  (field: string, n: number) =>
+  (p: Record<string, unknown>): void => {
+    if (p[field] !== TPM_RH.NULL) refuse(atParam(TPM_RC.HIERARCHY, n), `${field} ${hex32(p[field] as number)}: only TPM_RH_NULL`);
+  };
+
+// TPMA_NV bits (Part 2 §13.4) an app may not set, and the one the firewall always sets.
+const NV_POLICY_DELETE = 0x00000400;
+const NV_GLOBALLOCK = 0x00008000;
+const NV_PLATFORMCREATE = 0x40000000;
+const NV_NO_DA = 0x02000000;
+const hasBit = (v: number, bit: number): boolean => Math.floor(v / bit) % 2 === 1;
+
+function defineSpace(p: Record<string, unknown>, conn: Connection): ParamEffects {
+  const info = p.publicInfo as TPMS_NV_PUBLIC;
+  const app = conn.app;
+  if (!inRange(info.nvIndex, app.nvRange)) refuse(atParam(TPM_RC.VALUE, 2), `nvIndex ${hex32(info.nvIndex)} is outside this app's NV range`);
+  for (const [bit, name] of [
+    [NV_PLATFORMCREATE, 'PLATFORMCREATE'],
+    [NV_POLICY_DELETE, 'POLICY_DELETE'],
+    [NV_GLOBALLOCK, 'GLOBALLOCK'],
+  ] as const) {
+    if (hasBit(info.attributes, bit)) refuse(atParam(TPM_RC.ATTRIBUTES, 2), `TPMA_NV_${name} is not allowed`);
+  }
+  let bytes = info.dataSize;
+  for (const s of app.nv.values()) bytes += s;
+  if (app.nv.size >= app.limits.nvIndices || bytes > app.limits.nvBytes) refuse(TPM_RC.NV_SPACE, `NV quota: ${app.limits.nvIndices} indices, ${app.limits.nvBytes} bytes`);
+  // Failed authorizations on an app's index must never count towards the chip's lockout.
+  if (!hasBit(info.attributes, NV_NO_DA)) p.publicInfo = { ...info, attributes: info.attributes + NV_NO_DA };
+  return { nvDefined: { index: info.nvIndex, size: info.dataSize } };
+}
+
+function flushContext(p: Record<string, unknown>, conn: Connection): ParamEffects {
+  const h = p.flushHandle as number;
+  const t = typeOf(h);
+  if (t === TPM_HT.TRANSIENT) {
+    const real = conn.transients.get(h);
+    if (real !== undefined) {
+      p.flushHandle = real;
+      return { flushed: { real, virtual: h } };
+    }
+  } else if ((t === TPM_HT.HMAC_SESSION || t === TPM_HT.POLICY_SESSION) && conn.sessions.has(h)) {
+    return { flushed: { real: h, virtual: h } };
+  }
+  refuse(atParam(TPM_RC.HANDLE, 1), `flushHandle ${hex32(h)} is not a transient object or session of this connection`);
+}
+
+function contextLoad(p: Record<string, unknown>, conn: Connection): void {
+  if (!conn.app.saved.has(contextDigest(p.context as TPMS_CONTEXT))) {
+    refuse(atParam(TPM_RC.INTEGRITY, 1), 'this app did not save that context');
+  }
+}
+
+function sign(p: Record<string, unknown>): void {
+  const ticket = p.validation as { hierarchy: number };
+  if (ticket.hierarchy !== TPM_RH.NULL) refuse(atParam(TPM_RC.TICKET, 3), 'only TPM_RH_NULL hashcheck tickets: the app can mint no other');
+}
+
+const rules: Rule[] = [
+  { cmd: C.GetRandom, slots: [] },
+  { cmd: C.PCR_Read, slots: [] },
+  { cmd: C.ReadClock, slots: [] },
+  { cmd: C.GetCapability, slots: [], noSessions: true },
+  { cmd: C.Create, slots: ['object'] },
+  { cmd: C.Load, slots: ['object'] },
+  { cmd: X.LoadExternal, slots: [], params: nullHierarchy('hierarchy', 3) },
+  { cmd: C.ReadPublic, slots: ['object'] },
+  { cmd: C.Sign, slots: ['object'], params: sign },
+  { cmd: C.VerifySignature, slots: ['object'] },
+  { cmd: C.Quote, slots: ['object'] },
+  { cmd: C.Certify, slots: ['object', 'object'] },
+  { cmd: X.Unseal, slots: ['object'] },
+  { cmd: C.RSA_Decrypt, slots: ['object'] },
+  { cmd: C.ECDH_ZGen, slots: ['object'] },
+  { cmd: C.ActivateCredential, slots: ['object', 'object'] },
+  { cmd: X.MakeCredential, slots: ['object'] },
+  { cmd: C.Hash, slots: [], params: nullHierarchy('hierarchy', 3) },
+  { cmd: C.HashSequenceStart, slots: [] },
+  { cmd: C.SequenceUpdate, slots: ['object'] },
+  { cmd: C.SequenceComplete, slots: ['object'], params: nullHierarchy('hierarchy', 2) },
+  { cmd: C.StartAuthSession, slots: ['objectOrNull', 'bind'] },
+  { cmd: C.PolicySecret, slots: ['entity', 'session'] },
+  { cmd: C.PolicyGetDigest, slots: ['session'] },
+  { cmd: C.ContextSave, slots: ['saveable'] },
+  { cmd: C.ContextLoad, slots: [], params: contextLoad },
+  { cmd: C.FlushContext, slots: [], params: flushContext },
+  { cmd: X.NV_DefineSpace, slots: ['owner'], params: defineSpace },
+  { cmd: X.NV_UndefineSpace, slots: ['owner', 'nv'], params: (_p, _c, h) => ({ nvUndefined: h[1] }) },
+  { cmd: C.NV_ReadPublic, slots: ['nv'] },
+  { cmd: C.NV_Read, slots: ['nvAuth', 'nv'] },
+  { cmd: X.NV_Write, slots: ['nvAuth', 'nv'] },
+];
+
+/** The rules by command code. CreatePrimary and EvictControl are the service's (service-ops.ts). */
+export const RULES: ReadonlyMap<number, Rule> = new Map(rules.map((r) => [r.cmd.code, r]));
