@@ -4,6 +4,8 @@
  * Codes 0–5 mean what they mean for tpm2-tools (tool_rc: success, general, option, auth, TCTI,
  * unsupported), so scripts written against tpm2-tools keep working; 6 and up are ours.
  */
+import type { CommanderError } from 'commander';
+
 export const EXIT = {
   OK: 0,
   /** Unexpected: a bug, or an answer from the service that makes no sense. */
@@ -96,4 +98,14 @@ export function errnoText(e: unknown): string {
 export function fileError(what: string, path: string, e: unknown): CliError {
   const code = (e as NodeJS.ErrnoException)?.code;
   return new CliError(`${what} '${path}': ${errnoText(e)}`, EXIT.FILE, 'FILE', code ? { errno: code } : {});
+}
+
+/** Commander's own message as one line: "unknown option '--x' (Did you mean --y?)". */
+export function commanderLine(e: CommanderError): string {
+  return e.message
+    .replace(/^error:\s*/, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
 }

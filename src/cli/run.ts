@@ -9,7 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { parseSeconds } from './args.js';
 import { resolveService, type ServiceSettings } from './config.js';
-import { CliError, EXIT, EXIT_NAMES } from './errors.js';
+import { CliError, EXIT, EXIT_NAMES, commanderLine } from './errors.js';
 import { removePendingTemps, writeStdout } from './output.js';
 import { toCliError, type ClientFactory, type ClientLike } from './service.js';
 
@@ -98,16 +98,6 @@ function buildProgram<O>(def: ToolDef<O>, io: CliIO, onAction: (opts: Record<str
     .addHelpText('after', COMMON_HELP)
     .action(async (opts: Record<string, unknown>) => onAction(opts));
   return cmd;
-}
-
-/** Commander's own message as one line: "unknown option '--x' (Did you mean --y?)". */
-function commanderLine(e: CommanderError): string {
-  return e.message
-    .replace(/^error:\s*/, '')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ');
 }
 
 export async function runTool<O>(def: ToolDef<O>, argv: string[], io: CliIO): Promise<number> {

@@ -3,8 +3,10 @@
  * it at /sys/fs/cgroup/unified), or writable v1 hierarchies of some controllers, or why there
  * are none: the real-cgroup tests say so and skip.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 
 export type CgroupMount = { ok: true; root: string } | { ok: false; why: string };
 
@@ -62,4 +64,34 @@ export function writableCgroup1(controllers: readonly string[]): { ok: true; poi
     }
   }
   return { ok: true, points };
+}
+
+/** Cgroup directories a test made, removed (innermost first) after the file's tests. */
+export function cgroupDirsRemovedAfterAll(): string[] {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs.reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // a process still inside: the kernel frees it when that process ends
+      }
+    }
+  });
+  return dirs;
+}
+
+/** A node child that waits for a line, then burns CPU and holds 64 MiB, then exits. */
+export function burner(): { pid: number; go(): void; done: Promise<number | null> } {
+  const script = `
+    process.stdin.once('data', () => {
+      const hold = Buffer.alloc(64 * 1024 * 1024, 1);
+      let x = 0;
+      for (let i = 0; i < 5e7; i++) x = (x + i * 7) % 1000003;
+      process.stdout.write(String(x + hold[12345]));
+      process.exit(0);
+    });`;
+  const c = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  c.stdout.resume();
+  return { pid: c.pid!, go: () => c.stdin.write('go\n'), done: new Promise((r) => c.on('exit', (code) => r(code))) };
 }

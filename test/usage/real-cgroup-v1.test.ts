@@ -4,13 +4,12 @@
  * CPU and holds 64 MiB, and the figures move, read from the one hierarchy path as a tenant names
  * it. Where no writable v1 cpuacct and memory hierarchies exist the test says why and does not run.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readAppCgroup } from '../../src/service/usage/cgroup-place.js';
 import { readCgroupMounts } from '../../src/service/usage/mountinfo.js';
-import { writableCgroup1 } from './cgroup-mount.js';
+import { burner, cgroupDirsRemovedAfterAll, writableCgroup1 } from './cgroup-mount.js';
 
 const required = writableCgroup1(['cpuacct', 'memory']);
 if (!required.ok) console.warn(`real cgroup v1 test not run: ${required.why}`);
@@ -22,31 +21,7 @@ const optional = Object.fromEntries(
   }),
 ) as Record<string, string>;
 const APP = `/eve-usage-v1-test-${process.pid}`;
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs.reverse()) {
-    try {
-      rmdirSync(d);
-    } catch {
-      // a process still inside: the kernel frees it when that process ends
-    }
-  }
-});
-
-/** A node child that waits for a line, then burns CPU and holds 64 MiB, then exits. */
-function burner(): { pid: number; go(): void; done: Promise<number | null> } {
-  const script = `
-    process.stdin.once('data', () => {
-      const hold = Buffer.alloc(64 * 1024 * 1024, 1);
-      let x = 0;
-      for (let i = 0; i < 5e7; i++) x = (x + i * 7) % 1000003;
-      process.stdout.write(String(x + hold[12345]));
-      process.exit(0);
-    });`;
-  const c = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  c.stdout.resume();
-  return { pid: c.pid!, go: () => c.stdin.write('go\n'), done: new Promise((r) => c.on('exit', (code) => r(code))) };
-}
+const dirs = cgroupDirsRemovedAfterAll();
 
 describe.skipIf(!required.ok)('a real cgroup v1', () => {
   it('CPU and memory (and pids where mounted) move when a process in the app cgroup works', async () => {

@@ -3,44 +3,15 @@
  * cgroup.procs burns a fixed amount of CPU (and memory, where the memory controller is on), and
  * the figures move. Where no writable cgroup v2 exists the test says why and does not run.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCgroup } from '../../src/service/usage/cgroup.js';
-import { writableCgroup2 } from './cgroup-mount.js';
+import { burner, cgroupDirsRemovedAfterAll, writableCgroup2 } from './cgroup-mount.js';
 
 const mount = writableCgroup2();
 if (!mount.ok) console.warn(`real cgroup test not run: ${mount.why}`);
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs.reverse()) {
-    try {
-      rmdirSync(d);
-    } catch {
-      // a process still inside: the kernel frees it when that process ends
-    }
-  }
-});
-
-/** Runs a node child that waits for a line, then burns CPU and holds 64 MiB, then exits. */
-function burner(): { pid: number; go(): void; done: Promise<number | null> } {
-  const script = `
-    process.stdin.once('data', () => {
-      const hold = Buffer.alloc(64 * 1024 * 1024, 1);
-      let x = 0;
-      for (let i = 0; i < 5e7; i++) x = (x + i * 7) % 1000003;
-      process.stdout.write(String(x + hold[12345]));
-      process.exit(0);
-    });`;
-  const c = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  c.stdout.resume();
-  return {
-    pid: c.pid!,
-    go: () => c.stdin.write('go\n'),
-    done: new Promise((r) => c.on('exit', (code) => r(code))),
-  };
-}
+const dirs = cgroupDirsRemovedAfterAll();
 
 describe.skipIf(!mount.ok)('a real cgroup v2', () => {
   it('CPU (and memory where its controller is on) move when a process in the cgroup works', async () => {

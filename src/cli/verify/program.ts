@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import pkg from '../../../package.json' with { type: 'json' };
-import { CliError, EXIT } from '../errors.js';
+import { CliError, EXIT, commanderLine } from '../errors.js';
 import { certify } from './certify.js';
 import { VERIFY_EXIT, type VerifyIO } from './input.js';
 import { makecredential } from './makecredential.js';
@@ -22,15 +22,6 @@ refused; 2 usage (a missing or bad option); 6 a file that cannot be read or writ
 Every input is required: nothing missing is ever taken as verified.
 
 Run '${PROG} SUBCOMMAND --help' for its options and an example.`;
-
-function commanderLine(e: CommanderError): string {
-  return e.message
-    .replace(/^error:\s*/, '')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ');
-}
 
 function build(io: VerifyIO, done: (code: number) => void): Command {
   const out = {
