@@ -15,6 +15,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert, check, finish, log, sleep } from './report.js';
+import { TOOL_NAMES, toolCommand } from '../../src/service/protocol/tools.js';
 
 const HERE = process.cwd();
 const WORK = mkdtempSync('/tmp/install-');
@@ -48,10 +49,10 @@ async function main(): Promise<void> {
     const r = spawnSync(process.execPath, [join(HERE, 'apply-user-data.mjs'), join(HERE, 'user-data.json')], { encoding: 'utf8' });
     log(r.stdout + r.stderr);
     assert(r.status === 0, `apply-user-data exit ${String(r.status)}: ${r.stdout}${r.stderr}`);
-    assert(/installed 6 tools in \/usr\/local\/bin \(vsock addon linux-x64-glibc\)/.test(r.stderr), `setup.sh said: ${r.stderr}`);
+    assert(r.stderr.includes(`installed ${TOOL_NAMES.length} tools in /usr/local/bin (vsock addon linux-x64-glibc)`), `setup.sh said: ${r.stderr}`);
     const mode = statSync('/etc/eve-tools/config.json').mode & 0o777;
     assert(mode === 0o600, `config mode ${mode.toString(8)}`);
-    for (const t of ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities']) assert(existsSync(`/usr/local/bin/eve_tools_tpm2_${t}`), `no eve_tools_tpm2_${t}`);
+    for (const t of TOOL_NAMES) assert(existsSync(`/usr/local/bin/${toolCommand(t)}`), `no ${toolCommand(t)}`);
     return `write_files and runcmd applied; ${r.stderr.trim().split('\n').pop()}`;
   });
   if (!applied) finish();
