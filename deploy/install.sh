@@ -127,6 +127,7 @@ elif [ "$secret_env" = 1 ]; then
   [ -n "$secret" ] || die "--secret-env given but EVE_TOOLS_SECRET is empty"
 fi
 if [ -n "$service" ] || [ -n "$secret" ]; then
+  [ "$config" != none ] || die "EVE_TOOLS_CONFIG=none means no config file: unset it (or name a path) to write the service address and secret"
   cfgdir=$(dirname "$config")
   mkdir -p "$cfgdir"
   tmp=$(mktemp "$cfgdir/.config.json.XXXXXX")

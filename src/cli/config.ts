@@ -11,6 +11,8 @@ import { CliError, EXIT, errnoText, fileError, usageError } from './errors.js';
 
 export const DEFAULT_SERVICE = 'vsock:2:8877';
 export const DEFAULT_CONFIG_PATH = '/etc/eve-tools/config.json';
+/** EVE_TOOLS_CONFIG=none: no config file at all (scripts and tests that must never read /etc). */
+export const NO_CONFIG = 'none';
 
 export type Source = 'flag' | 'env' | 'config' | 'default';
 
@@ -53,12 +55,16 @@ interface ConfigFile {
   secret?: string;
 }
 
-function readConfig(path: string, warnings: string[]): ConfigFile | undefined {
+/** `named`: the path came from EVE_TOOLS_CONFIG, so its absence is a mistake to report, not the default's "no file". */
+function readConfig(path: string, warnings: string[], named: boolean): ConfigFile | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && named) {
+      throw new CliError(`config file ${path} (EVE_TOOLS_CONFIG) does not exist; set EVE_TOOLS_CONFIG=${NO_CONFIG} to use no config file`, EXIT.USAGE, 'CONFIG');
+    }
     if (code === 'ENOENT') return undefined;
     // Unreadable (typically root-only while the app runs as another user): say so, go on without it.
     warnings.push(`warning: cannot read config file ${path}: ${errnoText(e)}; ignoring it`);
@@ -139,9 +145,9 @@ export function resolveService(flags: ServiceFlags, env: NodeJS.ProcessEnv): Ser
     secretSource = 'EVE_TOOLS_SECRET';
   }
 
-  if (address === undefined || secret === undefined) {
+  if ((address === undefined || secret === undefined) && env.EVE_TOOLS_CONFIG !== NO_CONFIG) {
     const path = env.EVE_TOOLS_CONFIG || DEFAULT_CONFIG_PATH;
-    const cfg = readConfig(path, warnings);
+    const cfg = readConfig(path, warnings, Boolean(env.EVE_TOOLS_CONFIG));
     if (cfg) {
       if (address === undefined && cfg.service !== undefined) {
         address = validateAddress(cfg.service, `config file ${path}`);

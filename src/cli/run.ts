@@ -65,7 +65,7 @@ const COMMON_HELP = `
 Service address and secret (flag > environment > config file > default):
   --service, EVE_TOOLS_SERVICE       vsock:CID:PORT (default vsock:2:8877), unix:/PATH, tcp:HOST:PORT
   --secret-file, EVE_TOOLS_SECRET    the application's secret (file content / value)
-  EVE_TOOLS_CONFIG                   config file (default /etc/eve-tools/config.json)
+  EVE_TOOLS_CONFIG                   config file (default /etc/eve-tools/config.json; none: no file)
 
 Exit status: 0 ok, 1 general, 2 usage, 3 identity/key not yours, 4 service unreachable,
   5 unsupported, 6 file, 7 TPM error, 8 timeout, 9 busy, 10 quota/conflict, 130 interrupted.

@@ -441,7 +441,7 @@ d('failures: one line on stderr, a documented exit code, no output', () => {
   });
 
   it('the default address is vsock CID 2 port 8877', async () => {
-    const env = cleanEnv({ EVE_TOOLS_CONFIG: join(stack.dir, 'no-config.json') });
+    const env = cleanEnv({ EVE_TOOLS_CONFIG: 'none' });
     const r = await stack.run('eve_tools_tpm2_listkeys', ['--timeout', '5'], 'app', { env, timeoutMs: 30_000 });
     // No service on this machine's vsock (or no vsock at all): unreachable or timed out, never a hang.
     expect([EXIT.UNREACHABLE, EXIT.TIMEOUT]).toContain(r.code);
@@ -453,7 +453,7 @@ d('failures: one line on stderr, a documented exit code, no output', () => {
     const lone = join(stack.dir, 'lone');
     mkdirSync(lone, { recursive: true });
     copyFileSync(stack.tool('eve_tools_tpm2_listkeys'), join(lone, 'eve_tools_tpm2_listkeys.cjs'));
-    const env = cleanEnv({ EVE_TOOLS_CONFIG: join(stack.dir, 'no-config.json') });
+    const env = cleanEnv({ EVE_TOOLS_CONFIG: 'none' });
     const r = await runNode(join(lone, 'eve_tools_tpm2_listkeys.cjs'), ['--timeout', '5'], { env, timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(EXIT.UNREACHABLE);
     expect(oneLine(r.stderr, 'eve_tools_tpm2_listkeys')).toMatch(/^cannot reach the TPM service at vsock:2:8877: vsock is not available: /);

@@ -57,7 +57,7 @@ async function listAt(address: string): Promise<{ code: number; stderr: string }
   const stderr = new PassThrough();
   stderr.on('data', (c: Buffer) => err.push(c));
   const io: CliIO = {
-    env: { EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json', EVE_TOOLS_SECRET: 'x' },
+    env: { EVE_TOOLS_CONFIG: 'none', EVE_TOOLS_SECRET: 'x' },
     stdout: new PassThrough(),
     stderr,
     stdin: Readable.from([]),
@@ -126,7 +126,7 @@ describe.skipIf(skipUnlessCI(asRoot && !setpriv, 'setpriv (util-linux)'))('permi
     const r = spawnSync(cmd[0]!, [...cmd.slice(1), file, ...args], {
       encoding: 'utf8',
       timeout: 30_000,
-      env: { PATH: process.env.PATH, EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json', ...env },
+      env: { PATH: process.env.PATH, EVE_TOOLS_CONFIG: 'none', ...env },
     });
     return { status: r.status, stderr: r.stderr };
   };

@@ -139,7 +139,7 @@ export async function run(
   if (opts.stdoutTTY) Object.assign(stdout, { isTTY: true });
   const io: CliIO = {
     // A config path that does not exist keeps the machine's /etc out of unit tests.
-    env: { EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json', ...opts.env },
+    env: { EVE_TOOLS_CONFIG: 'none', ...opts.env },
     stdout,
     stderr,
     stdin: Readable.from(opts.stdin !== undefined ? [Buffer.from(opts.stdin)] : []),

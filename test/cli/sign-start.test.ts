@@ -30,7 +30,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve_tools_tpm2_sign: requests 
     const stderr = new PassThrough();
     stderr.on('data', (c: Buffer) => err.push(c));
     const io: CliIO = {
-      env: { EVE_TOOLS_SERVICE: env.unix, EVE_TOOLS_SECRET: env.secrets.app!, EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json' },
+      env: { EVE_TOOLS_SERVICE: env.unix, EVE_TOOLS_SECRET: env.secrets.app!, EVE_TOOLS_CONFIG: 'none' },
       stdout: new PassThrough(),
       stderr,
       stdin: Readable.from([]),

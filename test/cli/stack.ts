@@ -247,7 +247,7 @@ export async function startStack(tenants: TenantSpec[], opts: StackOptions = {})
           EVE_TOOLS_SERVICE: address,
           EVE_TOOLS_SECRET: secrets[tenant],
           // No config file unless a test writes one: the machine's /etc stays out of it.
-          EVE_TOOLS_CONFIG: join(dir, 'no-config.json'),
+          EVE_TOOLS_CONFIG: 'none',
           ...extra,
         }),
       tool: (name) => join(bin, `${name}.cjs`),

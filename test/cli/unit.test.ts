@@ -84,9 +84,17 @@ describe('service settings: flag > env > config file > default', () => {
   writeFileSync(secretFile, 'from-file\n', { mode: 0o600 });
   chmodSync(secretFile, 0o600);
 
-  it('defaults to vsock CID 2 port 8877 with no config', () => {
-    const s = resolveService({}, { EVE_TOOLS_CONFIG: join(dir, 'missing.json') });
+  it('defaults to vsock CID 2 port 8877 with no config (EVE_TOOLS_CONFIG=none: no file is read)', () => {
+    const s = resolveService({}, { EVE_TOOLS_CONFIG: 'none' });
     expect(s).toMatchObject({ address: DEFAULT_SERVICE, addressSource: 'default', secret: undefined, warnings: [] });
+  });
+  it('a config file EVE_TOOLS_CONFIG names must exist (a typo is not silently "no config")', () => {
+    const missing = join(dir, 'missing.json');
+    expect(usage(() => resolveService({}, { EVE_TOOLS_CONFIG: missing })).message).toBe(
+      `config file ${missing} (EVE_TOOLS_CONFIG) does not exist; set EVE_TOOLS_CONFIG=none to use no config file`,
+    );
+    // Not read at all when flags and variables leave nothing open.
+    expect(resolveService({}, { EVE_TOOLS_CONFIG: missing, EVE_TOOLS_SERVICE: 'unix:/run/x.sock', EVE_TOOLS_SECRET: 's' }).addressSource).toBe('env');
   });
   it('config file beats the default', () => {
     const s = resolveService({}, { EVE_TOOLS_CONFIG: cfg });
@@ -122,7 +130,7 @@ describe('service settings: flag > env > config file > default', () => {
     expect(usage(() => resolveService({ service: 'vsock:2' }, {})).message).toBe('--service: bad vsock address vsock:2: expected vsock:CID:PORT');
     expect(usage(() => resolveService({}, { EVE_TOOLS_SERVICE: 'http://x' })).message).toMatch(/^EVE_TOOLS_SERVICE: unknown address http:\/\/x: use unix:PATH/);
     for (const ok of ['tcp:[::1]:8877', 'tcp:localhost:1', 'unix:/a b', 'vsock:4294967295:8877']) {
-      expect(resolveService({ service: ok }, { EVE_TOOLS_CONFIG: '/nonexistent' }).address).toBe(ok);
+      expect(resolveService({ service: ok }, { EVE_TOOLS_CONFIG: 'none' }).address).toBe(ok);
     }
   });
   it('a missing secret file is a file error', () => {

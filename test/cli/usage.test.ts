@@ -38,7 +38,7 @@ async function tool(argv: string[], o: { tenant?: string; tty?: boolean } = {}):
   stderr.on('data', (c: Buffer) => err.push(c));
   if (o.tty) Object.assign(stdout, { isTTY: true });
   const io: CliIO = {
-    env: { EVE_TOOLS_CONFIG: '/nonexistent/eve-tools.json', EVE_TOOLS_SERVICE: env.unix, EVE_TOOLS_SECRET: env.secrets[o.tenant ?? 'app'] },
+    env: { EVE_TOOLS_CONFIG: 'none', EVE_TOOLS_SERVICE: env.unix, EVE_TOOLS_SECRET: env.secrets[o.tenant ?? 'app'] },
     stdout,
     stderr,
     stdin: Readable.from([]),

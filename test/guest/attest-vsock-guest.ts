@@ -38,7 +38,7 @@ const tool = (name: string, args: string[]): Promise<Run> =>
     HOME: process.env.HOME,
     EVE_TOOLS_SERVICE: ADDRESS,
     EVE_TOOLS_SECRET: secret,
-    EVE_TOOLS_CONFIG: join(WORK, 'no-such-config.json'), // never the guest's /etc
+    EVE_TOOLS_CONFIG: 'none', // never the guest's /etc
   });
 /** The cloud's verifier: no service, no TPM. */
 const verifier = (args: string[]): Promise<Run> => runNode(VERIFY_BIN, args, { PATH: process.env.PATH, HOME: process.env.HOME });

@@ -60,7 +60,7 @@ function runTool(name: string, args: string[], secret: string): Promise<Run> {
     HOME: process.env.HOME,
     EVE_TOOLS_SERVICE: ADDRESS,
     EVE_TOOLS_SECRET: secret,
-    EVE_TOOLS_CONFIG: join(WORK, 'no-such-config.json'), // never the guest's /etc
+    EVE_TOOLS_CONFIG: 'none', // never the guest's /etc
   });
 }
 

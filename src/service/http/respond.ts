@@ -29,8 +29,7 @@ export function sendNoContent(res: ServerResponse): void {
 export function sendError(res: ServerResponse, e: ServiceError, headers: Record<string, string> = {}): void {
   const h: Record<string, string> = { ...headers };
   if (e.retryAfter !== undefined) h['Retry-After'] = String(e.retryAfter);
-  const allow = (e as { allow?: string }).allow;
-  if (allow) h.Allow = allow;
+  if (e.allow) h.Allow = e.allow;
   sendJson(res, e.status, e.toJSON(), h);
 }
 

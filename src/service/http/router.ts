@@ -47,7 +47,7 @@ export function route(method: string | undefined, segments: readonly string[]): 
   const hit = found.find((f) => f.method === method);
   if (!hit) {
     const allow = found.map((f) => f.method);
-    throw Object.assign(methodNotAllowed(`use ${allow.join(' or ')} here`), { allow: allow.join(', ') });
+    throw methodNotAllowed(`use ${allow.join(' or ')} here`, allow.join(', '));
   }
   return { op: hit.op, params: hit.params };
 }

@@ -52,6 +52,8 @@ export interface ServiceErrorDetails {
   tpmText?: string;
   /** Seconds the caller should wait before retrying (429/503). */
   retryAfter?: number;
+  /** 405: the methods the path takes, for the `Allow` header (never in the body). */
+  allow?: string;
   /** What really happened, for the host log only (never sent: toJSON leaves it out). */
   cause?: unknown;
   /** UNKNOWN_CODE: the code the service sent. */
@@ -64,6 +66,7 @@ export class ServiceError extends Error {
   readonly tpmRc?: string;
   readonly tpmText?: string;
   readonly retryAfter?: number;
+  readonly allow?: string;
   readonly sentCode?: string;
 
   constructor(
@@ -76,6 +79,7 @@ export class ServiceError extends Error {
     if (details.tpmRc !== undefined) this.tpmRc = details.tpmRc;
     if (details.tpmText !== undefined) this.tpmText = details.tpmText;
     if (details.retryAfter !== undefined) this.retryAfter = details.retryAfter;
+    if (details.allow !== undefined) this.allow = details.allow;
     if (details.sentCode !== undefined) this.sentCode = details.sentCode;
   }
 
@@ -108,7 +112,7 @@ export const unauthenticated = (m = 'a valid tenant identity is required'): Serv
 export const forbidden = (m: string): ServiceError => new ServiceError(403, 'FORBIDDEN', m);
 export const quotaExceeded = (m: string): ServiceError => new ServiceError(403, 'QUOTA_EXCEEDED', m);
 export const notFound = (m = 'no such endpoint'): ServiceError => new ServiceError(404, 'NOT_FOUND', m);
-export const methodNotAllowed = (m: string): ServiceError => new ServiceError(405, 'METHOD_NOT_ALLOWED', m);
+export const methodNotAllowed = (m: string, allow?: string): ServiceError => new ServiceError(405, 'METHOD_NOT_ALLOWED', m, allow === undefined ? {} : { allow });
 export const requestTimeout = (m: string): ServiceError => new ServiceError(408, 'REQUEST_TIMEOUT', m);
 export const conflict = (m: string): ServiceError => new ServiceError(409, 'CONFLICT', m);
 export const payloadTooLarge = (m: string): ServiceError => new ServiceError(413, 'PAYLOAD_TOO_LARGE', m);
