@@ -108,14 +108,16 @@ describe('GET /v1/usage', () => {
     const op = (name: string) => t.requests.find((r) => r.op === name);
     expect(op('create-key')).toEqual({ op: 'create-key', count: 1, refused: 0 });
     expect(op('sign')).toEqual({ op: 'sign', count: 2, refused: 1 });
-    expect(t.tpmTimeMs).toBeGreaterThan(0);
+    // Durations are measured (their sums are checked exactly in test/usage/accounting.test.ts): here, their form.
+    expect(Number.isFinite(t.tpmTimeMs) && t.tpmTimeMs >= 0).toBe(true);
     expect(t.keys).toEqual({ held: 1, max: 8, left: 7 });
     // create-key and sign are one queue job each here (a persist may add one).
     expect(t.queueWaits.count).toBeGreaterThanOrEqual(2);
-    expect(t.queueWaits.maxMs).toBeLessThanOrEqual(t.queueWaits.totalMs);
-    expect(Date.parse(t.since)).toBeLessThanOrEqual(Date.parse(new Date().toISOString()));
-    // bob's refusal-free share is his own.
+    expect([t.queueWaits.maxMs, t.queueWaits.totalMs].every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
+    // bob's refusal-free share is his own; both count from the same service start.
     const b = (await usageOf('bob')).tpm;
+    expect(new Date(t.since).toISOString()).toBe(t.since);
+    expect(b.since).toBe(t.since);
     expect(b.requests.find((r) => r.op === 'sign')).toBeUndefined();
     expect(b.keys.held).toBe(1);
   });

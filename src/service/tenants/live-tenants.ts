@@ -60,17 +60,15 @@ export class LiveTenants {
   start(target: PurgeTarget): void {
     this.target = target;
     if (this.config.singleTenant) return;
-    const path = this.config.tenants!;
-    this.watch = setInterval(() => {
-      fsp.stat(path).then(
-        (st) => {
-          const stamp = `${st.mtimeMs}:${st.size}`;
-          if (stamp !== this.lastStamp) void this.reload();
-        },
-        () => {},
-      );
-    }, WATCH_INTERVAL_MS);
+    this.watch = setInterval(() => void this.look(), WATCH_INTERVAL_MS);
     this.watch.unref();
+  }
+
+  /** The watch's one look: reloads when the file is not the one last loaded (an unreadable file waits). */
+  async look(): Promise<void> {
+    if (this.config.singleTenant) return;
+    const st = await fsp.stat(this.config.tenants!).catch(() => undefined);
+    if (st && `${st.mtimeMs}:${st.size}` !== this.lastStamp) await this.reload();
   }
 
   /** One reload at a time, in order. */

@@ -16,6 +16,10 @@ const newAccount = (): TenantAccount => ({ requests: new Map(), tpmTimeMs: 0, wa
 
 export class TpmAccounting {
   readonly since = new Date();
+
+  /** `now`: milliseconds on a monotonic clock (tests give their own). */
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
   private readonly accounts = new Map<string, TenantAccount>();
   /** Jobs by seq: when they were queued, then when they started. */
   private readonly queuedAt = new Map<number, number>();
@@ -23,10 +27,10 @@ export class TpmAccounting {
 
   /** Listens to the queue's job events (for the life of the queue). */
   watch(queue: TpmQueue): void {
-    queue.events.on('enqueue', (e: JobEvent) => this.queuedAt.set(e.seq, performance.now()));
+    queue.events.on('enqueue', (e: JobEvent) => this.queuedAt.set(e.seq, this.now()));
     queue.events.on('withdrawn', (e: JobEvent) => this.queuedAt.delete(e.seq));
     queue.events.on('start', (e: JobEvent) => {
-      const now = performance.now();
+      const now = this.now();
       const q = this.queuedAt.get(e.seq);
       this.queuedAt.delete(e.seq);
       this.startedAt.set(e.seq, now);
@@ -40,7 +44,7 @@ export class TpmAccounting {
     queue.events.on('done', (e: JobEvent) => {
       const s = this.startedAt.get(e.seq);
       this.startedAt.delete(e.seq);
-      if (s !== undefined) this.of(e.tenant).tpmTimeMs += performance.now() - s;
+      if (s !== undefined) this.of(e.tenant).tpmTimeMs += this.now() - s;
     });
   }
 
