@@ -8,15 +8,14 @@ import { formatHandle, parseHandle } from '../protocol/handles.js';
 import type { KeySummary } from '../protocol/messages.js';
 import { OPS, ROUTES, targetOf, type Op } from '../protocol/routes.js';
 import { KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
-import { bodyPieces, expectNoBody, mediaType, readWholeBody } from './body.js';
+import { bodyPieces, expectNoBody, mediaType } from './body.js';
 import { parseQuery } from './query.js';
-import { decodeBase64, parseJsonObject } from './strict-json.js';
+import { decodeBase64 } from './strict-json.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
-import { authorizeKey } from '../tenants/policy.js';
 import type { KeyEntry } from '../keys/registry.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
-import { reply, type ApiDeps, type Handlers, type OpenContext, type RequestContext } from './handler.js';
+import { jsonBody, ownKey, reply, type ApiDeps, type Handlers, type OpenContext, type RequestContext } from './handler.js';
 
 export type { ApiDeps, Handlers, OpenContext, RequestContext } from './handler.js';
 
@@ -89,27 +88,11 @@ export class Api {
   private ownKey(ctx: RequestContext): KeyEntry {
     const handle = parseHandle(ctx.route.params.handle);
     ctx.handle = handle;
-    const d = authorizeKey(this.d.registry, this.d.pool, ctx.tenant, handle);
-    if (!d.ok) {
-      ctx.audit('deny', d.reason, handle);
-      throw d.error;
-    }
-    ctx.audit('grant', 'owner', handle);
-    return d.entry;
+    return ownKey(this.d, ctx, handle);
   }
 
-  /** The JSON body of `op`, with only the members the table lists. */
-  private async jsonBody(ctx: RequestContext, op: Op): Promise<Record<string, unknown>> {
-    const { bytes, release } = await readWholeBody(ctx.req, {
-      maxBytes: this.d.config.maxJsonBytes,
-      idleMs: this.d.config.bodyTimeoutMs,
-      minBytesPerSec: this.d.config.minBodyBytesPerSec,
-      rateGraceMs: this.d.config.bodyRateGraceMs,
-      signal: ctx.signal,
-      budget: this.d.jsonBudget,
-    });
-    ctx.onFinish(release);
-    return parseJsonObject(bytes, ROUTES[op].fields);
+  private jsonBody(ctx: RequestContext, op: Op): Promise<Record<string, unknown>> {
+    return jsonBody(this.d, ctx, op);
   }
 
   private async createKey(ctx: RequestContext): Promise<void> {

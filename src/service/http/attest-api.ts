@@ -9,55 +9,30 @@ import { parseBind, parseEkType, parseNonce, requiredString } from '../attest/re
 import type { KeyEntry } from '../keys/registry.js';
 import { badRequest } from '../protocol/errors.js';
 import { parseHandle } from '../protocol/handles.js';
-import { ROUTES, type Op, type ResponseOf } from '../protocol/routes.js';
-import { authorizeKey } from '../tenants/policy.js';
-import type { ApiDeps, Handlers, RequestContext } from './handler.js';
-import { expectNoBody, mediaType, readWholeBody } from './body.js';
+import { ROUTES, type Op } from '../protocol/routes.js';
+import { jsonBody as readJson, ownKey, reply, type ApiDeps, type Handlers, type RequestContext } from './handler.js';
+import { expectNoBody, mediaType } from './body.js';
 import { parseQuery } from './query.js';
-import { sendJson } from './respond.js';
-import { decodeBase64, parseJsonObject } from './strict-json.js';
+import { decodeBase64 } from './strict-json.js';
 
 export type AttestOp = 'read-pcrs' | 'quote' | 'certify' | 'device-certify' | 'activate-credential' | 'ek-public' | 'ek-certificate';
 
 type BodyOp = 'quote' | 'certify' | 'device-certify' | 'activate-credential';
 
 export function attestHandlers(d: ApiDeps): Pick<Handlers, AttestOp> {
-  /** The answer of `op` with the table's status; the body is checked against the contract's type. */
-  const reply = <O extends AttestOp>(ctx: RequestContext, op: O, body: ResponseOf<O>): void => sendJson(ctx.res, ROUTES[op].status, body);
-
-  /** `handle` → the caller's committed key, or the refusal of sign's allow-list (audited either way). */
-  const ownKey = (ctx: RequestContext, handle: number, role: string): KeyEntry => {
-    const r = authorizeKey(d.registry, d.pool, ctx.tenant, handle);
-    if (!r.ok) {
-      ctx.audit('deny', `${role}: ${r.reason}`, handle);
-      throw r.error;
-    }
-    ctx.audit('grant', `${role}: owner`, handle);
-    return r.entry;
-  };
-
   const pathKey = (ctx: RequestContext): KeyEntry => {
     const handle = parseHandle(ctx.route.params.handle);
     ctx.handle = handle;
-    const entry = ownKey(ctx, handle, 'key');
+    const entry = ownKey(d, ctx, handle, 'key');
     d.keyHealth?.check(entry);
     return entry;
   };
 
-  /** The JSON body of `op`, with only the members the routes table lists. */
-  const jsonBody = async (ctx: RequestContext, op: BodyOp): Promise<Record<string, unknown>> => {
+  /** The JSON body of `op` (only the table's members), refused up front unless it is JSON. */
+  const jsonBody = (ctx: RequestContext, op: BodyOp): Promise<Record<string, unknown>> => {
     parseQuery(ctx.query, ROUTES[op].query);
     if (mediaType(ctx.req) !== 'json') throw badRequest(`${op} takes a JSON body with the fields ${ROUTES[op].fields.join(', ')}`);
-    const { bytes, release } = await readWholeBody(ctx.req, {
-      maxBytes: d.config.maxJsonBytes,
-      idleMs: d.config.bodyTimeoutMs,
-      minBytesPerSec: d.config.minBodyBytesPerSec,
-      rateGraceMs: d.config.bodyRateGraceMs,
-      signal: ctx.signal,
-      budget: d.jsonBudget,
-    });
-    ctx.onFinish(release);
-    return parseJsonObject(bytes, ROUTES[op].fields);
+    return readJson(d, ctx, op);
   };
 
   /** A device-wide read that names no key: granted to every tenant, audited. */
@@ -72,7 +47,7 @@ export function attestHandlers(d: ApiDeps): Pick<Handlers, AttestOp> {
     'read-pcrs': async (ctx) => {
       const q = deviceRead(ctx, 'read-pcrs');
       const selection = q.selection === undefined ? undefined : parseSelection(q.selection);
-      reply(ctx, 'read-pcrs', await d.attest.readPcrs(ctx.tenant, selection, ctx.signal));
+      reply(ctx.res, 'read-pcrs', await d.attest.readPcrs(ctx.tenant, selection, ctx.signal));
     },
 
     quote: async (ctx) => {
@@ -81,25 +56,25 @@ export function attestHandlers(d: ApiDeps): Pick<Handlers, AttestOp> {
       const selection = parseSelection(requiredString(body.pcrs, 'pcrs', 'a PCR selection such as sha256:0,1,2'));
       const nonce = parseNonce(body.nonce);
       const bind = parseBind(body.bind);
-      reply(ctx, 'quote', await d.attest.quote(ctx.tenant, entry, selection, nonce, bind, ctx.signal));
+      reply(ctx.res, 'quote', await d.attest.quote(ctx.tenant, entry, selection, nonce, bind, ctx.signal));
     },
 
     certify: async (ctx) => {
       const signer = pathKey(ctx);
       const body = await jsonBody(ctx, 'certify');
       if (body.object === undefined) throw badRequest('field "object" is required (the handle of your key to certify)');
-      const object = ownKey(ctx, parseHandle(body.object, 'object'), 'object');
+      const object = ownKey(d, ctx, parseHandle(body.object, 'object'), 'object');
       d.keyHealth?.check(object);
       const nonce = parseNonce(body.nonce);
       const bind = parseBind(body.bind);
-      reply(ctx, 'certify', await d.attest.certify(ctx.tenant, signer, object, nonce, bind, ctx.signal));
+      reply(ctx.res, 'certify', await d.attest.certify(ctx.tenant, signer, object, nonce, bind, ctx.signal));
     },
 
     'device-certify': async (ctx) => {
       const entry = pathKey(ctx);
       const body = await jsonBody(ctx, 'device-certify');
       const nonce = parseNonce(body.nonce);
-      reply(ctx, 'device-certify', await d.attest.deviceCertify(ctx.tenant, entry, nonce, ctx.signal));
+      reply(ctx.res, 'device-certify', await d.attest.deviceCertify(ctx.tenant, entry, nonce, ctx.signal));
     },
 
     'activate-credential': async (ctx) => {
@@ -110,17 +85,17 @@ export function attestHandlers(d: ApiDeps): Pick<Handlers, AttestOp> {
       const credentialBlob = decodeBase64(body.credentialBlob, 'credentialBlob');
       const secret = decodeBase64(body.secret, 'secret');
       if (credentialBlob.length === 0 || secret.length === 0) throw badRequest('credentialBlob and secret must not be empty');
-      reply(ctx, 'activate-credential', await d.attest.activateCredential(ctx.tenant, entry, credentialBlob, secret, ctx.signal));
+      reply(ctx.res, 'activate-credential', await d.attest.activateCredential(ctx.tenant, entry, credentialBlob, secret, ctx.signal));
     },
 
     'ek-public': async (ctx) => {
       const q = deviceRead(ctx, 'ek-public');
-      reply(ctx, 'ek-public', await d.attest.ekPublic(ctx.tenant, parseEkType(q.type), ctx.signal));
+      reply(ctx.res, 'ek-public', await d.attest.ekPublic(ctx.tenant, parseEkType(q.type), ctx.signal));
     },
 
     'ek-certificate': async (ctx) => {
       const q = deviceRead(ctx, 'ek-certificate');
-      reply(ctx, 'ek-certificate', await d.attest.ekCertificate(ctx.tenant, parseEkType(q.type), ctx.signal));
+      reply(ctx.res, 'ek-certificate', await d.attest.ekCertificate(ctx.tenant, parseEkType(q.type), ctx.signal));
     },
   };
 }

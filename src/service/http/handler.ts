@@ -7,13 +7,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Health } from '../protocol/messages.js';
 import { ROUTES, type Op, type ResponseOf } from '../protocol/routes.js';
-import type { ByteBudget } from './body.js';
+import { readWholeBody, type ByteBudget } from './body.js';
+import { parseJsonObject } from './strict-json.js';
 import { sendJson, sendNoContent } from './respond.js';
 import type { Route } from './router.js';
 import type { KeyHealth } from '../keys/key-health.js';
 import type { KeyManager } from '../keys/keys.js';
 import type { HandlePool } from '../keys/pool.js';
-import type { KeyRegistry } from '../keys/registry.js';
+import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
+import { authorizeKey } from '../tenants/policy.js';
 import type { Tenant } from '../tenants/tenants.js';
 import type { ServiceConfig } from '../config.js';
 import type { Attestation } from '../attest/attestation.js';
@@ -68,4 +70,33 @@ export interface ApiDeps {
   /** GET /v1/capabilities: the hashes this TPM implements (tpm/hash-algs.ts). */
   hashAlgs: TpmHashAlgs;
   config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
+}
+
+/**
+ * `handle` → the caller's committed key, or the allow-list's refusal (400/403/409); audited
+ * either way, the reason prefixed with `role` when one request names two keys (certify).
+ */
+export function ownKey(d: Pick<ApiDeps, 'registry' | 'pool'>, ctx: RequestContext, handle: number, role?: string): KeyEntry {
+  const r = authorizeKey(d.registry, d.pool, ctx.tenant, handle);
+  const why = (reason: string): string => (role === undefined ? reason : `${role}: ${reason}`);
+  if (!r.ok) {
+    ctx.audit('deny', why(r.reason), handle);
+    throw r.error;
+  }
+  ctx.audit('grant', why('owner'), handle);
+  return r.entry;
+}
+
+/** The JSON body of `op`, with only the members the routes table lists (its memory released when the request ends). */
+export async function jsonBody(d: Pick<ApiDeps, 'config' | 'jsonBudget'>, ctx: RequestContext, op: Op): Promise<Record<string, unknown>> {
+  const { bytes, release } = await readWholeBody(ctx.req, {
+    maxBytes: d.config.maxJsonBytes,
+    idleMs: d.config.bodyTimeoutMs,
+    minBytesPerSec: d.config.minBodyBytesPerSec,
+    rateGraceMs: d.config.bodyRateGraceMs,
+    signal: ctx.signal,
+    budget: d.jsonBudget,
+  });
+  ctx.onFinish(release);
+  return parseJsonObject(bytes, ROUTES[op].fields);
 }
