@@ -4,7 +4,7 @@
  * controller as a v1 host mounts them, and the mountinfo lines that list those mounts.
  */
 import { join } from 'node:path';
-import { writeTree } from './fixtures.js';
+import { FULL_CGROUP_READING, writeTree } from './fixtures.js';
 
 /** The app's files per controller (cpuacct.usage and blkio counters passing 2^53 where ns or big). */
 export const V1_APP: Readonly<Record<string, Readonly<Record<string, string>>>> = {
@@ -40,21 +40,8 @@ export const V1_APP: Readonly<Record<string, Readonly<Record<string, string>>>> 
   pids: { 'pids.current': '7\n' },
 };
 
-/** The v2 reading of the same app (fixtures.ts FULL_CGROUP): what v1 must give field for field. */
-export const SAME_AS_V2 = {
-  cpu: { available: true, usageUsec: 123456789, userUsec: 100000000, systemUsec: 23456789, nrPeriods: 4200, nrThrottled: 17, throttledUsec: 987654 },
-  memory: { available: true, currentBytes: 104857600, peakBytes: 157286400, anonBytes: 73400320, fileBytes: 26214400 },
-  io: {
-    available: true,
-    readBytes: 100112,
-    writeBytes: 4096000,
-    devices: [
-      { device: '8:0', readBytes: 90112, writeBytes: 4096000, readIos: 22, writeIos: 1000, discardBytes: 0, discardIos: 0 },
-      { device: '253:1', readBytes: 10000, writeBytes: 0, readIos: 3, writeIos: 0, discardBytes: 512, discardIos: 1 },
-    ],
-  },
-  pids: { available: true, current: 7 },
-} as const;
+/** The v2 reading of the same app: what v1 must give field for field. */
+export const SAME_AS_V2 = FULL_CGROUP_READING;
 
 /** Controllers each in its own hierarchy, as this machine and EVE mount them. */
 export const V1_MOUNTS: ReadonlyArray<readonly string[]> = [['cpu'], ['cpuacct'], ['memory'], ['blkio'], ['pids']];

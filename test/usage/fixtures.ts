@@ -51,3 +51,19 @@ export function writeNetif(root: string, name: string, c: { rx_bytes: number; tx
   };
   writeTree(join(root, name, 'statistics'), Object.fromEntries(Object.entries(all).map(([k, v]) => [k, `${v}\n`])));
 }
+
+/** What the provider reads from FULL_CGROUP (its figures; `available` and `cgroupVersion` aside). */
+export const FULL_CGROUP_READING = {
+  cpu: { available: true, usageUsec: 123456789, userUsec: 100000000, systemUsec: 23456789, nrPeriods: 4200, nrThrottled: 17, throttledUsec: 987654 },
+  memory: { available: true, currentBytes: 104857600, peakBytes: 157286400, anonBytes: 73400320, fileBytes: 26214400 },
+  io: {
+    available: true,
+    readBytes: 100112,
+    writeBytes: 4096000,
+    devices: [
+      { device: '8:0', readBytes: 90112, writeBytes: 4096000, readIos: 22, writeIos: 1000, discardBytes: 0, discardIos: 0 },
+      { device: '253:1', readBytes: 10000, writeBytes: 0, readIos: 3, writeIos: 0, discardBytes: 512, discardIos: 1 },
+    ],
+  },
+  pids: { available: true, current: 7 },
+} as const;

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readCgroup } from '../../src/service/usage/cgroup.js';
 import { counter, flatKeyed, nestedKeyed } from '../../src/service/usage/counters.js';
 import { readInterface, readNetwork } from '../../src/service/usage/netif.js';
-import { BARE_CGROUP, FULL_CGROUP, writeNetif, writeTree } from './fixtures.js';
+import { BARE_CGROUP, FULL_CGROUP, FULL_CGROUP_READING, writeNetif, writeTree } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'usage-prov-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,22 +34,7 @@ describe('counters', () => {
 describe('the cgroup v2 provider', () => {
   it('reads every figure of a full cgroup', async () => {
     const cg = writeTree(join(dir, 'full'), FULL_CGROUP);
-    expect(await readCgroup(cg)).toEqual({
-      available: true,
-      cgroupVersion: 2,
-      cpu: { available: true, usageUsec: 123456789, userUsec: 100000000, systemUsec: 23456789, nrPeriods: 4200, nrThrottled: 17, throttledUsec: 987654 },
-      memory: { available: true, currentBytes: 104857600, peakBytes: 157286400, anonBytes: 73400320, fileBytes: 26214400 },
-      io: {
-        available: true,
-        readBytes: 100112,
-        writeBytes: 4096000,
-        devices: [
-          { device: '8:0', readBytes: 90112, writeBytes: 4096000, readIos: 22, writeIos: 1000, discardBytes: 0, discardIos: 0 },
-          { device: '253:1', readBytes: 10000, writeBytes: 0, readIos: 3, writeIos: 0, discardBytes: 512, discardIos: 1 },
-        ],
-      },
-      pids: { available: true, current: 7 },
-    });
+    expect(await readCgroup(cg)).toEqual({ available: true, cgroupVersion: 2, ...FULL_CGROUP_READING });
   });
 
   it('without controllers: CPU only, every other figure missing with its file named', async () => {
