@@ -13,7 +13,7 @@
 # `eve-tpm-service tenant add --user-data FILE`. See docs/TOOLS.md, "Installing".
 set -eu
 
-TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik eve_tools_tpm2_capabilities eve_tools_tpm2_pcrread eve_tools_tpm2_quote eve_tools_tpm2_ekpub eve_tools_tpm2_ekcert eve_tools_tpm2_activatecredential eve_tools_tpm2_certify eve_tools_usage"
+TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik eve_tools_tpm2_capabilities eve_tools_tpm2_pcrread eve_tools_tpm2_quote eve_tools_tpm2_ekpub eve_tools_tpm2_ekcert eve_tools_tpm2_activatecredential eve_tools_tpm2_certify eve_tools_usage eve_tools_tpm2_genkey eve_tools_tpm2_rsadecrypt eve_tools_tpm2_ecdh eve_tools_tpm2_csr eve_tools_tpm2_cert eve_tools_tpm2_tcti"
 
 prog=$(basename "$0")
 die() { echo "$prog: $*" >&2; exit 1; }

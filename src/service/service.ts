@@ -18,6 +18,7 @@ import { listenTargets } from './http/socket-activation.js';
 import { LiveTenants } from './tenants/live-tenants.js';
 import { VERSION } from './protocol/version.js';
 import { Attestation } from './attest/attestation.js';
+import { GeneralKeyOps } from './keys/general-ops.js';
 import { TpmAccounting } from './usage/tpm-accounting.js';
 import { UsageReader } from './usage/usage.js';
 import { StatsSocket, statsSocketPath } from './usage/stats-socket.js';
@@ -63,6 +64,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     pool: core.pool,
     jsonBudget: new ByteBudget(config.jsonMemoryBudget),
     keyHealth: core.keyHealth,
+    appKeys: new GeneralKeyOps({ queue: core.queue, registry: core.registry, keys: core.keys }),
     attest: new Attestation({ queue: core.queue, registry: core.registry, keys: core.keys, keyHealth: core.keyHealth, deviceAk: config.deviceAk }),
     config,
     health: () => ({

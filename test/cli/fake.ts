@@ -56,7 +56,9 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         guard(`createKey ${req.type} ${req.hashAlg ?? ''}`.trim());
         const handle = `0x${(state.next++).toString(16)}`;
         // The tools send names (they parse ids themselves).
-        const k = { handle, type: req.type as KeyType, hashAlg: (req.hashAlg ?? 'sha256') as HashName, name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
+        const type = req.type as KeyType;
+        const shape = type === 'rsa' ? ({ kind: 'ak', usage: 'sign', scheme: 'rsassa', bits: 2048 } as const) : ({ kind: 'ak', usage: 'sign', scheme: 'ecdsa', curve: 'P-256' } as const);
+        const k: KeySummary = { handle, type, hashAlg: (req.hashAlg ?? 'sha256') as HashName, ...shape, name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
         state.keys.set(handle, k);
         return { ...k, pem: PEM };
       },

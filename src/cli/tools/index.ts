@@ -14,6 +14,12 @@ import { ekcert } from './ekcert.js';
 import { activatecredential } from './activatecredential.js';
 import { certify } from './certify.js';
 import { usage } from './usage.js';
+import { genkey } from './genkey.js';
+import { rsadecrypt } from './rsadecrypt.js';
+import { ecdh } from './ecdh.js';
+import { csr } from './csr.js';
+import { cert } from './cert.js';
+import { tcti } from './tcti.js';
 
 export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   genaik: genaik as ToolDef<never>,
@@ -29,4 +35,10 @@ export const TOOL_DEFS: Readonly<Record<ToolName, ToolDef<never>>> = {
   activatecredential: activatecredential as ToolDef<never>,
   certify: certify as ToolDef<never>,
   usage: usage as ToolDef<never>,
+  genkey: genkey as ToolDef<never>,
+  rsadecrypt: rsadecrypt as ToolDef<never>,
+  ecdh: ecdh as ToolDef<never>,
+  csr: csr as ToolDef<never>,
+  cert: cert as ToolDef<never>,
+  tcti: tcti as ToolDef<never>,
 };

@@ -12,9 +12,10 @@ import { bodyPieces, expectNoBody, mediaType } from './body.js';
 import { parseQuery } from './query.js';
 import { decodeBase64 } from './strict-json.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
-import type { KeyEntry } from '../keys/registry.js';
+import { keyShape, type KeyEntry } from '../keys/registry.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
+import { appKeyHandlers } from './appkeys-api.js';
 import { jsonBody, ownKey, reply, type ApiDeps, type Handlers, type OpenContext, type RequestContext } from './handler.js';
 
 export type { ApiDeps, Handlers, OpenContext, RequestContext } from './handler.js';
@@ -29,7 +30,7 @@ const SIG_ALG_NAMES: Readonly<Record<number, string>> = {
 };
 
 function keySummary(e: KeyEntry): KeySummary {
-  return { handle: formatHandle(e.handle), type: e.type, hashAlg: e.hashAlg, name: e.name, createdAt: e.createdAt };
+  return { handle: formatHandle(e.handle), type: e.type, hashAlg: e.hashAlg, ...keyShape(e), name: e.name, createdAt: e.createdAt };
 }
 
 export class Api {
@@ -52,6 +53,7 @@ export class Api {
       sign: (ctx) => this.sign(ctx),
       ...attestHandlers(d),
       ...usageHandlers(d),
+      ...appKeyHandlers(d),
     };
   }
 

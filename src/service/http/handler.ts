@@ -21,6 +21,7 @@ import type { ServiceConfig } from '../config.js';
 import type { Attestation } from '../attest/attestation.js';
 import type { UsageReader } from '../usage/usage.js';
 import type { TpmHashAlgs } from '../tpm/hash-algs.js';
+import type { GeneralKeyOps } from '../keys/general-ops.js';
 
 /** What a handler of a route anyone may call (auth: none) gets. */
 export interface OpenContext {
@@ -67,6 +68,8 @@ export interface ApiDeps {
   attest: Attestation;
   /** GET /v1/usage: a tenant's resource usage and TPM share (usage/usage.ts). */
   usage: UsageReader;
+  /** General keys' operations beyond signing a message (keys/general-ops.ts): digest sign, decrypt, ECDH. */
+  appKeys: GeneralKeyOps;
   /** GET /v1/capabilities: the hashes this TPM implements (tpm/hash-algs.ts). */
   hashAlgs: TpmHashAlgs;
   config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;

@@ -22,6 +22,8 @@ import {
   type TpmRunner,
   type PublicInfo,
   type CreatedKey,
+  type NamedHandle,
+  type TPMT_PUBLIC,
   type TPMT_SIGNATURE,
   type TPMT_TK_HASHCHECK,
 } from '../../tpm/index.js';
@@ -137,6 +139,17 @@ export class KeyManager {
       if (set.size === 0 && this.underWay.get(owner) === set) this.underWay.delete(owner);
     });
     return op;
+  }
+
+  /**
+   * Runs `fn` inside a queue job of the caller's with the entry's key in the TPM: an AK under
+   * the EK, a general key under its app's parent; kept in the object cache when it is on.
+   * `key.publicArea` is the key's own (from its blobs). Throws 409 when its blobs are missing.
+   */
+  withKey<T>(tpm: TpmRunner, entry: KeyEntry, fn: (key: NamedHandle & { publicArea: TPMT_PUBLIC }) => Promise<T>): Promise<T> {
+    const blobs = this.blobs.get(entry.handle);
+    if (!blobs) throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
+    return withEntryKey(tpm, entry, blobs, (key) => fn({ ...key, publicArea: blobs.publicArea }), this.opts.cache);
   }
 
   pem(entry: KeyEntry): string | undefined {

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileDurable } from '../admin/durable-file.js';
 import { formatHandle, isPersistentHandle, parseHandle } from '../protocol/handles.js';
 import { HASH_ALG, type HashName, type KeyType } from '../protocol/params.js';
+import type { EccCurve, KeyKind, KeyScheme, KeyUsage, RsaBits } from '../protocol/vocabulary.js';
 import { isRecordId, LEGACY_RECORD, recordOf, type Tenant } from '../tenants/tenants.js';
 
 export type KeyState = 'pending-create' | 'committed' | 'pending-delete';
@@ -33,6 +34,28 @@ export interface KeyEntry {
   createdAt: string;
   state: KeyState;
   store: KeyStoreKind;
+  /** Absent in files before issue 12: an AK (see keyShape). */
+  kind?: KeyKind;
+  /** General keys: what the key does, its fixed scheme and size. */
+  usage?: KeyUsage;
+  scheme?: KeyScheme;
+  bits?: RsaBits;
+  curve?: EccCurve;
+}
+
+/** What a key is, with an AK's implicit values filled in (RSA-2048 RSASSA or P-256 ECDSA signing keys). */
+export interface KeyShape {
+  kind: KeyKind;
+  usage: KeyUsage;
+  scheme: KeyScheme;
+  bits?: RsaBits;
+  curve?: EccCurve;
+}
+
+export function keyShape(e: KeyEntry): KeyShape {
+  if (e.kind !== 'general') return e.type === 'rsa' ? { kind: 'ak', usage: 'sign', scheme: 'rsassa', bits: 2048 } : { kind: 'ak', usage: 'sign', scheme: 'ecdsa', curve: 'P-256' };
+  const size = e.type === 'rsa' ? { bits: e.bits ?? 2048 } : { curve: e.curve ?? 'P-256' };
+  return { kind: 'general', usage: e.usage ?? 'sign', scheme: e.scheme ?? (e.type === 'rsa' ? 'rsassa' : 'ecdsa'), ...size };
 }
 
 const STATES: readonly KeyState[] = ['pending-create', 'committed', 'pending-delete'];

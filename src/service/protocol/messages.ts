@@ -3,7 +3,7 @@
  * reads. Bytes are base64 text here; the client decodes them for its callers. No dependencies:
  * the client is bundled into the container tools.
  */
-import type { HashName, KeyType, PublicFormat, SignFormat } from './vocabulary.js';
+import type { EccCurve, HashName, KeyKind, KeyScheme, KeyType, KeyUsage, PublicFormat, RsaBits, SignFormat } from './vocabulary.js';
 
 /** A key type or hash as a name of the vocabulary, or its TPM_ALG_ID (number, "11" or "0xB"). */
 export type AlgSpelling<N extends string> = N | number | (string & {});
@@ -19,6 +19,19 @@ export interface KeySummary {
   handle: string;
   type: KeyType;
   hashAlg: HashName;
+  /**
+   * ak (restricted signing key, genaik) or general (issue 12). Services before issue 12 did not
+   * send kind/usage/scheme/bits/curve: a client reads their absence as an AK.
+   */
+  kind: KeyKind;
+  /** An AK always signs. */
+  usage: KeyUsage;
+  /** The key's fixed scheme (AK: rsassa or ecdsa). */
+  scheme: KeyScheme;
+  /** RSA keys: the modulus size. */
+  bits?: RsaBits;
+  /** ECC keys: the curve. */
+  curve?: EccCurve;
   /** The key's TPM Name, hex. */
   name: string;
   createdAt: string;
@@ -32,9 +45,20 @@ export interface KeyList {
   keys: KeySummary[];
 }
 
+/**
+ * POST /v1/keys. Without `kind` (or kind "ak"): an attestation key, as genaik makes. kind
+ * "general": a non-restricted key under the app's own parent; usage defaults to sign, scheme to
+ * the first of GENERAL_SCHEMES[type][usage], bits to 2048, curve to P-256. usage/scheme/bits/
+ * curve with an AK, or a scheme that does not fit type and usage, are a 400.
+ */
 export interface CreateKeyRequest {
   type: AlgSpelling<KeyType>;
   hashAlg?: AlgSpelling<HashName>;
+  kind?: KeyKind | (string & {});
+  usage?: KeyUsage | (string & {});
+  scheme?: KeyScheme | (string & {});
+  bits?: RsaBits | number;
+  curve?: EccCurve | (string & {});
 }
 
 export interface GetPublicQuery {
@@ -44,9 +68,14 @@ export interface GetPublicQuery {
 /** pem: the PEM text; der/tss: base64 of SubjectPublicKeyInfo / the marshalled TPM2B_PUBLIC. */
 export type PublicKeyAnswer = { handle: string; format: 'pem'; pem: string } | { handle: string; format: 'der' | 'tss'; data: string };
 
-/** Signing with a JSON body: the message inline, base64. */
+/**
+ * Signing with a JSON body: the message inline, base64 — or (general signing keys only, as
+ * `tpm2_sign -d`) a digest the caller computed, base64, exactly one of the two. An AK signs
+ * only what the TPM hashed: a digest for it is a 422.
+ */
 export interface SignRequest {
-  message: string;
+  message?: string;
+  digest?: string;
   hashAlg?: AlgSpelling<HashName>;
   format?: SignFormat | (string & {});
 }
@@ -85,6 +114,32 @@ export interface SignAnswer {
   /** hex of the digest the TPM signed */
   digest: string;
   messageLength: number;
+}
+
+/** POST /v1/keys/{handle}/decrypt: RSA-OAEP decryption with a general RSA decrypt key (the key's own OAEP hash). */
+export interface DecryptRequest {
+  /** base64, exactly the key's modulus size. */
+  ciphertext: string;
+  /** The OAEP label as text (as tpm2_rsadecrypt -l): the TPM hashes its UTF-8 bytes and a terminating zero. */
+  label?: string;
+}
+
+export interface DecryptAnswer {
+  handle: string;
+  /** base64 */
+  plaintext: string;
+}
+
+/** POST /v1/keys/{handle}/ecdh: TPM2_ECDH_ZGen with a general ECC decrypt key. */
+export interface EcdhRequest {
+  /** The peer's public key, PEM (SubjectPublicKeyInfo) on the key's curve. */
+  peer: string;
+}
+
+export interface EcdhAnswer {
+  handle: string;
+  /** base64 of Z, the shared point's x coordinate at full curve size (what `openssl pkeyutl -derive` gives). */
+  z: string;
 }
 
 // ---- Attestation (docs/ATTESTATION.md) ----

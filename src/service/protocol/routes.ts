@@ -22,6 +22,10 @@ import type {
   QuoteRequest,
   Usage,
   CreateKeyRequest,
+  DecryptAnswer,
+  DecryptRequest,
+  EcdhAnswer,
+  EcdhRequest,
   GetPublicQuery,
   Health,
   KeyInfo,
@@ -42,6 +46,8 @@ export interface Contract {
   'delete-key': { query: Record<never, never>; request: undefined; response: undefined };
   'get-public': { query: GetPublicQuery; request: undefined; response: PublicKeyAnswer };
   sign: { query: SignQuery; request: SignRequest; response: SignAnswer };
+  decrypt: { query: Record<never, never>; request: DecryptRequest; response: DecryptAnswer };
+  ecdh: { query: Record<never, never>; request: EcdhRequest; response: EcdhAnswer };
   'read-pcrs': { query: PcrReadQuery; request: undefined; response: PcrReadAnswer };
   quote: { query: Record<never, never>; request: QuoteRequest; response: QuoteAnswer };
   certify: { query: Record<never, never>; request: CertifyRequest; response: CertifyAnswer };
@@ -87,7 +93,7 @@ export const ROUTES = {
   health: { method: 'GET', path: '/v1/health', auth: 'none', status: 200, query: [], body: 'none', fields: [], retry: true },
   capabilities: { method: 'GET', path: '/v1/capabilities', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
   'list-keys': { method: 'GET', path: '/v1/keys', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
-  'create-key': { method: 'POST', path: '/v1/keys', auth: 'tenant', status: 201, query: [], body: 'json', fields: ['type', 'hashAlg'], retry: false },
+  'create-key': { method: 'POST', path: '/v1/keys', auth: 'tenant', status: 201, query: [], body: 'json', fields: ['type', 'hashAlg', 'kind', 'usage', 'scheme', 'bits', 'curve'], retry: false },
   'get-key': { method: 'GET', path: '/v1/keys/{handle}', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
   'delete-key': { method: 'DELETE', path: '/v1/keys/{handle}', auth: 'tenant', status: 204, query: [], body: 'none', fields: [], retry: false },
   'get-public': { method: 'GET', path: '/v1/keys/{handle}/public', auth: 'tenant', status: 200, query: ['format'], body: 'none', fields: [], retry: true },
@@ -98,9 +104,11 @@ export const ROUTES = {
     status: 200,
     query: ['hashAlg', 'format'],
     body: 'json-or-stream',
-    fields: ['message', 'hashAlg', 'format'],
+    fields: ['message', 'digest', 'hashAlg', 'format'],
     retry: true,
   },
+  decrypt: { method: 'POST', path: '/v1/keys/{handle}/decrypt', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['ciphertext', 'label'], retry: true },
+  ecdh: { method: 'POST', path: '/v1/keys/{handle}/ecdh', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['peer'], retry: true },
   'read-pcrs': { method: 'GET', path: '/v1/pcrs', auth: 'tenant', status: 200, query: ['selection'], body: 'none', fields: [], retry: true },
   quote: { method: 'POST', path: '/v1/keys/{handle}/quote', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['pcrs', 'nonce', 'bind'], retry: true },
   certify: { method: 'POST', path: '/v1/keys/{handle}/certify', auth: 'tenant', status: 200, query: [], body: 'json', fields: ['object', 'nonce', 'bind'], retry: true },

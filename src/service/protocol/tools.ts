@@ -9,7 +9,7 @@
 export const TOOLS_PREFIX = 'eve_tools_';
 /** The TPM tools' commands: eve_tools_tpm2_sign. */
 export const TOOL_PREFIX = 'eve_tools_tpm2_';
-export const TOOL_NAMES = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities', 'pcrread', 'quote', 'ekpub', 'ekcert', 'activatecredential', 'certify', 'usage'] as const;
+export const TOOL_NAMES = ['genaik', 'pubgetaik', 'sign', 'listkeys', 'evictaik', 'capabilities', 'pcrread', 'quote', 'ekpub', 'ekcert', 'activatecredential', 'certify', 'usage', 'genkey', 'rsadecrypt', 'ecdh', 'csr', 'cert', 'tcti'] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 /** Tools whose subject is not the TPM: their command is eve_tools_NAME (eve_tools_usage). */
 export const NOT_TPM: readonly ToolName[] = ['usage'];
