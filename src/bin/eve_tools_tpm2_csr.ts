@@ -2,5 +2,8 @@
 import { createServiceClient } from '../cli/client.js';
 import { main } from '../cli/run.js';
 import { csr } from '../cli/tools/csr.js';
+import { provideX509 } from '../cli/tools/x509-loader.js';
 
+// This executable carries the X.509 code (eve-tools.cjs does not); it is loaded on first use only.
+provideX509(() => import('../cli/tools/x509-key.js'));
 main(csr, createServiceClient);

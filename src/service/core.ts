@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { openTransport, Tpm } from '../tpm/index.js';
 import { BlobStore } from './keys/blob-store.js';
+import { AppParents, PARENTS_DIR } from './keys/app-parents.js';
 import type { ServiceConfig } from './config.js';
 import { crashAfterTpmCommand } from './tpm/crash-points.js';
 import { KeyHealth } from './keys/key-health.js';
@@ -30,6 +31,8 @@ export const KEYS_DIR = 'keys';
 export interface Core {
   registry: KeyRegistry;
   blobs: BlobStore;
+  /** The apps' storage parents of general keys (issue 12). */
+  parents: AppParents;
   pool: HandlePool;
   tpm: Tpm;
   queue: TpmQueue;
@@ -63,7 +66,8 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
     const blobs = new BlobStore(join(config.stateDir, KEYS_DIR));
     const badFiles = blobs.loadAllSync();
     refuseLostRegistry(config.stateDir, blobs.fileHandles(), config.keyStore);
-    await recoverFiles(config.stateDir, registry, blobs, badFiles, log);
+    const parents = new AppParents(join(config.stateDir, PARENTS_DIR));
+    await recoverFiles(config.stateDir, registry, blobs, badFiles, log, parents);
     const pool = new HandlePool(config.poolStart, config.poolSize);
     const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }), { onExchange: (e) => crashAfterTpmCommand(e.command) });
     const queue = new TpmQueue(tpm, { capacity: config.queueCapacity, perTenant: config.queuePerTenant });
@@ -89,19 +93,20 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
       blobs,
       queue,
       sequences,
-      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive, cache: objectCache },
+      { keyStore: config.keyStore, pool, freeFloor: config.tpmFreeFloor, ownerAlive: hooks.ownerAlive, cache: objectCache, parents },
       changing,
       maintenance,
     );
     const supervisor = new TpmSupervisor(
       queue,
       maintenance,
-      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, changing, keyHealth }, log),
+      (t) => reconcileTpm(t, registry, blobs, { keyStore: config.keyStore, pool, changing, keyHealth, parents }, log),
       log,
     );
     return {
       registry,
       blobs,
+      parents,
       pool,
       tpm,
       queue,

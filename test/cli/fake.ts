@@ -5,7 +5,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { runTool, type CliIO, type ToolDef } from '../../src/cli/run.js';
 import type { ClientLike, ClientOptions, KeySummary } from '../../src/cli/service.js';
-import type { HashName, KeyType } from '../../src/service/protocol/vocabulary.js';
+import { GENERAL_SCHEMES, type EccCurve, type HashName, type KeyScheme, type KeyType, type KeyUsage, type RsaBits } from '../../src/service/protocol/vocabulary.js';
 
 export class FakeServiceError extends Error {
   override name = 'ServiceError';
@@ -58,6 +58,16 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         // The tools send names (they parse ids themselves).
         const type = req.type as KeyType;
         const shape = type === 'rsa' ? ({ kind: 'ak', usage: 'sign', scheme: 'rsassa', bits: 2048 } as const) : ({ kind: 'ak', usage: 'sign', scheme: 'ecdsa', curve: 'P-256' } as const);
+        if (req.kind === 'general') {
+          // As the service's defaults for a general key (messages.ts CreateKeyRequest).
+          const usage = (req.usage ?? 'sign') as KeyUsage;
+          const scheme = (req.scheme ?? GENERAL_SCHEMES[type][usage][0]) as KeyScheme;
+          state.calls[state.calls.length - 1] += ` general ${usage} ${scheme}${req.bits !== undefined ? ` ${req.bits}` : ''}${req.curve !== undefined ? ` ${req.curve}` : ''}`;
+          const size = type === 'rsa' ? { bits: (req.bits ?? 2048) as RsaBits } : { curve: (req.curve ?? 'P-256') as EccCurve };
+          const g: KeySummary = { handle, type, hashAlg: (req.hashAlg ?? 'sha256') as HashName, kind: 'general', usage, scheme, ...size, name: '000b01', createdAt: '2025-01-01T00:00:00.000Z' };
+          state.keys.set(handle, g);
+          return { ...g, pem: PEM };
+        }
         const k: KeySummary = { handle, type, hashAlg: (req.hashAlg ?? 'sha256') as HashName, ...shape, name: '000b00', createdAt: '2025-01-01T00:00:00.000Z' };
         state.keys.set(handle, k);
         return { ...k, pem: PEM };
@@ -93,6 +103,27 @@ export function fakeClientFactory(state: FakeState): (o: ClientOptions) => Clien
         const msg = Buffer.concat(chunks);
         state.signed.push(msg);
         return { handle: k.handle, sigAlg: 'rsassa', hashAlg: k.hashAlg, format: (req.format ?? 'plain') as 'plain', signature: new Uint8Array(Buffer.from('SIG')), digest: 'ab', messageLength: msg.length };
+      },
+      async signDigest(h, req) {
+        guard(`signDigest ${h} ${req.hashAlg ?? "(the key's hash)"} ${req.format ?? 'plain'}`);
+        const k = own(h);
+        if (k.kind === 'ak') throw new FakeServiceError(422, 'UNSUPPORTED', 'key 0x81010000 is an AK: it signs only messages the TPM hashed, not a digest');
+        if (k.usage !== 'sign') throw new FakeServiceError(422, 'UNSUPPORTED', 'the key is a decryption key: it cannot sign');
+        if ((req.hashAlg ?? k.hashAlg) !== k.hashAlg) throw new FakeServiceError(422, 'UNSUPPORTED', 'hash does not match the key scheme');
+        state.signed.push(Buffer.from(req.digest));
+        return { handle: k.handle, sigAlg: k.scheme, hashAlg: k.hashAlg, format: (req.format ?? 'plain') as 'plain', signature: new Uint8Array(Buffer.from('SIG')), digest: Buffer.from(req.digest).toString('hex'), messageLength: 0 };
+      },
+      async decrypt(h, req) {
+        guard(`decrypt ${h} ${req.ciphertext.length}${req.label !== undefined ? ` label=${req.label}` : ''}`);
+        const k = own(h);
+        if (k.scheme !== 'oaep') throw new FakeServiceError(422, 'UNSUPPORTED', `key ${k.handle} does not decrypt (its scheme is ${k.scheme})`);
+        return new Uint8Array(Buffer.from('PLAIN'));
+      },
+      async ecdh(h, req) {
+        guard(`ecdh ${h} ${req.peer.split('\n')[0]}`);
+        const k = own(h);
+        if (k.scheme !== 'ecdh') throw new FakeServiceError(422, 'UNSUPPORTED', `key ${k.handle} does not agree keys (its scheme is ${k.scheme})`);
+        return new Uint8Array(32).fill(0x5a);
       },
       // Operations without a named method: not faked until a tool uses one.
       async request(op) {

@@ -51,6 +51,13 @@ describe('diagnoseKeyFailure', () => {
     expect(badPublic!.reason).toMatch(/damaged or was not made by this TPM/);
   });
 
+  it("names the app's erased parent as a cause for a general key, the endorsement seed for an AK", () => {
+    const general = diagnoseKeyFailure(entry({ kind: 'general', usage: 'sign', scheme: 'ecdsa', curve: 'P-256' }), new TpmError(0x1df, LOAD));
+    expect(general!.reason).toMatch(/app's storage parent was erased/);
+    expect(general!.reason).not.toMatch(/endorsement seed/);
+    expect(diagnoseKeyFailure(entry(), new TpmError(0x1df, LOAD))!.reason).toMatch(/endorsement seed/);
+  });
+
   it('says nothing about the key for failures that are not its material', () => {
     expect(diagnoseKeyFailure(entry(), new TpmError(0x18b, LOAD))).toBeUndefined(); // handle(1): the parent
     expect(diagnoseKeyFailure(entry(), new TpmError(0x98e, LOAD))).toBeUndefined(); // session(1): the policy

@@ -8,6 +8,7 @@
  * Requests the server accepts or refuses as malformed are checked against the request schemas
  * too, so the document neither refuses what the server takes nor takes what it refuses.
  */
+import { constants, createHash, generateKeyPairSync, publicEncrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -673,6 +674,59 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('the real service answers as do
     // And a delete, now that nothing is held: alice's quota has room again.
     conforms(DELETE, await call(env, 'DELETE', `/v1/keys/${handles.a2!}`, { secret: alice }));
     expect((conforms(CAPS, await call(env, 'GET', '/v1/capabilities', { secret: alice })) as Json).quota).toEqual({ keys: { max: 2, used: 1, left: 1 } });
+  });
+
+  it('general keys (issue 12): createKey, digest sign, decrypt, ecdh 200; 400 for what the request schemas refuse too; 403; 422', async () => {
+    // One pool slot is free (alice's): each general key is made, used and deleted in turn.
+    const DECRYPT = { method: 'POST', path: '/v1/keys/{handle}/decrypt' };
+    const ECDH = { method: 'POST', path: '/v1/keys/{handle}/ecdh' };
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+    const made = async (req: Json): Promise<Json> => {
+      expect(validate(requestSchema('POST', '/v1/keys'), req, doc)).toEqual([]);
+      return conforms(KEYS, await call(env, 'POST', '/v1/keys', { secret: alice, json: req })) as Json;
+    };
+    const peer = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+
+    const signer = await made({ type: 'rsa', kind: 'general', scheme: 'rsapss' });
+    expect(signer).toMatchObject({ kind: 'general', usage: 'sign', scheme: 'rsapss', bits: 2048 });
+    const digest = { digest: b64(createHash('sha256').update('m').digest()) };
+    expect(validate(requestSchema('POST', SIGN.path), digest, doc)).toEqual([]);
+    expect(conforms(SIGN, await call(env, 'POST', `/v1/keys/${signer.handle as string}/sign`, { secret: alice, json: digest }))).toMatchObject({ sigAlg: 'rsapss', messageLength: 0 });
+    for (const bad of [{ ...digest, message: 'AA==' }, { digest: 'x' }]) {
+      expect(validate(requestSchema('POST', SIGN.path), bad, doc), JSON.stringify(bad)).not.toEqual([]);
+      expect(conforms(SIGN, await call(env, 'POST', `/v1/keys/${signer.handle as string}/sign`, { secret: alice, json: bad }))).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    }
+    expect(conforms(SIGN, await call(env, 'POST', `/v1/keys/${handles.a1!}/sign`, { secret: alice, json: digest }))).toMatchObject({ error: { code: 'UNSUPPORTED' } });
+    conforms(DELETE, await call(env, 'DELETE', `/v1/keys/${signer.handle as string}`, { secret: alice }));
+
+    const oaep = await made({ type: 'rsa', kind: 'general', usage: 'decrypt' });
+    expect(oaep).toMatchObject({ kind: 'general', usage: 'decrypt', scheme: 'oaep' });
+    const ciphertext = publicEncrypt({ key: oaep.pem as string, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from('secret'));
+    const good = { ciphertext: b64(ciphertext) };
+    expect(validate(requestSchema('POST', DECRYPT.path), good, doc)).toEqual([]);
+    expect(conforms(DECRYPT, await call(env, 'POST', `/v1/keys/${oaep.handle as string}/decrypt`, { secret: alice, json: good }))).toMatchObject({ plaintext: b64(Buffer.from('secret')) });
+    for (const bad of [{}, { ...good, label: 7 }, { ...good, x: 1 }, { ciphertext: '@' }]) {
+      expect(validate(requestSchema('POST', DECRYPT.path), bad, doc), JSON.stringify(bad)).not.toEqual([]);
+      expect(conforms(DECRYPT, await call(env, 'POST', `/v1/keys/${oaep.handle as string}/decrypt`, { secret: alice, json: bad }))).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    }
+    // Garbage the TPM cannot decrypt: the caller's fault, a 400 with the TPM's code.
+    expect(conforms(DECRYPT, await call(env, 'POST', `/v1/keys/${oaep.handle as string}/decrypt`, { secret: alice, json: { ...good, label: 'other' } }))).toMatchObject({ error: { code: 'BAD_REQUEST', tpmRc: expect.any(String) } });
+    expect(conforms(DECRYPT, await call(env, 'POST', `/v1/keys/${handles.a1!}/decrypt`, { secret: alice, json: good }))).toMatchObject({ error: { code: 'UNSUPPORTED' } });
+    expect(conforms(DECRYPT, await call(env, 'POST', `/v1/keys/${handles.b1!}/decrypt`, { secret: alice, json: good }))).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    conforms(DELETE, await call(env, 'DELETE', `/v1/keys/${oaep.handle as string}`, { secret: alice }));
+
+    const ecdh = await made({ type: 'ecc', kind: 'general', usage: 'decrypt', scheme: 'ecdh', curve: 'P-256' });
+    expect(ecdh).toMatchObject({ kind: 'general', usage: 'decrypt', scheme: 'ecdh', curve: 'P-256' });
+    expect(validate(requestSchema('POST', ECDH.path), { peer }, doc)).toEqual([]);
+    const z = conforms(ECDH, await call(env, 'POST', `/v1/keys/${ecdh.handle as string}/ecdh`, { secret: alice, json: { peer } })) as Json;
+    expect(Buffer.from(z.z as string, 'base64').length).toBe(32);
+    for (const bad of [{}, { peer: 1 }, { peer, x: 1 }, { peer: '' }]) {
+      expect(validate(requestSchema('POST', ECDH.path), bad, doc), JSON.stringify(bad)).not.toEqual([]);
+      expect(conforms(ECDH, await call(env, 'POST', `/v1/keys/${ecdh.handle as string}/ecdh`, { secret: alice, json: bad }))).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    }
+    expect(conforms(ECDH, await call(env, 'POST', `/v1/keys/${handles.a1!}/ecdh`, { secret: alice, json: { peer } }))).toMatchObject({ error: { code: 'UNSUPPORTED' } });
+    expect(conforms(ECDH, await call(env, 'POST', `/v1/keys/${handles.b1!}/ecdh`, { secret: alice, json: { peer } }))).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    conforms(DELETE, await call(env, 'DELETE', `/v1/keys/${ecdh.handle as string}`, { secret: alice }));
   });
 
   it('504 when the deadline passes while waiting for the TPM', async () => {

@@ -529,6 +529,8 @@ describe('hostile request values', () => {
     ['DELETE', '/v1/keys/{h}', 'delete-key'],
     ['GET', '/v1/keys/{h}/public', 'get-public'],
     ['POST', '/v1/keys/{h}/sign', 'sign'],
+    ['POST', '/v1/keys/{h}/decrypt', 'decrypt'],
+    ['POST', '/v1/keys/{h}/ecdh', 'ecdh'],
     ['GET', '/v1/pcrs', 'read-pcrs'],
     ['POST', '/v1/keys/{h}/quote', 'quote'],
     ['POST', '/v1/keys/{h}/certify', 'certify'],

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BlobStore } from '../keys/blob-store.js';
+import { AppParents, PARENTS_DIR } from '../keys/app-parents.js';
 import { cloudInitUserData, type ToolsSource } from '../tenants/cloud-init.js';
 import type { ServiceConfig } from '../config.js';
 import { KEYS_DIR, openCore, REGISTRY_FILE } from '../core.js';
@@ -180,9 +181,11 @@ export interface TenantListing {
 /** Keys whose record no configured tenant has: left by `tenant remove` without --purge. */
 export interface OrphanListing {
   record: string;
-  /** The name the record's tenant had. */
+  /** The name the record's tenant had (a record with only an app parent left: the record itself). */
   tenant: string;
   keys: KeyListing[];
+  /** The record still has an app parent (general keys' storage key; purging it is the crypto-erase). */
+  appParent?: true;
 }
 
 const keyListing = (e: KeyEntry): KeyListing => ({
@@ -217,6 +220,14 @@ export async function listTenants(tenantsFile: string, stateDir: string): Promis
     let o = orphans.get(e.owner);
     if (!o) orphans.set(e.owner, (o = { record: e.owner, tenant: e.tenant, keys: [] }));
     o.keys.push(keyListing(e));
+  }
+  // A record whose keys are gone but whose app parent is left (tenant removed without --purge
+  // after its last general key was deleted, or a crash between making the parent and the key).
+  for (const owner of AppParents.ownersIn(join(stateDir, PARENTS_DIR))) {
+    if (byRecord.has(owner)) continue;
+    const o = orphans.get(owner) ?? { record: owner, tenant: owner, keys: [] };
+    o.appParent = true;
+    orphans.set(owner, o);
   }
   return { tenants: listed, orphans: [...orphans.values()] };
 }
@@ -316,6 +327,8 @@ export async function purgeOrphans(o: PurgeOptions & { record: string }): Promis
   if (!isRecordId(o.record)) throw new AdminError(`${JSON.stringify(o.record)} is not a record id (16 hex digits, or legacy:ID)`);
   await refuseConfigured(o.tenantsFile, o.record);
   const keys = loadRegistry(o.config.stateDir, o.config.keyStore).ofRecord(o.record);
-  if (keys.length === 0) throw new AdminError(`no keys of record ${o.record}`);
-  return purgeRecordKeys(o, o.record, keys[0]!.tenant);
+  const parent = AppParents.ownersIn(join(o.config.stateDir, PARENTS_DIR)).includes(o.record);
+  if (keys.length === 0 && !parent) throw new AdminError(`no keys of record ${o.record}`);
+  // With no keys left, the purge still destroys the record's app parent.
+  return purgeRecordKeys(o, o.record, keys[0]?.tenant ?? o.record);
 }

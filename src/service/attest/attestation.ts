@@ -56,7 +56,7 @@ export class Attestation {
   constructor(private readonly d: AttestationDeps) {}
 
   private jobKey(entry: KeyEntry): JobKey {
-    return { entry, blobs: this.d.keys.blobsOf(entry) };
+    return { entry, ...this.d.keys.material(entry) };
   }
 
   /** One queue job; its failure told as a 4xx when the caller's input caused it. */

@@ -2,7 +2,8 @@
  * TPM2_Certify jobs: the caller's AK certifies another key of the caller, or the device's
  * attestation key certifies the caller's key.
  *
- * Both keys are in the TPM at once. A `blobs` key needs the EK loaded while it is loaded, and a
+ * Both keys are in the TPM at once. A `blobs` key needs the EK (a general key: its app parent,
+ * and the service primary before that) loaded while it is loaded, and a
  * streamed sign may keep a hash sequence loaded (config hashSlots): EK, signer, object and
  * sequence would be one more than swtpm's 3 object slots. So a transient object is loaded
  * first and context-saved out while the signer is loaded, then loaded back; nothing stays
@@ -15,7 +16,6 @@ import {
   TpmError,
   certify,
   flush,
-  loadKey,
   objectAttrs,
   readPublic,
   type AttestResult,
@@ -25,7 +25,7 @@ import {
   type TPMS_CONTEXT,
   type TpmRunner,
 } from '../../tpm/index.js';
-import { withEntryKey } from '../keys/key-in-tpm.js';
+import { loadEntryKey, withEntryKey } from '../keys/key-in-tpm.js';
 import { conflict } from '../protocol/errors.js';
 import { formatHandle } from '../protocol/handles.js';
 import { blame, type JobKey } from './key-jobs.js';
@@ -39,10 +39,9 @@ interface SavedObject {
   name: Uint8Array;
 }
 
-/** Loads a `blobs` key (under the EK, flushed again) and keeps only its saved context. */
+/** Loads a `blobs` key (under the EK or its app's parent, flushed again) and keeps only its saved context. */
 async function setAside(tpm: TpmRunner, key: JobKey): Promise<SavedObject> {
-  if (!key.blobs) throw conflict(`the key material of ${formatHandle(key.entry.handle)} is missing on the host`);
-  const loaded = await loadKey(tpm, key.blobs);
+  const loaded = await loadEntryKey(tpm, key.entry, key);
   try {
     const { context } = await tpm.run(ContextSave, { saveHandle: loaded.handle });
     return { context, name: loaded.name };
@@ -53,11 +52,11 @@ async function setAside(tpm: TpmRunner, key: JobKey): Promise<SavedObject> {
 
 /** The caller's AK `signer` certifies the caller's key `object`. */
 export async function certifyOwnKey(tpm: TpmRunner, signer: JobKey, object: JobKey, qualifyingData: Uint8Array): Promise<CertifyResult> {
-  const bySigner = (o: NamedHandle): Promise<CertifyResult> => blame(signer.entry, () => withEntryKey(tpm, signer.entry, signer.blobs, (s) => certify(tpm, s, o, { qualifyingData })));
-  if (object.entry.store === 'tpm') return blame(object.entry, () => withEntryKey(tpm, object.entry, object.blobs, bySigner));
+  const bySigner = (o: NamedHandle): Promise<CertifyResult> => blame(signer.entry, () => withEntryKey(tpm, signer.entry, signer, (s) => certify(tpm, s, o, { qualifyingData })));
+  if (object.entry.store === 'tpm') return blame(object.entry, () => withEntryKey(tpm, object.entry, object, bySigner));
   const saved = await blame(object.entry, () => setAside(tpm, object));
   return blame(signer.entry, () =>
-    withEntryKey(tpm, signer.entry, signer.blobs, async (s) => {
+    withEntryKey(tpm, signer.entry, signer, async (s) => {
       const { loadedHandle } = await tpm.run(ContextLoad, { context: saved.context });
       try {
         return await certify(tpm, s, { handle: loadedHandle, name: saved.name }, { qualifyingData });
@@ -89,5 +88,5 @@ export async function deviceKey(tpm: TpmRunner, handle: number): Promise<PublicI
 
 /** The device's key (empty password, as EVE's AIK has) certifies the caller's key. */
 export function certifyByDevice(tpm: TpmRunner, device: PublicInfo, object: JobKey, qualifyingData: Uint8Array): Promise<CertifyResult> {
-  return withEntryKey(tpm, object.entry, object.blobs, (o) => certify(tpm, device, o, { qualifyingData }));
+  return withEntryKey(tpm, object.entry, object, (o) => certify(tpm, device, o, { qualifyingData }));
 }

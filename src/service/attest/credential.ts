@@ -10,5 +10,5 @@ import { withEntryKey } from '../keys/key-in-tpm.js';
 import type { JobKey } from './key-jobs.js';
 
 export function activate(tpm: TpmRunner, key: JobKey, credentialBlob: Uint8Array, secret: Uint8Array): Promise<Uint8Array> {
-  return withEntryKey(tpm, key.entry, key.blobs, (handle) => activateCredential(tpm, { key: handle, ek: 'rsa', credentialBlob, secret }));
+  return withEntryKey(tpm, key.entry, key, (handle) => activateCredential(tpm, { key: handle, ek: 'rsa', credentialBlob, secret }));
 }

@@ -4,6 +4,7 @@
  */
 import { conflict } from '../protocol/errors.js';
 import { formatHandle } from '../protocol/handles.js';
+import type { KeyBlobs } from '../../tpm/index.js';
 import type { StoredBlobs } from '../keys/blob-store.js';
 import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
 
@@ -11,6 +12,8 @@ import type { KeyEntry, KeyRegistry } from '../keys/registry.js';
 export interface JobKey {
   entry: KeyEntry;
   blobs: StoredBlobs | undefined;
+  /** A general key's app parent (keys/key-in-tpm.ts). */
+  parent?: KeyBlobs | undefined;
 }
 
 export function stillCommitted(registry: KeyRegistry, entry: KeyEntry): void {

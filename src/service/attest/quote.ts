@@ -25,7 +25,7 @@ function pcrDigest(hashAlg: number | undefined, values: readonly Uint8Array[]): 
 
 export async function quoteWithValues(tpm: TpmRunner, key: JobKey, selection: readonly PcrBank[], qualifyingData: Uint8Array): Promise<QuoteOutcome> {
   const pcrs = toPcrSelection(selection);
-  return withEntryKey(tpm, key.entry, key.blobs, async (handle) => {
+  return withEntryKey(tpm, key.entry, key, async (handle) => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const result = await quote(tpm, handle, { pcrs, qualifyingData });
       const read = await pcrRead(tpm, pcrs);

@@ -5,7 +5,8 @@
  * that a tool would write into a quote file. No dependencies: bundled into the tools.
  */
 import { ServiceError } from '../protocol/errors.js';
-import type { AppBinding } from '../protocol/messages.js';
+import type { AppBinding, KeySummary } from '../protocol/messages.js';
+import { KEY_KINDS, KEY_SCHEMES, KEY_USAGES } from '../protocol/vocabulary.js';
 
 /** One PCR's value, decoded. */
 export interface PcrReading {
@@ -105,4 +106,20 @@ export function pcrReadings(op: string, v: unknown): PcrReading[] {
     last = { bank, pcr };
     return { bank, pcr, value: new Uint8Array(Buffer.from(hex(op, o, 'value'), 'hex')) };
   });
+}
+
+/**
+ * A key's summary with its kind, usage and scheme: a service from before issue 12 sends none of
+ * them, and all its keys are AKs (RSASSA or ECDSA). A value outside the vocabulary is
+ * BAD_RESPONSE: the tools decide what a key may do from these.
+ */
+export function keyShape<K extends KeySummary>(op: string, v: unknown): K {
+  const o = object(op, v) as Partial<KeySummary> & Record<string, unknown>;
+  if (o.kind === undefined && o.usage === undefined && o.scheme === undefined) {
+    return { ...o, kind: 'ak', usage: 'sign', scheme: o.type === 'ecc' ? 'ecdsa' : 'rsassa' } as K;
+  }
+  if (!(KEY_KINDS as readonly unknown[]).includes(o.kind)) throw badAnswer(op, `has key kind ${JSON.stringify(o.kind)}`);
+  if (!(KEY_USAGES as readonly unknown[]).includes(o.usage)) throw badAnswer(op, `has key usage ${JSON.stringify(o.usage)}`);
+  if (!(KEY_SCHEMES as readonly unknown[]).includes(o.scheme)) throw badAnswer(op, `has key scheme ${JSON.stringify(o.scheme)}`);
+  return o as K;
 }

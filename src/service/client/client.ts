@@ -17,8 +17,8 @@ import { isServiceErrorCode, ServiceError, ServiceUnreachableError } from '../pr
 import { handleText } from '../protocol/handles.js';
 import type { AlgSpelling, AppBinding, CreateKeyRequest, Health, KeyInfo, KeySummary, SignAnswer, SignRequest } from '../protocol/messages.js';
 import { MEDIA_JSON, MEDIA_STREAM, ROUTES, routeOf, targetOf, type Op, type ParamsOf, type QueryOf, type RequestOf, type ResponseOf } from '../protocol/routes.js';
-import type { HashName, KeyType, PublicFormat, SignFormat } from '../protocol/vocabulary.js';
-import { attestResult, badAnswer, bytes, hex, object, pcrReadings, text, type AttestResult, type PcrReading } from './answers.js';
+import type { EccCurve, HashName, KeyKind, KeyScheme, KeyType, KeyUsage, PublicFormat, RsaBits, SignFormat } from '../protocol/vocabulary.js';
+import { attestResult, badAnswer, bytes, hex, keyShape, object, pcrReadings, text, type AttestResult, type PcrReading } from './answers.js';
 
 export { ServiceError, ServiceUnreachableError } from '../protocol/errors.js';
 export { handleText } from '../protocol/handles.js';
@@ -54,6 +54,24 @@ export interface SignOptions {
   format?: SignFormat | (string & {});
   /** Streamed uploads: called with the bytes sent so far. */
   onProgress?: (bytesSent: number) => void;
+}
+
+/** POST /v1/keys: an AK (no kind, or kind ak) or a general key (issue 12); see CreateKeyRequest. */
+export interface CreateKeyOptions {
+  type: KeyTypeArg;
+  hashAlg?: HashArg;
+  kind?: KeyKind | (string & {});
+  usage?: KeyUsage | (string & {});
+  scheme?: KeyScheme | (string & {});
+  bits?: RsaBits | number;
+  curve?: EccCurve | (string & {});
+}
+
+/** Signing a digest the caller computed (general signing keys, as `tpm2_sign -d`). */
+export interface SignDigestOptions {
+  digest: Uint8Array;
+  hashAlg?: HashArg;
+  format?: SignFormat | (string & {});
 }
 
 /** A signature as the client returns it: the signature bytes decoded. */
@@ -172,18 +190,21 @@ export class ServiceClient {
     return this.request('health', {});
   }
 
-  createKey(opts: { type: KeyTypeArg; hashAlg?: HashArg }): Promise<KeyInfo> {
+  async createKey(opts: CreateKeyOptions): Promise<KeyInfo> {
     const body: CreateKeyRequest = { type: opts.type };
-    if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
-    return this.request('create-key', {}, { body });
+    // Only the members given: an older service refuses members it does not know.
+    for (const k of ['hashAlg', 'kind', 'usage', 'scheme', 'bits', 'curve'] as const) if (opts[k] !== undefined) Object.assign(body, { [k]: opts[k] });
+    return keyShape<KeyInfo>('create-key', await this.request('create-key', {}, { body }));
   }
 
   async listKeys(): Promise<KeySummary[]> {
-    return (await this.request('list-keys', {})).keys;
+    const keys: unknown = object('list-keys', await this.request('list-keys', {})).keys;
+    if (!Array.isArray(keys)) throw badAnswer('list-keys', 'has no list of keys');
+    return (keys as unknown[]).map((k) => keyShape<KeySummary>('list-keys', k));
   }
 
-  getKey(handle: HandleArg): Promise<KeyInfo> {
-    return this.request('get-key', { handle: handleText(handle) });
+  async getKey(handle: HandleArg): Promise<KeyInfo> {
+    return keyShape<KeyInfo>('get-key', await this.request('get-key', { handle: handleText(handle) }));
   }
 
   /** `format`: pem (default), der or tss; anything else is the service's 400. */
@@ -210,6 +231,26 @@ export class ServiceClient {
       raw = await this.streamed<SignAnswer>(target, m, opts.length ?? (m instanceof Uint8Array ? m.length : undefined), opts.onProgress);
     }
     return { ...raw, signature: new Uint8Array(Buffer.from(raw.signature, 'base64')) };
+  }
+
+  /** Signs a digest (general signing keys only; an AK's refusal is the service's 422). */
+  async signDigest(handle: HandleArg, opts: SignDigestOptions): Promise<SignResult> {
+    const body: SignRequest = { digest: b64(opts.digest) };
+    if (opts.hashAlg !== undefined) body.hashAlg = opts.hashAlg;
+    if (opts.format !== undefined) body.format = opts.format;
+    const raw = await this.request('sign', { handle: handleText(handle) }, { body });
+    return { ...raw, signature: bytes('sign', object('sign', raw), 'signature') };
+  }
+
+  /** RSA-OAEP decryption with a general decrypt key; `label` as tpm2_rsadecrypt -l. Resolves with the plaintext (may be empty). */
+  async decrypt(handle: HandleArg, opts: { ciphertext: Uint8Array; label?: string }): Promise<Uint8Array> {
+    const body = { ciphertext: b64(opts.ciphertext), ...(opts.label !== undefined ? { label: opts.label } : {}) };
+    return bytes('decrypt', object('decrypt', await this.request('decrypt', { handle: handleText(handle) }, { body })), 'plaintext', true);
+  }
+
+  /** ECDH ZGen with a general ECC decrypt key and the peer's public key (PEM); resolves with Z. */
+  async ecdh(handle: HandleArg, opts: { peer: string }): Promise<Uint8Array> {
+    return bytes('ecdh', object('ecdh', await this.request('ecdh', { handle: handleText(handle) }, { body: { peer: opts.peer } })), 'z');
   }
 
   async deleteKey(handle: HandleArg): Promise<void> {

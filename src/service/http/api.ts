@@ -13,6 +13,7 @@ import { parseQuery } from './query.js';
 import { decodeBase64 } from './strict-json.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
 import { keyShape, type KeyEntry } from '../keys/registry.js';
+import { parseGeneralShape } from '../keys/general-shape.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
 import { appKeyHandlers } from './appkeys-api.js';
@@ -104,13 +105,14 @@ export class Api {
     if (body.type === undefined) throw badRequest('field "type" is required (rsa or ecc)');
     const type = parseKeyType(body.type);
     const hashAlg = body.hashAlg === undefined ? 'sha256' : parseHashAlg(body.hashAlg);
+    const general = parseGeneralShape(body, type);
     const have = this.d.registry.ofTenant(ctx.tenant).length;
     if (have >= ctx.tenant.maxKeys) {
       ctx.audit('deny', `quota of ${ctx.tenant.maxKeys} keys reached`);
       throw quotaExceeded(`you already have ${have} key(s); your quota is ${ctx.tenant.maxKeys}`);
     }
     ctx.audit('grant', 'within quota');
-    const { entry, pem } = await this.d.keys.create(ctx.tenant, type, hashAlg, ctx.signal);
+    const { entry, pem } = await this.d.keys.create(ctx.tenant, type, hashAlg, ctx.signal, general);
     ctx.handle = entry.handle;
     reply(ctx.res, 'create-key', { ...keySummary(entry), pem }, { Location: targetOf('get-key', { handle: formatHandle(entry.handle) }) });
   }
@@ -156,7 +158,20 @@ export class Api {
     if (kind === 'json') {
       parseQuery(ctx.query, []); // parameters live in the body; two places would be ambiguous
       const body = await this.jsonBody(ctx, 'sign');
-      if (body.message === undefined) throw badRequest('field "message" (base64) is required');
+      if (body.message !== undefined && body.digest !== undefined) throw badRequest('send "message" or "digest", not both');
+      if (body.digest !== undefined) {
+        // A digest the caller computed (as tpm2_sign -d): general signing keys only (keys/general-ops.ts).
+        const digest = decodeBase64(body.digest, 'digest');
+        const h = body.hashAlg === undefined ? entry.hashAlg : parseHashAlg(body.hashAlg);
+        const f = body.format === undefined ? 'plain' : parseSignFormat(body.format);
+        const r = await this.d.appKeys.signDigest(ctx.tenant, entry, digest, h, f, ctx.signal).catch((e: unknown) => {
+          throw this.d.keyHealth ? this.d.keyHealth.explain(entry, e) : e;
+        });
+        const sigAlg = SIG_ALG_NAMES[r.sig.sigAlg] ?? `0x${r.sig.sigAlg.toString(16)}`;
+        const signature = Buffer.from(r.signature).toString('base64');
+        return reply(ctx.res, 'sign', { handle: formatHandle(entry.handle), sigAlg, hashAlg: h, format: f, signature, digest: Buffer.from(r.digest).toString('hex'), messageLength: 0 });
+      }
+      if (body.message === undefined) throw badRequest('field "message" (base64) is required, or "digest" (base64) for a general signing key');
       message = decodeBase64(body.message, 'message');
       if (message.length > this.d.config.maxInlineMessageBytes) {
         throw payloadTooLarge(`an inline message may be at most ${this.d.config.maxInlineMessageBytes} bytes; stream larger ones as application/octet-stream`);

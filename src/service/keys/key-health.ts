@@ -27,14 +27,19 @@ export interface KeyFailure {
 }
 
 /** What a failure of loading or finding `entry` in the TPM says about the key, if anything. */
-export function diagnoseKeyFailure(entry: Pick<KeyEntry, 'store'>, e: unknown): KeyFailure | undefined {
+export function diagnoseKeyFailure(entry: Pick<KeyEntry, 'store' | 'kind'>, e: unknown): KeyFailure | undefined {
   if (!(e instanceof TpmError)) return undefined;
   const tpm = { tpmRc: hex32(e.rc), tpmText: e.message };
   // Load's parameters are the key's own blobs (inPrivate, inPublic): the TPM refuses the key
   // material itself, not the parent, the session or the moment.
   if (e.command === 'Load' && e.kind === 'parameter') {
+    // A general key lives under its app's parent, itself under the owner hierarchy (not the EK).
+    const cause =
+      entry.kind === 'general'
+        ? "its app's storage parent was erased (the app was purged) or replaced, the TPM was cleared (its owner seed changed) since the key was made, or the key file is damaged"
+        : 'the TPM was cleared or its endorsement seed changed since the key was made, or the key file is damaged';
     const reason = e.is(TPM_RC.INTEGRITY)
-      ? 'the TPM rejects its wrapped private part (integrity check failed): the TPM was cleared or its endorsement seed changed since the key was made, or the key file is damaged'
+      ? `the TPM rejects its wrapped private part (integrity check failed): ${cause}`
       : `the TPM rejects its key material (${e.message}): the key file is damaged or was not made by this TPM`;
     return { permanent: true, reason, ...tpm };
   }

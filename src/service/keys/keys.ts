@@ -10,6 +10,8 @@ import {
   TpmError,
   TPM_RC,
   createAk,
+  createAppParent,
+  createGeneralKey,
   evictPersistent,
   formatSignature,
   getTpmProperty,
@@ -19,6 +21,9 @@ import {
   readPublic,
   signDigest,
   tpmHash,
+  withAppParent,
+  type GeneralKeySpec,
+  type KeyBlobs,
   type TpmRunner,
   type PublicInfo,
   type CreatedKey,
@@ -35,11 +40,13 @@ import { formatHandle } from '../protocol/handles.js';
 import type { HandlePool } from './pool.js';
 import { HASH_ALG, type HashName, type KeyType, type SignFormat } from '../protocol/params.js';
 import type { TpmQueue } from '../tpm/queue.js';
-import type { KeyEntry, KeyRegistry, KeyStoreKind } from './registry.js';
+import { isGeneral, type KeyEntry, type KeyRegistry, type KeyStoreKind } from './registry.js';
+import type { EccCurve, KeyScheme, KeyUsage, RsaBits } from '../protocol/vocabulary.js';
+import type { AppParents } from './app-parents.js';
 import { SINGLE_HASH_MAX, type SequenceManager } from '../tpm/sequences.js';
 import { recordOf, type Tenant } from '../tenants/tenants.js';
 import type { KeysInChange } from './in-change.js';
-import { withEntryKey } from './key-in-tpm.js';
+import { persistEntryKey, withEntryKey, type KeyMaterial } from './key-in-tpm.js';
 import type { MaintenanceRequests } from '../tpm/maintenance.js';
 import type { ObjectCache } from '../tpm/object-cache.js';
 
@@ -56,6 +63,16 @@ export interface KeyManagerOptions {
   ownerAlive?: (record: string) => boolean;
   /** Keeps hot keys loaded across jobs (absent: every use loads and flushes). */
   cache?: ObjectCache;
+  /** The apps' storage parents, under which general keys are made. */
+  parents: AppParents;
+}
+
+/** What a general key is (POST /v1/keys with kind "general"): parsed and consistent with its type. */
+export interface GeneralShape {
+  usage: KeyUsage;
+  scheme: KeyScheme;
+  bits?: RsaBits;
+  curve?: EccCurve;
 }
 
 export interface PurgeOutcome {
@@ -147,9 +164,21 @@ export class KeyManager {
    * `key.publicArea` is the key's own (from its blobs). Throws 409 when its blobs are missing.
    */
   withKey<T>(tpm: TpmRunner, entry: KeyEntry, fn: (key: NamedHandle & { publicArea: TPMT_PUBLIC }) => Promise<T>): Promise<T> {
-    const blobs = this.blobs.get(entry.handle);
+    const material = this.material(entry);
+    const blobs = material.blobs;
     if (!blobs) throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
-    return withEntryKey(tpm, entry, blobs, (key) => fn({ ...key, publicArea: blobs.publicArea }), this.opts.cache);
+    return withEntryKey(tpm, entry, material, (key) => fn({ ...key, publicArea: blobs.publicArea }), this.opts.cache);
+  }
+
+  /** What loading the entry's key needs: its blobs and, a general key, its app's parent. */
+  material(entry: KeyEntry): KeyMaterial {
+    const blobs = this.blobs.get(entry.handle);
+    return isGeneral(entry) ? { blobs, parent: this.opts.parents.get(entry.owner) } : { blobs };
+  }
+
+  /** Whether the record has an app parent (made on its first general key, destroyed by its purge). */
+  hasAppParent(owner: string): boolean {
+    return this.opts.parents.get(owner) !== undefined;
   }
 
   pem(entry: KeyEntry): string | undefined {
@@ -174,15 +203,31 @@ export class KeyManager {
     }
   }
 
-  create(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
-    return this.track(recordOf(tenant), this.createNow(tenant, type, hashAlg, signal));
+  /** An AK (under the EK), or with `general` a general key under the record's app parent. */
+  create(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal, general?: GeneralShape): Promise<CreatedKeyInfo> {
+    return this.track(recordOf(tenant), this.createNow(tenant, type, hashAlg, signal, general));
   }
 
-  private async createNow(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal): Promise<CreatedKeyInfo> {
+  /**
+   * The record's app parent, made (one TPM job) and written durably on its first general key,
+   * before any key under it exists: a committed key never outlives a parent that was lost.
+   */
+  private async appParent(tenant: Tenant, owner: string): Promise<KeyBlobs> {
+    if (!this.ownerAlive(owner)) throw unauthenticated(`tenant ${tenant.id} was removed; no key is made for it`);
+    const had = this.opts.parents.get(owner);
+    // Not aborted by one caller's signal: a concurrent creation of the record waits for the same parent.
+    const parent = had ?? (await this.opts.parents.ensure(owner, () => this.queue.submit(tenant.id, 'create-parent', (tpm) => createAppParent(tpm))));
+    if (!had) crashPoint('create:after-parent');
+    return parent;
+  }
+
+  private async createNow(tenant: Tenant, type: KeyType, hashAlg: HashName, signal: AbortSignal, general?: GeneralShape): Promise<CreatedKeyInfo> {
     this.checkQuota(tenant);
     const owner = recordOf(tenant);
     const store = this.opts.keyStore;
     const pool = this.opts.pool;
+    const parent = general ? await this.appParent(tenant, owner) : undefined;
+    const spec = general ? ({ type, ...general, hashAlg: HASH_ALG[hashAlg] } as GeneralKeySpec) : undefined;
     // 1. In the TPM: see which pool handles are occupied, make the key (nothing stays loaded).
     const { key, occupied } = await this.queue.submit(
       tenant.id,
@@ -190,7 +235,7 @@ export class KeyManager {
       async (tpm) => {
         const occupied = new Set(await listHandles(tpm, pool.first, pool.last));
         if (store === 'tpm') await this.checkFloor(tpm);
-        const key = await createAk(tpm, type, { hashAlg: HASH_ALG[hashAlg] });
+        const key: CreatedKey = parent && spec ? await withAppParent(tpm, parent, (p) => createGeneralKey(tpm, p, spec)) : await createAk(tpm, type, { hashAlg: HASH_ALG[hashAlg] });
         return { key, occupied };
       },
       { signal },
@@ -218,6 +263,7 @@ export class KeyManager {
         createdAt: new Date().toISOString(),
         state: 'pending-create',
         store,
+        ...(general ? { kind: 'general' as const, ...general } : {}),
       };
       draft.set(handle, e);
       return e;
@@ -241,7 +287,8 @@ export class KeyManager {
       if (store === 'tpm') {
         await this.queue.submit(tenant.id, 'persist-key', async (tpm) => {
           await this.checkFloor(tpm);
-          await persistKey(tpm, key, entry.handle);
+          if (isGeneral(entry)) await persistEntryKey(tpm, entry, this.material(entry), entry.handle);
+          else await persistKey(tpm, key, entry.handle);
         });
         crashPoint('create:after-persist');
       }
@@ -386,24 +433,35 @@ export class KeyManager {
       if (!this.underWay.has(owner) && !this.registry.ofRecord(owner).some((e) => e.state === 'committed')) break;
     }
     const undone = (this.undone.get(owner) ?? 0) - undoneBefore;
-    return { purged, undone, remaining: this.registry.ofRecord(owner).length };
+    const remaining = this.registry.ofRecord(owner).length;
+    // Crypto-erase: with no key of the record left, its app parent goes (and with it any copy of its keys' blobs).
+    if (remaining === 0 && !this.underWay.has(owner) && this.hasAppParent(owner)) await this.opts.parents.destroy(owner);
+    return { purged, undone, remaining };
   }
 
   async sign(tenant: Tenant, entry: KeyEntry, req: SignRequest): Promise<SignResult> {
+    const general = isGeneral(entry);
+    if (general && entry.usage !== 'sign') {
+      throw unsupported(`key ${formatHandle(entry.handle)} is a decrypt key (${entry.scheme ?? 'no scheme'}); it cannot sign`);
+    }
     if (req.hashAlg !== entry.hashAlg) {
       throw unsupported(`key ${formatHandle(entry.handle)} signs only ${entry.hashAlg} digests (its scheme is fixed), not ${req.hashAlg}`);
     }
     const alg = HASH_ALG[req.hashAlg];
-    const blobs = this.blobs.get(entry.handle);
-    if (!blobs && entry.store === 'blobs') throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
+    const material = this.material(entry);
+    if (!material.blobs && entry.store === 'blobs') throw conflict(`the key material of ${formatHandle(entry.handle)} is missing on the host`);
+    if (general && !material.parent && entry.store === 'blobs') {
+      throw conflict(`key ${formatHandle(entry.handle)} cannot be used: its app's parent key is gone (erased when its app was purged)`);
+    }
 
     const signWith = async (tpm: TpmRunner, digest: Uint8Array, validation: TPMT_TK_HASHCHECK): Promise<TPMT_SIGNATURE> => {
       // A DELETE may have started while the message was streaming in.
       if (this.registry.get(entry.handle)?.state !== 'committed') throw conflict(`key ${formatHandle(entry.handle)} is being deleted`);
-      if (validation.hierarchy === TPM_RH.NULL) {
+      // A general key is not restricted: the TPM signs any digest with it, a NULL ticket too.
+      if (!general && validation.hierarchy === TPM_RH.NULL) {
         throw unsupported('the message starts with TPM_GENERATED_VALUE (0xFF544347); an attestation key never signs such data');
       }
-      return withEntryKey(tpm, entry, blobs, (key) => signDigest(tpm, key, digest, validation), this.opts.cache);
+      return withEntryKey(tpm, entry, material, (key) => signDigest(tpm, key, digest, validation), this.opts.cache);
     };
 
     const msg = req.message;

@@ -8,12 +8,13 @@
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { akTemplate, matchesTemplate, objectName, type TPMT_PUBLIC } from '../../tpm/index.js';
+import { KeyUsageError, TPM_ALG, TPM_ECC, akTemplate, generalKeyFromBlobs, generalKeyTemplate, matchesTemplate, objectName, type KeyBlobs, type TPMT_PUBLIC } from '../../tpm/index.js';
 import { BlobStore, type BlobFileProblem } from './blob-store.js';
 import { KEYS_DIR, REGISTRY_FILE } from '../core.js';
 import { formatHandle } from '../protocol/handles.js';
 import { lockStateDir } from '../admin/lock.js';
-import { HASH_ALG, type HashName, type KeyType } from '../protocol/params.js';
+import { HASH_ALG, hashName, type HashName, type KeyType } from '../protocol/params.js';
+import type { EccCurve, KeyScheme, RsaBits } from '../protocol/vocabulary.js';
 import { KeyRegistry, RegistryFormatError, type KeyEntry, type KeyStoreKind } from './registry.js';
 
 export class RebuildError extends Error {
@@ -28,6 +29,45 @@ export function akShape(pub: TPMT_PUBLIC): { type: KeyType; hashAlg: HashName } 
     }
   }
   return undefined;
+}
+
+const SCHEMES: Readonly<Record<number, KeyScheme>> = { [TPM_ALG.RSASSA]: 'rsassa', [TPM_ALG.RSAPSS]: 'rsapss', [TPM_ALG.ECDSA]: 'ecdsa', [TPM_ALG.OAEP]: 'oaep', [TPM_ALG.ECDH]: 'ecdh' };
+const CURVES: Readonly<Record<number, EccCurve>> = { [TPM_ECC.NIST_P256]: 'P-256', [TPM_ECC.NIST_P384]: 'P-384' };
+
+type GeneralEntryShape = Pick<KeyEntry, 'type' | 'hashAlg' | 'kind' | 'usage' | 'scheme' | 'bits' | 'curve'>;
+
+/**
+ * A general key's entry fields, read from its blobs (usage from its attributes, scheme, hash and
+ * size from its parameters), if it is exactly a key this service makes (its template again).
+ */
+export function generalShape(blobs: KeyBlobs): GeneralEntryShape | undefined {
+  let key;
+  try {
+    key = generalKeyFromBlobs(blobs);
+  } catch (e) {
+    if (e instanceof KeyUsageError) return undefined;
+    throw e;
+  }
+  const pub = key.publicArea;
+  if (pub.type !== TPM_ALG.RSA && pub.type !== TPM_ALG.ECC) return undefined;
+  const scheme = SCHEMES[pub.parameters.scheme.scheme];
+  const alg = pub.parameters.scheme.details?.hashAlg;
+  const hash = alg === undefined ? undefined : hashName(alg);
+  if (scheme === undefined || hash === undefined) return undefined;
+  let shape: GeneralEntryShape;
+  if (pub.type === TPM_ALG.RSA) {
+    shape = { type: 'rsa', hashAlg: hash, kind: 'general', usage: key.usage, scheme, bits: pub.parameters.keyBits as RsaBits };
+  } else {
+    const curve = CURVES[pub.parameters.curveID];
+    if (curve === undefined) return undefined;
+    shape = { type: 'ecc', hashAlg: hash, kind: 'general', usage: key.usage, scheme, curve };
+  }
+  try {
+    const again = generalKeyTemplate({ type: shape.type, usage: shape.usage, scheme: shape.scheme, bits: shape.bits, curve: shape.curve, hashAlg: alg } as Parameters<typeof generalKeyTemplate>[0]);
+    return matchesTemplate(pub, again) ? shape : undefined;
+  } catch {
+    return undefined; // a size or scheme this service never makes
+  }
 }
 
 export interface RebuildReport {
@@ -58,9 +98,9 @@ export async function rebuildRegistry(stateDir: string, keyStore: KeyStoreKind):
     for (const handle of blobs.handles().sort((a, b) => a - b)) {
       if (registry.get(handle)) continue;
       const b = blobs.get(handle)!;
-      const shape = akShape(b.publicArea);
+      const shape = akShape(b.publicArea) ?? generalShape(b);
       if (!shape) {
-        skipped.push({ file: `${formatHandle(handle)}.json`, problem: 'not an attestation key this service makes' });
+        skipped.push({ file: `${formatHandle(handle)}.json`, problem: 'not a key this service makes' });
         continue;
       }
       const { mtime } = await fsp.stat(blobs.fileOf(handle));

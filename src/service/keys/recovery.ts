@@ -20,6 +20,8 @@ import type { Logger } from 'pino';
 import {
   TpmError,
   TPM_RC,
+  GENERAL_DECRYPT_ATTRIBUTES,
+  GENERAL_SIGN_ATTRIBUTES,
   akTemplate,
   flush,
   listHandles,
@@ -37,7 +39,9 @@ import type { KeysInChange } from './in-change.js';
 import { evictIfOurs } from './keys.js';
 import { HASH_ALG } from '../protocol/params.js';
 import type { HandlePool } from './pool.js';
-import { RegistryMissingError, type KeyEntry, type KeyRegistry, type KeyStoreKind } from './registry.js';
+import { isGeneral, RegistryMissingError, type KeyEntry, type KeyRegistry, type KeyStoreKind } from './registry.js';
+import type { AppParents } from './app-parents.js';
+import { persistEntryKey } from './key-in-tpm.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -67,9 +71,15 @@ export async function recoverFiles(
   blobs: BlobStore,
   badFiles: readonly BlobFileProblem[],
   log: Logger,
+  parents?: AppParents,
 ): Promise<void> {
-  for (const dir of [stateDir, blobs.dir]) {
+  // loadAllSync first: it makes the parents directory (absent before the first general key).
+  const badParents = parents?.loadAllSync() ?? [];
+  for (const dir of [stateDir, blobs.dir, ...(parents ? [parents.dir] : [])]) {
     for (const f of await removeStaleTempFiles(dir)) log.info({ event: 'recovery', file: f }, 'removed a temp file left by a crash');
+  }
+  for (const p of badParents) {
+    log.error({ event: 'recovery', file: p.file, problem: p.problem }, "an app parent's file is unreadable; the general keys of its record cannot be used; kept for the operator to examine");
   }
   for (const e of registry.all()) {
     if (e.store !== 'blobs' || e.state === 'committed') continue;
@@ -101,6 +111,9 @@ export async function recoverFiles(
     if (e.state === 'committed' && e.store === 'blobs' && !blobs.get(e.handle)) {
       log.error({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant }, 'a registered key has no blobs; it cannot be used');
     }
+    if (e.state === 'committed' && parents && isGeneral(e) && !parents.get(e.owner)) {
+      log.error({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant, owner: e.owner }, "a registered general key's app parent is gone; it cannot be loaded");
+    }
   }
 }
 
@@ -108,7 +121,8 @@ function looksLikeOurKey(pub: TPMT_PUBLIC): boolean {
   for (const type of ['rsa', 'ecc'] as const) {
     for (const alg of Object.values(HASH_ALG)) if (matchesTemplate(pub, akTemplate(type, alg))) return true;
   }
-  return false;
+  // A general key (issue 12): exactly the attributes the service gives them.
+  return pub.objectAttributes === GENERAL_SIGN_ATTRIBUTES || pub.objectAttributes === GENERAL_DECRYPT_ATTRIBUTES;
 }
 
 async function nameAt(tpm: TpmRunner, handle: number): Promise<string | undefined> {
@@ -125,7 +139,7 @@ export async function reconcileTpm(
   tpm: TpmRunner,
   registry: KeyRegistry,
   blobs: BlobStore,
-  opts: { keyStore: KeyStoreKind; pool: HandlePool; changing?: KeysInChange; keyHealth?: KeyHealth },
+  opts: { keyStore: KeyStoreKind; pool: HandlePool; changing?: KeysInChange; keyHealth?: KeyHealth; parents?: AppParents },
   log: Logger,
 ): Promise<void> {
   const busy = (h: number): boolean => opts.changing?.has(h) ?? false;
@@ -151,9 +165,16 @@ export async function reconcileTpm(
     const name = await nameAt(tpm, e.handle);
     if (name === e.name) continue;
     const b = blobs.get(e.handle);
+    const parent = isGeneral(e) ? opts.parents?.get(e.owner) : undefined;
+    if (name === undefined && b && isGeneral(e) && !parent) {
+      opts.keyHealth?.markLost(e, { permanent: true, reason: "its persistent object is missing from the TPM and its app's parent key is gone (erased)" });
+      log.error({ event: 'recovery', handle: formatHandle(e.handle), tenant: e.tenant }, "a committed general key is missing from the TPM and its app's parent is gone to re-create it");
+      continue;
+    }
     if (name === undefined && b) {
       try {
-        await persistKey(tpm, b, e.handle);
+        if (isGeneral(e)) await persistEntryKey(tpm, e, { blobs: b, parent }, e.handle);
+        else await persistKey(tpm, b, e.handle);
       } catch (err) {
         // Blobs the TPM refuses for good (TPM cleared, file damaged) must not stall every other key.
         if (!opts.keyHealth?.restoreFailed(e, err)) throw err;
@@ -183,7 +204,7 @@ export async function reconcileTpm(
       // Ours from a lost registry, or restored from an old copy: a key someone may still need.
       log.error(
         { event: 'recovery', handle: formatHandle(h), hasBlobs: blobs.hasFile(h) },
-        `an attestation key in the pool has no registry entry; kept, its handle is never reused${blobs.hasFile(h) ? `; restore it with the service stopped: ${REBUILD_COMMAND}` : ''}`,
+        `a key of this service in the pool has no registry entry; kept, its handle is never reused${blobs.hasFile(h) ? `; restore it with the service stopped: ${REBUILD_COMMAND}` : ''}`,
       );
     } else {
       log.warn({ event: 'recovery', handle: formatHandle(h) }, 'a foreign object occupies a pool handle; left alone and never allocated');

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileDurable } from '../admin/durable-file.js';
 import { formatHandle, isPersistentHandle, parseHandle } from '../protocol/handles.js';
 import { HASH_ALG, type HashName, type KeyType } from '../protocol/params.js';
-import type { EccCurve, KeyKind, KeyScheme, KeyUsage, RsaBits } from '../protocol/vocabulary.js';
+import { ECC_CURVES, GENERAL_SCHEMES, RSA_BITS, type EccCurve, type KeyKind, type KeyScheme, type KeyUsage, type RsaBits } from '../protocol/vocabulary.js';
 import { isRecordId, LEGACY_RECORD, recordOf, type Tenant } from '../tenants/tenants.js';
 
 export type KeyState = 'pending-create' | 'committed' | 'pending-delete';
@@ -93,7 +93,7 @@ function parseEntry(raw: unknown, i: number): KeyEntry {
   if (!ok) throw new RegistryFormatError(`${where} (${formatHandle(handle)}) has missing or invalid fields`);
   const owner = r.owner === undefined ? LEGACY_RECORD + (r.tenant as string) : r.owner;
   if (!isRecordId(owner)) throw new RegistryFormatError(`${where} (${formatHandle(handle)}) has an invalid owner`);
-  return {
+  const entry: KeyEntry = {
     handle,
     owner,
     tenant: r.tenant as string,
@@ -104,6 +104,31 @@ function parseEntry(raw: unknown, i: number): KeyEntry {
     state: r.state as KeyState,
     store: r.store as KeyStoreKind,
   };
+  const shape = parseShape(r, entry.type);
+  if (typeof shape === 'string') throw new RegistryFormatError(`${where} (${formatHandle(handle)}) ${shape}`);
+  return { ...entry, ...shape };
+}
+
+/** kind/usage/scheme/size of an entry: none (an AK of any version), or a general key's complete and consistent. */
+function parseShape(r: Record<string, unknown>, type: KeyType): Pick<KeyEntry, 'kind' | 'usage' | 'scheme' | 'bits' | 'curve'> | string {
+  const given = ['usage', 'scheme', 'bits', 'curve'].filter((f) => r[f] !== undefined);
+  if (r.kind === undefined || r.kind === 'ak') return given.length === 0 ? (r.kind === 'ak' ? { kind: 'ak' } : {}) : `is an AK with general-key fields (${given.join(', ')})`;
+  if (r.kind !== 'general') return 'has an invalid kind';
+  if (r.usage !== 'sign' && r.usage !== 'decrypt') return 'has an invalid usage';
+  const usage: KeyUsage = r.usage;
+  if (!GENERAL_SCHEMES[type][usage].includes(r.scheme as KeyScheme)) return `has a scheme that does not fit a ${type} ${usage} key`;
+  const scheme = r.scheme as KeyScheme;
+  if (type === 'rsa') {
+    if (!RSA_BITS.includes(r.bits as RsaBits) || r.curve !== undefined) return 'has an invalid RSA key size';
+    return { kind: 'general', usage, scheme, bits: r.bits as RsaBits };
+  }
+  if (!ECC_CURVES.includes(r.curve as EccCurve) || r.bits !== undefined) return 'has an invalid curve';
+  return { kind: 'general', usage, scheme, curve: r.curve as EccCurve };
+}
+
+/** Whether the entry is a general key (under its app's parent), not an AK (under the EK). */
+export function isGeneral(e: Pick<KeyEntry, 'kind'>): boolean {
+  return e.kind === 'general';
 }
 
 export function serializeRegistry(entries: Iterable<KeyEntry>): string {

@@ -4,7 +4,27 @@
  */
 import { badRequest } from './errors.js';
 import { describeValue } from './describe-value.js';
-import { HASH_ALG, KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type HashName, type KeyType, type PublicFormat, type SignFormat } from './vocabulary.js';
+import {
+  ECC_CURVES,
+  GENERAL_SCHEMES,
+  HASH_ALG,
+  KEY_ALG,
+  KEY_KINDS,
+  KEY_SCHEMES,
+  KEY_USAGES,
+  PUBLIC_FORMATS,
+  RSA_BITS,
+  SIGN_FORMATS,
+  type EccCurve,
+  type HashName,
+  type KeyKind,
+  type KeyScheme,
+  type KeyType,
+  type KeyUsage,
+  type PublicFormat,
+  type RsaBits,
+  type SignFormat,
+} from './vocabulary.js';
 
 export { HASH_ALG, type HashName, type KeyType, type PublicFormat, type SignFormat };
 
@@ -48,6 +68,31 @@ export function parseSignFormat(v: unknown): SignFormat {
 
 export function parsePublicFormat(v: unknown): PublicFormat {
   return oneOf(v, PUBLIC_FORMATS, 'public key format');
+}
+
+export function parseKeyKind(v: unknown): KeyKind {
+  return oneOf(v, KEY_KINDS, 'key kind');
+}
+
+export function parseKeyUsage(v: unknown): KeyUsage {
+  return oneOf(v, KEY_USAGES, 'key usage');
+}
+
+/** A scheme that exists and fits the key's type and usage (the 400 names the ones that do). */
+export function parseKeyScheme(v: unknown, type: KeyType, usage: KeyUsage): KeyScheme {
+  const scheme = oneOf(v, KEY_SCHEMES, 'key scheme');
+  const fits = GENERAL_SCHEMES[type][usage];
+  if (!fits.includes(scheme)) throw badRequest(`scheme ${scheme} does not fit a ${type} ${usage} key: use ${fits.join(' or ')}`);
+  return scheme;
+}
+
+export function parseRsaBits(v: unknown): RsaBits {
+  if (typeof v === 'number' && (RSA_BITS as readonly number[]).includes(v)) return v as RsaBits;
+  throw badRequest(`RSA key size ${describeValue(v)}: use ${RSA_BITS.join(' or ')} (a number)`);
+}
+
+export function parseEccCurve(v: unknown): EccCurve {
+  return oneOf(v, ECC_CURVES, 'curve');
 }
 
 export function hashName(alg: number): HashName | undefined {

@@ -110,6 +110,7 @@ export async function filePurgeResults(stateDir: string, results: readonly Purge
  * that record's creations and deletions under way, so that the counts are what happened.
  */
 export async function purgeRecord(keys: KeyManager, record: string, tenant: string, log: Logger): Promise<PurgeOutcome> {
+  const hadParent = keys.hasAppParent(record);
   const out = await keys.purge(record, (e) =>
     log.info(
       { event: 'audit', tenant: e.tenant, record, op: 'purge', handle: formatHandle(e.handle), decision: 'grant', reason: 'tenant removed by the host administrator' },
@@ -117,5 +118,6 @@ export async function purgeRecord(keys: KeyManager, record: string, tenant: stri
     ),
   );
   log.info({ event: 'purged', tenant, record, keys: out.purged, undone: out.undone, remaining: out.remaining }, 'purged the keys of a removed tenant');
+  if (hadParent && !keys.hasAppParent(record)) log.info({ event: 'audit', tenant, record, op: 'purge', decision: 'grant' }, "destroyed the app's parent key: copies of its general keys can never be loaded again");
   return out;
 }

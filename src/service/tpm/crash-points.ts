@@ -6,6 +6,8 @@
  * the short ones). Without the variable: a no-op.
  */
 export type CrashPoint =
+  // A general key's app parent is written, its key not yet made (the record's first general key).
+  | 'create:after-parent'
   | 'create:after-tpm'
   | 'create:after-pending'
   | 'create:after-blobs'
@@ -19,6 +21,7 @@ export type CrashPoint =
   | 'write:after-temp'
   | 'write:after-rename';
 
+/** The points every key creation and deletion passes (create:after-parent only a general key's first). */
 export const CRASH_POINTS: readonly CrashPoint[] = [
   'create:after-tpm',
   'create:after-pending',

@@ -27,8 +27,6 @@ import {
   TPM_RC,
   TpmError,
   getTpmProperty,
-  loadKey,
-  type KeyBlobs,
   type NamedHandle,
   type TPMS_CONTEXT,
   type TpmRunner,
@@ -102,8 +100,11 @@ export class ObjectCache implements SlotLender {
     return [...this.entries.values()].flatMap((c) => (c.loaded === undefined ? [] : [c.loaded]));
   }
 
-  /** Runs `fn` with the `blobs` key of `entry` loaded; it stays loaded (or saved) afterwards. */
-  async withKey<T>(tpm: TpmRunner, entry: KeyEntry, blobs: KeyBlobs, fn: (key: NamedHandle) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the `blobs` key of `entry` loaded (`load`: TPM2_Load from its blobs, under the
+   * EK or its app's parent); it stays loaded (or saved) afterwards — the key only, never a parent.
+   */
+  async withKey<T>(tpm: TpmRunner, entry: KeyEntry, load: () => Promise<NamedHandle>, fn: (key: NamedHandle) => Promise<T>): Promise<T> {
     if (this.slots === undefined) await this.learnSlots(tpm);
     let c = this.entries.get(entry.handle);
     if (c && (c.name !== entry.name || c.owner !== entry.owner)) {
@@ -129,7 +130,7 @@ export class ObjectCache implements SlotLender {
           this.unload(c);
         }
       }
-      const handle = await this.bringIn(tpm, c, blobs);
+      const handle = await this.bringIn(tpm, c, load);
       return await fn({ handle, name });
     } finally {
       c.pins--;
@@ -143,7 +144,7 @@ export class ObjectCache implements SlotLender {
   }
 
   /** ContextLoad of the saved context, or else Load from the blobs; kept unless dropped meanwhile. */
-  private async bringIn(tpm: TpmRunner, c: Cached, blobs: KeyBlobs): Promise<number> {
+  private async bringIn(tpm: TpmRunner, c: Cached, load: () => Promise<NamedHandle>): Promise<number> {
     let handle: number | undefined;
     if (c.context) {
       try {
@@ -155,7 +156,7 @@ export class ObjectCache implements SlotLender {
       }
     }
     if (handle === undefined) {
-      handle = (await loadKey(tpm, blobs)).handle;
+      handle = (await load()).handle;
       this.counts.loads++;
     }
     if (!c.dropped) {
