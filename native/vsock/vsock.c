@@ -9,6 +9,11 @@
  * stream handles by the JavaScript side, as before.
  *
  * Errors are thrown as JS errors whose `code` is the errno name (EAFNOSUPPORT, ...).
+ *
+ * The same addon carries the kernel's vTPM proxy (/dev/vtpmx): vtpmNewDev() makes a TPM device
+ * pair and returns the proxy fd; read()/write() move whole frames on it. The kernel's proxy fd
+ * ignores O_NONBLOCK on read, so JavaScript reads only after watch() said readable (one reader,
+ * so the command is there and read() returns at once); a write never waits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #if defined(__has_include) && __has_include(<linux/vm_sockets.h>)
 #include <linux/vm_sockets.h>
@@ -36,6 +43,21 @@ struct sockaddr_vm {
 };
 #endif
 _Static_assert(sizeof(struct sockaddr_vm) == sizeof(struct sockaddr), "sockaddr_vm must be 16 bytes");
+#if defined(__has_include) && __has_include(<linux/vtpm_proxy.h>)
+#include <linux/vtpm_proxy.h>
+#else
+/* The kernel ABI, as in linux/vtpm_proxy.h (musl cross builds have no kernel headers). */
+struct vtpm_proxy_new_dev {
+  uint32_t flags;
+  uint32_t tpm_num;
+  uint32_t fd;
+  uint32_t major;
+  uint32_t minor;
+};
+#define VTPM_PROXY_FLAG_TPM2 1
+#define VTPM_PROXY_IOC_NEW_DEV _IOWR(0xa1, 0x00, struct vtpm_proxy_new_dev)
+#endif
+_Static_assert(sizeof(struct vtpm_proxy_new_dev) == 20, "vtpm_proxy_new_dev must be 20 bytes");
 #include <node_api.h>
 #include <uv.h>
 
@@ -230,6 +252,87 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- the vTPM proxy and frame I/O on its fd ---- */
+
+/* vtpmNewDev(controlPath) -> { fd, tpmNum, major, minor }: a new TPM 2.0 device pair (/dev/tpmN,
+ * /dev/tpmrmN) whose commands are read from fd (non-blocking, close-on-exec). */
+static napi_value js_vtpm_new_dev(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[256];
+  size_t len;
+  if (get_args(env, info, 1, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len == 0 || len >= sizeof path - 1) {
+    napi_throw_type_error(env, "EINVAL", "expected the control device's path");
+    return NULL;
+  }
+  int ctl = open(path, O_RDWR | O_CLOEXEC);
+  if (ctl < 0) return throw_errno(env, "open", errno);
+  struct vtpm_proxy_new_dev nd;
+  memset(&nd, 0, sizeof nd);
+  nd.flags = VTPM_PROXY_FLAG_TPM2;
+  int rc = ioctl(ctl, VTPM_PROXY_IOC_NEW_DEV, &nd);
+  int err = errno;
+  close(ctl); /* the new device lives as long as its proxy fd, not the control fd */
+  if (rc < 0) return throw_errno(env, "ioctl VTPM_PROXY_IOC_NEW_DEV", err);
+  int fd = (int)nd.fd;
+  /* The kernel installs the fd without close-on-exec: a child must not keep the device alive. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    err = errno;
+    close(fd);
+    return throw_errno(env, "fcntl", err);
+  }
+  napi_value o;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "fd", u32(env, nd.fd));
+  napi_set_named_property(env, o, "tpmNum", u32(env, nd.tpm_num));
+  napi_set_named_property(env, o, "major", u32(env, nd.major));
+  napi_set_named_property(env, o, "minor", u32(env, nd.minor));
+  return o;
+}
+
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "EINVAL", "expected a Uint8Array");
+    return -1;
+  }
+  return 0;
+}
+
+/* read(fd, bytes) -> bytes read (0 at end of file), or null when nothing is ready (EAGAIN). */
+static napi_value js_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  void *data;
+  size_t len;
+  if (get_args(env, info, 2, argv) || get_fd(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &len)) return NULL;
+  ssize_t n;
+  do n = read(fd, data, len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    napi_value nul;
+    napi_get_null(env, &nul);
+    return nul;
+  }
+  if (n < 0) return throw_errno(env, "read", errno);
+  return u32(env, (uint32_t)n);
+}
+
+/* write(fd, bytes) -> bytes written (one call: the proxy takes one whole response per write). */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  void *data;
+  size_t len;
+  if (get_args(env, info, 2, argv) || get_fd(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &len)) return NULL;
+  ssize_t n;
+  do n = write(fd, data, len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "write", errno);
+  return u32(env, (uint32_t)n);
+}
+
 /* ---- watch: a uv_poll_t calling back into JS on readiness ---- */
 
 typedef struct {
@@ -333,6 +436,7 @@ NAPI_MODULE_INIT() {
     {"accept", js_accept},     {"connect", js_connect},     {"connectResult", js_connect_result},
     {"getsockname", js_getsockname}, {"getpeername", js_getpeername}, {"close", js_close},
     {"watch", js_watch},       {"unwatch", js_unwatch},     {"setRef", js_set_ref},
+    {"vtpmNewDev", js_vtpm_new_dev}, {"read", js_read},     {"write", js_write},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -22,6 +22,7 @@ export const EVE_NV: HandleRange = { first: 0x01500000, last: 0x019fffff };
 export const APP_PERSISTENT: HandleRange = { first: 0x81000000, last: 0x8100ffff };
 /** Where the firewall numbers an app's transient objects (per connection, as tpmrm does). */
 const VIRTUAL_TRANSIENT_FIRST = 0x80000000;
+const VIRTUAL_TRANSIENT_LAST = 0x80ffffff;
 
 export const inRange = (h: number, r: HandleRange): boolean => h >= r.first && h <= r.last;
 
@@ -67,16 +68,32 @@ export class AppState {
 
 /** One connection of an app: one resource-manager context. */
 export class Connection {
-  /** Virtual transient handle → real transient handle (objects and sequences). */
-  readonly transients = new Map<number, number>();
+  /**
+   * Virtual transient handle → real transient handle (objects and sequences); undefined while
+   * the service holds the object saved out between commands (its raw channel swaps contexts
+   * per command, as the kernel's tpm2-space.c does): such a handle is refused, never guessed.
+   */
+  readonly transients = new Map<number, number | undefined>();
   /** Sessions this connection started or loaded. Session handles are not renumbered. */
   readonly sessions = new Set<number>();
+  /**
+   * HMAC sessions started unsalted and unbound (their key is empty), with their latest nonceTPM:
+   * the firewall can follow their HMAC where it rewrites parameters (primary-auth.ts).
+   */
+  readonly unkeyed = new Map<number, { readonly hashAlg: number; nonceTPM: Uint8Array }>();
   private next = VIRTUAL_TRANSIENT_FIRST;
 
   constructor(readonly app: AppState) {}
 
-  /** Numbers a transient the TPM just loaded; numbers are never reused in a connection. */
+  /**
+   * Numbers a transient the TPM just loaded. Numbers are not reused in a connection until all
+   * 2^24 transient handles went round (a guest's /dev/tpmrm ContextLoads for every command);
+   * then the next free one, never a number past the transient range.
+   */
   addTransient(real: number): number {
+    while (this.transients.has(this.next) || this.next > VIRTUAL_TRANSIENT_LAST) {
+      this.next = this.next > VIRTUAL_TRANSIENT_LAST ? VIRTUAL_TRANSIENT_FIRST : this.next + 1;
+    }
     const v = this.next++;
     this.transients.set(v, real);
     return v;
@@ -84,9 +101,13 @@ export class Connection {
 
   /** What the service must flush when the connection closes (as tpmrm does on close). */
   loaded(): { transients: number[]; sessions: number[] } {
-    return { transients: [...this.transients.values()], sessions: [...this.sessions] };
+    const transients = [...this.transients.values()].filter((h): h is number => h !== undefined);
+    return { transients, sessions: [...this.sessions] };
   }
 }
+
+/** Whether `a` is an unsalted, unbound HMAC session of this connection (its key is empty). */
+export const isUnkeyed = (conn: Connection, a: { sessionHandle: number }): boolean => conn.unkeyed.has(a.sessionHandle) && conn.sessions.has(a.sessionHandle);
 
 /** The identity of a saved context: its digest over the whole TPMS_CONTEXT. */
 export function contextDigest(c: TPMS_CONTEXT): string {

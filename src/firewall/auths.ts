@@ -7,13 +7,15 @@
 import { TPM_RH, TPMA_SESSION } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import { passwordAuth, type AnyCommand, type Authorization } from '../tpm/command.js';
-import type { Connection } from './app.js';
+import { isUnkeyed, type Connection } from './app.js';
 import { atSession, refuse } from './refusal.js';
 
 /** The authorizations to forward, and which of them the service must fill with owner auth. */
 export interface CheckedAuths {
   readonly auths: Authorization[];
   readonly ownerAuth: number[];
+  /** Unkeyed HMAC sessions authorizing the virtual owner: followed if the parameters are rewritten. */
+  readonly ownerHmac: number[];
   /** Sessions the TPM flushes when the command succeeds (no continueSession, Part 2 §8.4). */
   readonly ending: number[];
 }
@@ -35,12 +37,22 @@ export function checkAuths(conn: Connection, cmd: AnyCommand, real: readonly num
   });
   const out: Authorization[] = [];
   const ownerAuth: number[] = [];
+  const ownerHmac: number[] = [];
   const ending: number[] = [];
   let usesObjectAuth = false;
   auths.forEach((a, k) => {
     const n = k + 1;
     const slot = authIndex[k];
     if (slot !== undefined && real[slot] === TPM_RH.OWNER) {
+      // tpm2-tools authorize the owner with an unkeyed HMAC session (primary-auth.ts): its key is
+      // the owner's empty authValue, so it proves no more than the empty password does. The chip
+      // checks it against the real owner authorization, EVE's empty one (followed where decide rewrites).
+      if (a.sessionHandle !== TPM_RH.RS_PW && isUnkeyed(conn, a)) {
+        ownerHmac.push(k);
+        if (Math.floor(a.sessionAttributes / TPMA_SESSION.continueSession) % 2 === 0) ending.push(a.sessionHandle);
+        out.push(a);
+        return;
+      }
       checkVirtualAuth(a, n);
       ownerAuth.push(k);
       out.push(passwordAuth());
@@ -57,5 +69,5 @@ export function checkAuths(conn: Connection, cmd: AnyCommand, real: readonly num
   if (usesObjectAuth && conn.app.daFailures >= conn.app.limits.daFailures) {
     refuse(TPM_RC.LOCKOUT, `${conn.app.app} had ${conn.app.daFailures} authorization failures`);
   }
-  return { auths: out, ownerAuth, ending };
+  return { auths: out, ownerAuth, ownerHmac, ending };
 }

@@ -16,13 +16,22 @@ import {
   TPM2B_SENSITIVE_DATA,
   TPM_HANDLE,
 } from '../tpm/structures.js';
-import { tpm2b, u16 } from '../tpm/wire/codec.js';
+import { tpm2b, u16, yesNo } from '../tpm/wire/codec.js';
 
 /**
  * TPM2B_SENSITIVE (Part 2 §12.3.3) carried opaque: the firewall never looks inside a key the
  * app loads into the NULL hierarchy; the TPM checks it. Bounded by MAX_COMMAND_SIZE.
  */
 const TPM2B_SENSITIVE_OPAQUE = tpm2b('TPM2B_SENSITIVE', 4096);
+
+/** TPM2_SelfTest — Part 3 §10.2. The firewall answers it (decide.ts): the chip's self test is the host's. */
+export const SelfTest = command({
+  name: 'SelfTest',
+  code: 0x143,
+  spec: 'Part 3 §10.2',
+  params: { fullTest: yesNo },
+  response: {},
+});
 
 /** TPM2_LoadExternal — Part 3 §12.3. objectHandle: the loaded object (transient). */
 export const LoadExternal = command({

@@ -4,22 +4,29 @@
  * error, or hand a virtualized command to the service. Pure apart from reading the app's
  * records: nothing changes until `finish` sees the chip's success.
  */
-import { TPM_HT, TPM_ST } from '../tpm/constants.js';
+import { TPMA_SESSION, TPM_HT, TPM_RH, TPM_ST } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import { ContextLoad, CreatePrimary, EvictControl, GetCapability, StartAuthSession } from '../tpm/commands.js';
-import type { TPMS_CONTEXT } from '../tpm/structures.js';
-import { passwordAuth, writeAuthArea, type AnyCommand, type Authorization } from '../tpm/command.js';
+import type { TPMS_CONTEXT, TPMT_PUBLIC } from '../tpm/structures.js';
+import { marshalResponse, passwordAuth, writeAuthArea, type AnyCommand, type Authorization } from '../tpm/command.js';
 import { TpmDecodeError, TpmEncodeError } from '../tpm/wire/errors.js';
 import { Writer } from '../tpm/wire/writer.js';
 import type { Connection } from './app.js';
 import { checkAuths } from './auths.js';
 import { localHandles } from './capability.js';
+import { SelfTest } from './commands.js';
 import { readCommand, readHeader, type ParsedCommand } from './frame.js';
 import { Refusal, errorFrame, refuse } from './refusal.js';
 import type { ResponsePlan } from './response.js';
+import { appTemplate } from './primary.js';
+import { followHmac, handleName, primaryAuth } from './primary-auth.js';
 import { RULES } from './rules.js';
 import { createPrimaryOp, evictControlOp, type ServiceOp } from './service-ops.js';
+
+export type Forward = Extract<Decision, { kind: 'forward' }>;
 import { resolveSlot, typeOf } from './slots.js';
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export type Decision =
   /** Send `command` to the chip; give its response to `finish(conn, plan, response)`. */
@@ -45,17 +52,22 @@ function decideOrRefuse(conn: Connection, frame: Uint8Array): Decision {
   const header = readHeader(frame);
   if (header.code === CreatePrimary.code) {
     const parsed = readCommand(CreatePrimary, frame, header);
-    const op = createPrimaryOp(parsed.handles[0] as number, parsed.auths[0] as Authorization, parsed.params);
-    if (op !== 'forward') {
-      onePassword(parsed);
-      return { kind: 'service', op };
-    }
-    return forward(conn, CreatePrimary, parsed, [...parsed.handles], { ...parsed.params }, {});
+    // The template is rewritten (primary.ts): one authorization, which primary-auth.ts can follow.
+    onePassword(parsed);
+    const op = createPrimaryOp(parsed.handles[0] as number, parsed.params);
+    const primary = primaryForward(conn, parsed);
+    return op === 'forward' ? primary : { kind: 'service', op: { ...op, forward: primary } };
   }
   if (header.code === EvictControl.code) {
     const parsed = readCommand(EvictControl, frame, header);
     onePassword(parsed);
     return { kind: 'service', op: evictControlOp(conn, parsed.handles, parsed.auths[0] as Authorization, parsed.params.persistentHandle as number) };
+  }
+  if (header.code === SelfTest.code) {
+    // A guest kernel registers a TPM only once its SelfTest succeeds; the chip is tested by the host.
+    const parsed = readCommand(SelfTest, frame, header);
+    if (parsed.tag === TPM_ST.SESSIONS) refuse(TPM_RC.AUTH_CONTEXT, 'SelfTest: answered by the firewall, without sessions');
+    return { kind: 'reply', response: marshalResponse(SelfTest, {}), rc: TPM_RC.SUCCESS, reason: 'SelfTest answered by the firewall' };
   }
   const rule = RULES.get(header.code);
   if (!rule) refuse(TPM_RC.COMMAND_CODE, `command code 0x${header.code.toString(16)} is not allowed for apps`);
@@ -63,7 +75,7 @@ function decideOrRefuse(conn: Connection, frame: Uint8Array): Decision {
   if (rule.noSessions && parsed.tag === TPM_ST.SESSIONS) refuse(TPM_RC.AUTH_CONTEXT, `${rule.cmd.name}: sessions are not allowed (the firewall rewrites its response)`);
   const real = parsed.handles.map((h, i) => resolveSlot(conn, rule.slots[i]!, h, i + 1));
   const params = { ...parsed.params };
-  const effects = rule.params?.(params, conn, real) ?? {};
+  const effects = rule.params?.(params, conn, real, parsed.auths) ?? {};
   if (rule.cmd === GetCapability) {
     const local = localHandles(conn, params.capability as number, params.property as number, params.propertyCount as number);
     if (local) return { kind: 'reply', response: local, rc: TPM_RC.SUCCESS, reason: 'the app’s own handles' };
@@ -100,16 +112,58 @@ function forward(
   params: Record<string, unknown>,
   effects: ResponsePlan['effects'],
 ): Decision {
-  const { auths, ownerAuth, ending } = checkAuths(conn, cmd, real, parsed.auths);
+  const { auths, ownerAuth, ownerHmac, ending } = checkAuths(conn, cmd, real, parsed.auths);
   if (cmd.creates.length > 0) checkQuota(conn, cmd, params);
+  const rewritten = paramBytes(parsed, params);
+  if (ownerHmac.length > 0) {
+    const sent = paramBytes(parsed, parsed.params);
+    if (!sameBytes(sent, rewritten)) {
+      // Only permanent handles have a Name the firewall knows without asking the chip.
+      if (real.some((h) => typeOf(h) !== TPM_HT.PERMANENT)) refuse(TPM_RC.AUTH_TYPE, `${cmd.name}: the owner's authorization must be a password here`);
+      const names = real.map(handleName);
+      for (const k of ownerHmac) auths[k] = followHmac(conn, cmd.code, names, auths[k]!, k + 1, sent, rewritten);
+    }
+  }
   const w = new Writer(512);
   w.u16(parsed.tag);
   w.u32(0);
   w.u32(cmd.code);
   for (const h of real) w.u32(h);
   if (parsed.tag === TPM_ST.SESSIONS) writeAuthArea(w, auths.length, (i) => auths[i] ?? passwordAuth(), (i) => `authorization[${i}]`);
-  for (const [name, codec] of parsed.fields) codec.encode(w, params[name], params);
+  w.bytes(rewritten);
   w.patchU32(2, w.length);
-  const plan: ResponsePlan = { cmd, sessions: auths.length, virtualHandles: parsed.handles, ending, effects };
+  const plan: ResponsePlan = { cmd, sessions: auths.length, sessionHandles: auths.map((a) => a.sessionHandle), virtualHandles: parsed.handles, ending, effects };
   return { kind: 'forward', command: w.finish(), plan, ownerAuth };
+}
+
+/** The parameter area as the codecs write it (canonical: the app's bytes when nothing changed). */
+function paramBytes(parsed: ParsedCommand, params: Record<string, unknown>): Uint8Array {
+  const w = new Writer(512);
+  for (const [name, codec] of parsed.fields) codec.encode(w, params[name], params);
+  return w.finish();
+}
+
+/**
+ * An app's primary (owner, endorsement or NULL hierarchy): its template carries the app's
+ * record (primary.ts), its authorization is checked and, for an HMAC session, recomputed
+ * (primary-auth.ts). A password for owner/endorsement is left to the service (`ownerAuth`).
+ */
+function primaryForward(conn: Connection, parsed: ParsedCommand): Forward {
+  const hierarchy = parsed.handles[0] as number;
+  const params = { ...parsed.params, inPublic: appTemplate(conn.app.app, parsed.params.inPublic as TPMT_PUBLIC) };
+  const rewritten = paramBytes(parsed, params);
+  const auth = primaryAuth(conn, hierarchy, parsed.auths[0] as Authorization, paramBytes(parsed, parsed.params), rewritten);
+  checkQuota(conn, CreatePrimary, params);
+  const w = new Writer(512);
+  w.u16(TPM_ST.SESSIONS);
+  w.u32(0);
+  w.u32(CreatePrimary.code);
+  w.u32(hierarchy);
+  writeAuthArea(w, 1, () => auth, () => 'authorization(primaryHandle)');
+  w.bytes(rewritten);
+  w.patchU32(2, w.length);
+  const password = auth.sessionHandle === TPM_RH.RS_PW;
+  const ending = !password && Math.floor(auth.sessionAttributes / TPMA_SESSION.continueSession) % 2 === 0 ? [auth.sessionHandle] : [];
+  const plan: ResponsePlan = { cmd: CreatePrimary, sessions: 1, sessionHandles: [auth.sessionHandle], virtualHandles: [hierarchy], ending, effects: {} };
+  return { kind: 'forward', command: w.finish(), plan, ownerAuth: password && hierarchy !== TPM_RH.NULL ? [0] : [] };
 }

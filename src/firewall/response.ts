@@ -7,7 +7,7 @@
 import { TPM_HT, TPM_ST } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import { ContextSave, GetCapability } from '../tpm/commands.js';
-import { unmarshalResponse, type AnyCommand, type CommandOutput } from '../tpm/command.js';
+import { unmarshalResponse, type AnyCommand, type AuthResponse, type CommandOutput } from '../tpm/command.js';
 import type { TPMS_CONTEXT } from '../tpm/structures.js';
 import { contextDigest, type Connection } from './app.js';
 import { filterCapability } from './capability.js';
@@ -20,6 +20,8 @@ export interface ResponsePlan {
   readonly cmd: AnyCommand;
   /** Sessions sent: the response carries one auth response per session. */
   readonly sessions: number;
+  /** The session handles of the authorization area, in order (TPM_RS_PW for a password). */
+  readonly sessionHandles: readonly number[];
   /** The app's (virtual) handles as sent, for commands that flush a handle (SequenceComplete). */
   readonly virtualHandles: readonly number[];
   /** Sessions the TPM ends when the command succeeds. */
@@ -42,17 +44,27 @@ export function finish(conn: Connection, plan: ResponsePlan, response: Uint8Arra
     return errorFrame(rc);
   }
   let output: Record<string, unknown>;
+  let auths: readonly AuthResponse[];
   try {
-    output = unmarshalResponse(plan.cmd, response, plan.sessions).output as Record<string, unknown>;
+    ({ output, auths } = unmarshalResponse(plan.cmd, response, plan.sessions) as { output: Record<string, unknown>; auths: AuthResponse[] });
   } catch {
     return errorFrame(TPM_RC.FAILURE);
   }
+  // The TPM rolled each session's nonce: follow those whose HMAC the firewall may recompute.
+  plan.sessionHandles.forEach((h, i) => {
+    const s = conn.unkeyed.get(h);
+    if (s && auths[i]) s.nonceTPM = auths[i].nonceTPM;
+  });
   let out = new Uint8Array(response);
   const created = plan.cmd.creates[0];
   if (created !== undefined) {
     const real = output[created] as number;
     const t = typeOf(real);
-    if (t === TPM_HT.HMAC_SESSION || t === TPM_HT.POLICY_SESSION) conn.sessions.add(real);
+    if (t === TPM_HT.HMAC_SESSION || t === TPM_HT.POLICY_SESSION) {
+      conn.sessions.add(real);
+      const unkeyed = plan.effects.unkeyed;
+      if (unkeyed) conn.unkeyed.set(real, { hashAlg: unkeyed.hashAlg, nonceTPM: output.nonceTPM as Uint8Array });
+    }
     else new DataView(out.buffer).setUint32(10, conn.addTransient(real));
   }
   for (const f of plan.cmd.flushes) {
@@ -60,11 +72,15 @@ export function finish(conn: Connection, plan: ResponsePlan, response: Uint8Arra
     const i = plan.cmd.handles.findIndex((h) => h.name === f.name);
     conn.transients.delete(plan.virtualHandles[i] as number);
   }
-  for (const s of plan.ending) conn.sessions.delete(s);
+  for (const s of plan.ending) {
+    conn.sessions.delete(s);
+    conn.unkeyed.delete(s);
+  }
   const { flushed, nvDefined, nvUndefined } = plan.effects;
   if (flushed) {
     conn.transients.delete(flushed.virtual);
     conn.sessions.delete(flushed.virtual);
+    conn.unkeyed.delete(flushed.virtual);
   }
   if (nvDefined) conn.app.nv.set(nvDefined.index, nvDefined.size);
   if (nvUndefined !== undefined) conn.app.nv.delete(nvUndefined);

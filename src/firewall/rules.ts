@@ -6,7 +6,7 @@
 import { TPM_HT, TPM_RH, hex32 } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import * as C from '../tpm/commands.js';
-import type { AnyCommand } from '../tpm/command.js';
+import type { AnyCommand, Authorization } from '../tpm/command.js';
 import type { TPMS_CONTEXT, TPMS_NV_PUBLIC } from '../tpm/structures.js';
 import { contextDigest, inRange, type Connection } from './app.js';
 import * as X from './commands.js';
@@ -20,6 +20,8 @@ export interface ParamEffects {
   /** An NV index the command defines (size) or undefines (undefined). */
   nvDefined?: { index: number; size: number };
   nvUndefined?: number;
+  /** StartAuthSession of an HMAC session without salt or bind: its key is empty (primary-auth.ts). */
+  unkeyed?: { hashAlg: number };
 }
 
 export interface Rule {
@@ -27,7 +29,7 @@ export interface Rule {
   /** One per handle, in handle-area order. */
   readonly slots: readonly Slot[];
   /** Checks (and where documented rewrites) the decoded parameters in place. */
-  readonly params?: (p: Record<string, unknown>, conn: Connection, handles: readonly number[]) => ParamEffects | void;
+  readonly params?: (p: Record<string, unknown>, conn: Connection, handles: readonly number[], auths: readonly Authorization[]) => ParamEffects | void;
   /** Only TPM_ST_NO_SESSIONS (the firewall rewrites the response; no rpHash may cover it). */
   readonly noSessions?: true;
 }
@@ -37,6 +39,24 @@ const nullHierarchy =
   (field: string, n: number) =>
   (p: Record<string, unknown>): void => {
     if (p[field] !== TPM_RH.NULL) refuse(atParam(TPM_RC.HIERARCHY, n), `${field} ${hex32(p[field] as number)}: only TPM_RH_NULL`);
+  };
+
+/**
+ * A hashcheck ticket's hierarchy (Hash, SequenceComplete): the app's owner or endorsement
+ * hierarchy is virtual, so the chip makes a NULL ticket instead (tpm2_hash and tpm2_sign ask for
+ * the owner's by default). A rewrite no HMAC covers: only when every authorization is a
+ * password (none for Hash). Anything else but NULL is refused.
+ */
+const virtualTicket =
+  (field: string, n: number) =>
+  (p: Record<string, unknown>, _c: Connection, _h: readonly number[], auths: readonly Authorization[]): void => {
+    const h = p[field] as number;
+    if (h === TPM_RH.NULL) return;
+    if ((h === TPM_RH.OWNER || h === TPM_RH.ENDORSEMENT) && auths.every((a) => a.sessionHandle === TPM_RH.RS_PW)) {
+      p[field] = TPM_RH.NULL;
+      return;
+    }
+    refuse(atParam(TPM_RC.HIERARCHY, n), `${field} ${hex32(h)}: only TPM_RH_NULL (or the app's owner/endorsement without sessions)`);
   };
 
 // TPMA_NV bits (Part 2 §13.4) an app may not set, and the one the firewall always sets.
@@ -91,6 +111,14 @@ function sign(p: Record<string, unknown>): void {
   if (ticket.hierarchy !== TPM_RH.NULL) refuse(atParam(TPM_RC.TICKET, 3), 'only TPM_RH_NULL hashcheck tickets: the app can mint no other');
 }
 
+/** TPM_SE_HMAC (Part 2 §6.7). */
+const SE_HMAC = 0x00;
+
+function startAuthSession(p: Record<string, unknown>, _conn: Connection, handles: readonly number[]): ParamEffects {
+  const unkeyed = handles[0] === TPM_RH.NULL && handles[1] === TPM_RH.NULL && p.sessionType === SE_HMAC;
+  return unkeyed ? { unkeyed: { hashAlg: p.authHash as number } } : {};
+}
+
 const rules: Rule[] = [
   { cmd: C.GetRandom, slots: [] },
   { cmd: C.PCR_Read, slots: [] },
@@ -109,11 +137,11 @@ const rules: Rule[] = [
   { cmd: C.ECDH_ZGen, slots: ['object'] },
   { cmd: C.ActivateCredential, slots: ['object', 'object'] },
   { cmd: X.MakeCredential, slots: ['object'] },
-  { cmd: C.Hash, slots: [], params: nullHierarchy('hierarchy', 3) },
+  { cmd: C.Hash, slots: [], params: virtualTicket('hierarchy', 3) },
   { cmd: C.HashSequenceStart, slots: [] },
   { cmd: C.SequenceUpdate, slots: ['object'] },
-  { cmd: C.SequenceComplete, slots: ['object'], params: nullHierarchy('hierarchy', 2) },
-  { cmd: C.StartAuthSession, slots: ['objectOrNull', 'bind'] },
+  { cmd: C.SequenceComplete, slots: ['object'], params: virtualTicket('hierarchy', 2) },
+  { cmd: C.StartAuthSession, slots: ['objectOrNull', 'bind'], params: startAuthSession },
   { cmd: C.PolicySecret, slots: ['entity', 'session'] },
   { cmd: C.PolicyGetDigest, slots: ['session'] },
   { cmd: C.ContextSave, slots: ['saveable'] },

@@ -12,6 +12,7 @@ import type { TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC, TPML_PCR_SELECTION } from '..
 import { type Infer } from '../tpm/wire/codec.js';
 import { APP_PERSISTENT, EVE_PERSISTENT, inRange, type Connection } from './app.js';
 import { checkVirtualAuth } from './auths.js';
+import type { ResponsePlan } from './response.js';
 import { atHandle, atParam, refuse } from './refusal.js';
 import { resolveSlot, typeOf } from './slots.js';
 
@@ -24,19 +25,23 @@ export type ServiceOp =
       readonly inPublic: TPMT_PUBLIC;
       readonly outsideInfo: Uint8Array;
       readonly creationPCR: Infer<typeof TPML_PCR_SELECTION>;
+      /** How the service performs it: the app's template, the authorization checked (decide.ts). */
+      readonly forward: { readonly kind: 'forward'; readonly command: Uint8Array; readonly plan: ResponsePlan; readonly ownerAuth: readonly number[] };
     }
   /** Make the object at `real` the app's persistent `persistent` (registry + quota). */
   | { readonly op: 'Persist'; readonly real: number; readonly persistent: number }
   /** Remove the app's persistent `persistent`. */
   | { readonly op: 'Evict'; readonly persistent: number };
 
-/** CreatePrimary (Part 3 §24.1) from an app: the NULL hierarchy goes to the chip, owner/endorsement to the service. */
-export function createPrimaryOp(primaryHandle: number, auth: Authorization, params: Record<string, unknown>): ServiceOp | 'forward' {
+/**
+ * CreatePrimary (Part 3 §24.1) from an app: the NULL hierarchy is forwarded, owner/endorsement
+ * are the service's (both with the app's template, decide.ts); any other hierarchy is refused.
+ */
+export function createPrimaryOp(primaryHandle: number, params: Record<string, unknown>): Omit<ServiceOpOf<'CreatePrimary'>, 'forward'> | 'forward' {
   if (primaryHandle === TPM_RH.NULL) return 'forward';
   if (primaryHandle !== TPM_RH.OWNER && primaryHandle !== TPM_RH.ENDORSEMENT) {
     refuse(atHandle(TPM_RC.HIERARCHY, 1), `primaryHandle ${hex32(primaryHandle)}: only the owner, endorsement or NULL hierarchy`);
   }
-  checkVirtualAuth(auth, 1);
   return {
     op: 'CreatePrimary',
     hierarchy: primaryHandle,

@@ -71,6 +71,8 @@ export interface ServiceConfig {
   drainTimeoutMs: number;
   /** Deadline of one TPM command (RSA primary generation is slow on real chips). */
   tpmCommandTimeoutMs: number;
+  /** The raw TPM channel (GET /v1/tpm upgraded; src/service/raw): false refuses the upgrade. */
+  rawChannel: boolean;
 }
 
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -108,6 +110,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   jsonMemoryBudget: 32 * 1024 * 1024,
   drainTimeoutMs: 30_000,
   tpmCommandTimeoutMs: 120_000,
+  rawChannel: true,
 };
 
 const NUMBER_KEYS = [
@@ -170,7 +173,7 @@ export function resolveConfig(file: Record<string, unknown> = {}, flags: Partial
   }
   const c = merged as unknown as ServiceConfig;
   for (const k of NUMBER_KEYS) (c as unknown as Record<string, number>)[k] = configNumber(merged[k], k);
-  for (const k of ['singleTenant', 'allowNonLoopback'] as const) {
+  for (const k of ['singleTenant', 'allowNonLoopback', 'rawChannel'] as const) {
     if (typeof c[k] !== 'boolean') throw new ConfigError(`${k} must be true or false`);
   }
   for (const k of ['tpm', 'stateDir', 'logLevel'] as const) {

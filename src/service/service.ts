@@ -23,6 +23,7 @@ import { TpmAccounting } from './usage/tpm-accounting.js';
 import { UsageReader } from './usage/usage.js';
 import { StatsSocket, statsSocketPath } from './usage/stats-socket.js';
 import { TpmHashAlgs } from './tpm/hash-algs.js';
+import { RAW_IDLE_MS, RawChannel, isRawUpgrade } from './raw/channel.js';
 
 export interface ServiceDeps {
   /** Use this TPM instead of opening config.tpm (tests wrap it to count commands). */
@@ -85,6 +86,19 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     answered: (t, op, status) => accounting.answered(t.id, op, status),
   });
 
+  // The raw TPM channel (issue 15): stock TPM software through the firewall (src/service/raw).
+  const raw = new RawChannel({
+    queue: core.queue,
+    chip: core.tpm,
+    transport: core.tpm.transport,
+    log,
+    tenants: () => tenants.directory,
+    ...(tenants.single ? { singleTenant: tenants.single } : {}),
+    draining: () => front.draining,
+    frameTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: RAW_IDLE_MS,
+  });
+
   const front = new HttpFront(
     {
       headersTimeoutMs: config.headersTimeoutMs,
@@ -96,6 +110,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     },
     handle,
     log,
+    config.rawChannel ? { wants: isRawUpgrade, handle: (req, socket, head, peer, gate) => raw.upgrade(req, socket, head, peer, gate) } : undefined,
   );
 
   const listeners: Listener[] = [];

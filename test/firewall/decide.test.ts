@@ -167,15 +167,21 @@ describe('handles in the parameter area', () => {
     expect(conn.app.nv.size).toBe(0);
   });
 
-  it('Hash, SequenceComplete and LoadExternal: the hierarchy parameter must be TPM_RH_NULL', () => {
+  it('Hash, SequenceComplete and LoadExternal: the chip makes only NULL tickets (owner/endorsement become NULL without sessions)', () => {
     const conn = newConnection();
     for (const h of [TPM_RH.OWNER, TPM_RH.ENDORSEMENT, TPM_RH.PLATFORM]) {
-      expect(rcOf(decide(conn, frame(C.Hash, { data: new Uint8Array(3), hashAlg: TPM_ALG.SHA256, hierarchy: h })))).toBe(P(TPM_RC.HIERARCHY, 3));
       expect(rcOf(decide(conn, frame(LoadExternal, { inPrivate: new Uint8Array(0), inPublic: EVE_SRK_TEMPLATE as never, hierarchy: h })))).toBe(P(TPM_RC.HIERARCHY, 3));
     }
-    forwarded(decide(conn, frame(C.Hash, { data: new Uint8Array(3), hashAlg: TPM_ALG.SHA256, hierarchy: TPM_RH.NULL })));
+    expect(rcOf(decide(conn, frame(C.Hash, { data: new Uint8Array(3), hashAlg: TPM_ALG.SHA256, hierarchy: TPM_RH.PLATFORM })))).toBe(P(TPM_RC.HIERARCHY, 3));
+    // tpm2_hash / tpm2_sign ask for the owner's ticket: the chip gets NULL (the last 4 bytes).
+    for (const h of [TPM_RH.OWNER, TPM_RH.ENDORSEMENT, TPM_RH.NULL]) {
+      const d = forwarded(decide(conn, frame(C.Hash, { data: new Uint8Array(3), hashAlg: TPM_ALG.SHA256, hierarchy: h })));
+      expect(u32At(d.command, d.command.length - 4)).toBe(TPM_RH.NULL);
+    }
     const seq = startSequence(conn, 0x80000321);
-    expect(rcOf(decide(conn, frame(C.SequenceComplete, { sequenceHandle: seq, buffer: new Uint8Array(0), hierarchy: TPM_RH.OWNER })))).toBe(P(TPM_RC.HIERARCHY, 2));
+    expect(rcOf(decide(conn, frame(C.SequenceComplete, { sequenceHandle: seq, buffer: new Uint8Array(0), hierarchy: TPM_RH.PLATFORM })))).toBe(P(TPM_RC.HIERARCHY, 2));
+    const owner = forwarded(decide(conn, frame(C.SequenceComplete, { sequenceHandle: seq, buffer: new Uint8Array(0), hierarchy: TPM_RH.OWNER })));
+    expect(u32At(owner.command, owner.command.length - 4)).toBe(TPM_RH.NULL);
     const d = forwarded(decide(conn, frame(C.SequenceComplete, { sequenceHandle: seq, buffer: new Uint8Array(0), hierarchy: TPM_RH.NULL })));
     expect(u32At(d.command, 10)).toBe(0x80000321);
     finish(conn, d.plan, marshalResponse(C.SequenceComplete, { result: new Uint8Array(32), validation: NULL_TICKET } as never, [{ nonceTPM: new Uint8Array(0), sessionAttributes: 0, hmac: new Uint8Array(0) }]));

@@ -116,7 +116,10 @@ describe('real tpm2-tss frames (shared vectors)', () => {
       const bytes = unhex(v.command);
       const d: Decision = decide(identityConnection(), bytes);
       if (d.kind === 'forward') {
-        expect(Buffer.from(d.command).toString('hex'), v.name).toBe(v.command);
+        const sent = Buffer.from(d.command).toString('hex');
+        // The documented rewrites: an owner/endorsement hashcheck ticket asked for becomes NULL.
+        if (sent !== v.command && /^(Hash|SequenceComplete)\b/.test(v.name)) expect(sent, v.name).toBe(`${v.command.slice(0, -8)}40000007`);
+        else expect(sent, v.name).toBe(v.command);
         outcome[v.name] = 'forward';
       } else if (d.kind === 'service') {
         outcome[v.name] = `service ${d.op.op}`;

@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../helpers/shared.js';
 import { newConnection, rcOf } from './build.js';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs/FIREWALL.md'), 'utf8');
-const rows = [...doc.matchAll(/^\| (0x[0-9A-F]{3}) \| (\w+) \| [^|]+ \| ([AOVN]) \| (forward|service|refused) \|/gm)].map((m) => ({
+const rows = [...doc.matchAll(/^\| (0x[0-9A-F]{3}) \| (\w+) \| [^|]+ \| ([AOVN]) \| (forward|service|emulated|refused) \|/gm)].map((m) => ({
   code: Number(m[1]),
   name: m[2]!,
   policy: m[3]!,
@@ -43,6 +43,17 @@ describe('the policy table', () => {
     expect(rows.filter((r) => r.now === 'forward').map((r) => r.code).sort()).toEqual([...RULES.keys()].sort());
     expect(rows.filter((r) => r.now === 'service').map((r) => r.name).sort()).toEqual(['CreatePrimary', 'EvictControl']);
     for (const r of rows.filter((x) => x.now === 'forward')) expect(RULES.get(r.code)!.cmd.name).toBe(r.name);
+  });
+
+  it('emulated rows are answered by the firewall with success (SelfTest), never forwarded', () => {
+    const emulated = rows.filter((r) => r.now === 'emulated');
+    expect(emulated.map((r) => r.name)).toEqual(['SelfTest']);
+    for (const yes of [0, 1]) {
+      const f = Uint8Array.from([0x80, 0x01, 0, 0, 0, 11, 0, 0, 0x01, 0x43, yes]);
+      const d = decide(newConnection(), f);
+      expect(d.kind === 'reply' && [...d.response]).toEqual([0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0]);
+    }
+    expect(rcOf(decide(newConnection(), Uint8Array.from([0x80, 0x01, 0, 0, 0, 11, 0, 0, 0x01, 0x43, 2])))).toBe(TPM_RC.VALUE + 0x40 + 0x100);
   });
 
   it('never rows are never forwarded: refused with TPM_RC_COMMAND_CODE, with or without sessions', () => {

@@ -69,7 +69,7 @@ function probe(node: string[], file: string): Record<string, unknown> {
 function expectProbe(p: Record<string, unknown>, arch: string): void {
   expect(p.arch).toBe(arch);
   expect(p.abi).toBe(1);
-  expect(p.functions).toEqual(['accept', 'bind', 'close', 'connect', 'connectResult', 'getpeername', 'getsockname', 'listen', 'setRef', 'socket', 'unwatch', 'watch']);
+  expect(p.functions).toEqual(['accept', 'bind', 'close', 'connect', 'connectResult', 'getpeername', 'getsockname', 'listen', 'read', 'setRef', 'socket', 'unwatch', 'vtpmNewDev', 'watch', 'write']);
   expect(p.badClose).toBe('EBADF');
   if (p.socket === 'ok') {
     // a fresh socket: bound to nothing, not listening, not connected

@@ -29,6 +29,11 @@ export interface FrontOptions {
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, peer: Peer) => void;
 
+export interface UpgradeHandler {
+  wants(req: IncomingMessage): boolean;
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer, front: { hold(socket: Duplex): void }): void;
+}
+
 export class HttpFront {
   readonly server: Server;
   private readonly peers = new WeakMap<Duplex, Peer>();
@@ -43,6 +48,8 @@ export class HttpFront {
     private readonly opts: FrontOptions,
     handler: RequestHandler,
     private readonly log: Logger,
+    /** Upgrades it takes (the raw TPM channel, src/service/raw); any other is refused. */
+    upgrade?: UpgradeHandler,
   ) {
     this.admission = new Admission(opts, (c, reason, state) => this.evict(c, reason, state));
     this.server = createServer(
@@ -94,7 +101,12 @@ export class HttpFront {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     this.server.on('connect', refuseRaw(405, 'Method Not Allowed', methodNotAllowed('CONNECT is not supported')));
-    this.server.on('upgrade', refuseRaw(400, 'Bad Request', badRequest('protocol upgrades are not supported')));
+    const refuseUpgrade = refuseRaw(400, 'Bad Request', badRequest('protocol upgrades are not supported'));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const peer = this.peers.get(socket);
+      if (!upgrade || !peer || !upgrade.wants(req)) return refuseUpgrade(req, socket);
+      upgrade.handle(req, socket, head, peer, this);
+    });
     this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       if (!socket.writable) return void socket.destroy();
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
@@ -126,6 +138,13 @@ export class HttpFront {
   /** A request on this connection authenticated: it may use the tenants' reserve from now on. */
   authenticated(socket: Duplex): void {
     this.admission.authenticated(socket);
+  }
+
+  /** An upgraded connection of a tenant: counted as busy (never closed to make room) until it closes. */
+  hold(socket: Duplex): void {
+    this.admission.authenticated(socket);
+    const conn = this.admission.get(socket);
+    if (conn) conn.active++;
   }
 
   /** Closes a connection chosen to make room for a new one. */

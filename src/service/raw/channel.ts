@@ -1,0 +1,193 @@
+/**
+ * The raw TPM channel (issue 15; docs/API.md "Raw TPM channel", docs/FIREWALL.md): an HTTP/1.1
+ * upgrade on the /v1 listeners, authenticated exactly as /v1 requests are, after which the
+ * connection carries TPM command frames one at a time. Each command is one job on the TPM
+ * queue under the tenant's name (its fair share), run through the firewall in the
+ * connection's own resource-manager context (space.ts).
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { TPM_RC, type TpmRunner } from '../../tpm/index.js';
+import type { Transport } from '../../tpm/transport/types.js';
+import { errorFrame } from '../../firewall/refusal.js';
+import { badRequest, serviceBusy, ServiceError } from '../protocol/errors.js';
+import { rawErrorResponse } from '../http/respond.js';
+import { authenticate, bearerSecret, type Peer } from '../tenants/auth.js';
+import { recordOf, type Tenant, type TenantDirectory } from '../tenants/tenants.js';
+import type { TpmQueue } from '../tpm/queue.js';
+import { RawApps } from './apps.js';
+import { RawSpace } from './space.js';
+import { BadFrameSize, FrameReader, RAW_PATH, RAW_PROTOCOL } from './wire.js';
+
+/** A raw connection silent this long between commands is closed (its context with it), as an idle /v1 one. */
+export const RAW_IDLE_MS = 10 * 60_000;
+
+export interface RawChannelDeps {
+  queue: TpmQueue;
+  /** The chip outside any job's account, and its transport (used only inside queue jobs). */
+  chip: TpmRunner;
+  transport: Transport;
+  log: Logger;
+  tenants(): TenantDirectory;
+  singleTenant?: Tenant;
+  draining(): boolean;
+  /** Time a frame may take to arrive once begun (as the HTTP header deadline). */
+  frameTimeoutMs: number;
+  /** Time a connection may stay silent between commands; its context is then closed. */
+  idleTimeoutMs: number;
+}
+
+/** What the HTTP front does for an accepted upgrade: counts the connection as a tenant's and busy. */
+export interface UpgradeGate {
+  hold(socket: Duplex): void;
+}
+
+/** Whether a request asks for the raw channel (the front hands the rest to its own refusal). */
+export function isRawUpgrade(req: IncomingMessage): boolean {
+  return (req.url ?? '').split('?')[0] === RAW_PATH;
+}
+
+export class RawChannel {
+  private readonly apps = new RawApps();
+  private open = 0;
+
+  constructor(private readonly d: RawChannelDeps) {}
+
+  get connections(): number {
+    return this.open;
+  }
+
+  /** An `upgrade` request on RAW_PATH: 101 and the frame loop, or a JSON error and close. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer, gate: UpgradeGate): void {
+    socket.on('error', () => {});
+    let tenant: Tenant;
+    try {
+      if (this.d.draining()) throw serviceBusy('the service is shutting down');
+      if (req.method !== 'GET') throw badRequest(`the raw channel is opened with GET ${RAW_PATH}`);
+      const wanted = (req.headers.upgrade ?? '').toLowerCase();
+      if (wanted !== RAW_PROTOCOL) throw badRequest(`${RAW_PATH} upgrades to "${RAW_PROTOCOL}" only`);
+      tenant = this.d.singleTenant ?? authenticate(this.d.tenants(), peer, bearerSecret(req.rawHeaders));
+    } catch (e) {
+      const err = e instanceof ServiceError ? e : badRequest('malformed upgrade request');
+      this.d.log.info({ event: 'raw-denied', listener: peer.listener, cid: peer.cid, status: err.status }, `raw channel refused: ${err.message}`);
+      socket.end(rawErrorResponse(err.status, STATUS_CODES[err.status] ?? 'Error', err));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    gate.hold(socket);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RAW_PROTOCOL}\r\n\r\n`);
+    this.serve(socket, head, tenant);
+  }
+
+  private serve(socket: Duplex, head: Buffer, tenant: Tenant): void {
+    const record = recordOf(tenant);
+    const fields = { tenant: tenant.id, record };
+    const log = this.d.log;
+    const app = this.apps.of(record);
+    const space = new RawSpace(app, { chip: this.d.chip, transport: this.d.transport, transients: this.d.queue.transients, log }, fields);
+    const reader = new FrameReader();
+    const stop = new AbortController();
+    let busy = false;
+    let closed = false;
+    let ended = false;
+    let commands = 0;
+    let timer: NodeJS.Timeout | undefined;
+    /** What the timer waits for: a frame begun must be whole by its deadline, however it trickles. */
+    let waiting: 'idle' | 'frame' | undefined;
+    this.open++;
+    const nv = `0x${app.nvRange.first.toString(16).padStart(8, '0')}–0x${app.nvRange.last.toString(16).padStart(8, '0')}`;
+    log.info({ event: 'raw-open', ...fields, nv }, `raw TPM channel opened (the app's NV indices: ${nv})`);
+
+    const disarm = (): void => {
+      clearTimeout(timer);
+      waiting = undefined;
+    };
+    const arm = (what: 'idle' | 'frame'): void => {
+      if (waiting === what) return;
+      clearTimeout(timer);
+      waiting = what;
+      const [ms, why] = what === 'frame' ? [this.d.frameTimeoutMs, 'a frame did not arrive in time'] : [this.d.idleTimeoutMs, 'idle'];
+      timer = setTimeout(() => {
+        log.info({ event: 'raw-timeout', ...fields, why }, `raw channel closed: ${why}`);
+        socket.destroy();
+      }, ms);
+      timer.unref();
+    };
+    const pump = (): void => {
+      if (busy || closed) return;
+      let frame: Uint8Array | undefined;
+      try {
+        frame = reader.next();
+      } catch (e) {
+        if (!(e instanceof BadFrameSize)) throw e;
+        log.info({ event: 'raw-refused', ...fields, rc: `0x${TPM_RC.COMMAND_SIZE.toString(16)}`, reason: e.message }, `refused: ${e.message}; closing`);
+        // The stream cannot be followed past it: answer, read no more, close.
+        busy = true;
+        disarm();
+        socket.pause();
+        socket.end(errorFrame(TPM_RC.COMMAND_SIZE));
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
+      if (!frame) {
+        arm(reader.partial > 0 ? 'frame' : 'idle');
+        return;
+      }
+      disarm();
+      busy = true;
+      socket.pause();
+      if (!this.d.singleTenant && !this.d.tenants().ofRecord(record)) {
+        // The tenant was removed (tenants file reloaded): its connection ends, as its /v1 requests would be refused.
+        log.info({ event: 'raw-tenant-gone', ...fields }, 'the tenant is no longer configured: closing its raw channel');
+        socket.end(errorFrame(TPM_RC.FAILURE));
+        return;
+      }
+      commands++;
+      this.d.queue
+        .submit(tenant.id, 'raw', (job) => space.command(job, frame), { signal: stop.signal })
+        .catch((e: unknown) => {
+          if (e instanceof ServiceError) {
+            // Queue full or the tenant over its share: the TPM's "try again"; the command did not run.
+            if (!stop.signal.aborted) log.warn({ event: 'raw-busy', ...fields, err: e.message }, `raw command not run: ${e.message}`);
+            return errorFrame(TPM_RC.RETRY);
+          }
+          // The TPM failed under the command (or a bug): what the context holds is unknown, so it ends here.
+          log.error({ event: 'raw-failed', ...fields, err: (e as Error).message }, `raw command failed: ${(e as Error).message}; closing the connection`);
+          ended = true;
+          return errorFrame(TPM_RC.FAILURE);
+        })
+        .then((response) => {
+          busy = false;
+          if (closed) return;
+          socket.write(response);
+          if (ended) return void socket.end();
+          socket.resume();
+          pump();
+        });
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      pump();
+    });
+    socket.once('close', () => {
+      closed = true;
+      disarm();
+      stop.abort(new Error('the raw connection closed'));
+      this.open--;
+      // As tpmrm on close: the connection's sessions flushed, its saved objects forgotten.
+      void this.d.queue
+        .submit(tenant.id, 'raw-close', () => space.close(), { lane: 'cleanup' })
+        .catch((e: unknown) => log.warn({ event: 'raw-close-failed', ...fields, err: (e as Error).message }, 'flushing a closed raw connection failed'))
+        .then(() => log.info({ event: 'raw-close', ...fields, commands }, 'raw TPM channel closed'));
+    });
+    // The app is done sending: answer what is in flight, then close.
+    socket.on('end', () => {
+      ended = true;
+      if (!busy) socket.end();
+    });
+    if (head.length > 0) reader.push(head);
+    pump();
+  }
+}

@@ -1,0 +1,101 @@
+/** The raw channel from a test: upgrade over a real socket, send frames, read answers. */
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+
+export interface RawConn {
+  /** The HTTP answer head (status line and headers). */
+  readonly head: string;
+  readonly status: number;
+  /** The body of a refused upgrade. */
+  readonly body: string;
+  /** Sends a frame (or any bytes) and resolves with the next response frame. */
+  send(bytes: Uint8Array): Promise<Uint8Array>;
+  write(bytes: Uint8Array): void;
+  /** Resolves when the service closed the connection (with whatever it sent after the last answer). */
+  closed(): Promise<Buffer>;
+  close(): void;
+  readonly socket: Socket;
+}
+
+/** Opens the raw channel at a `unix:` or `tcp:` address. */
+export function openRaw(address: string, secret: string | undefined, headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'tpm2-frames' }, path = '/v1/tpm'): Promise<RawConn> {
+  const s = address.startsWith('unix:') ? connect({ path: address.slice(5) }) : connect({ host: address.split(':')[1]!, port: Number(address.split(':')[2]) });
+  const lines = [`GET ${path} HTTP/1.1`, 'Host: x', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  if (secret !== undefined) lines.push(`Authorization: Bearer ${secret}`);
+  s.write(`${lines.join('\r\n')}\r\n\r\n`);
+  let buf = Buffer.alloc(0);
+  let ended = false;
+  const wakers: Array<() => void> = [];
+  const wake = (): void => {
+    for (const w of wakers.splice(0)) w();
+  };
+  s.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    wake();
+  });
+  s.on('close', () => {
+    ended = true;
+    wake();
+  });
+  s.on('error', () => {});
+  const until = async (ready: () => boolean): Promise<void> => {
+    while (!ready()) {
+      if (ended) throw new Error(`connection closed; had ${buf.length} bytes`);
+      await new Promise<void>((r) => wakers.push(r));
+    }
+  };
+  return (async () => {
+    await until(() => buf.includes('\r\n\r\n'));
+    const end = buf.indexOf('\r\n\r\n');
+    const head = buf.subarray(0, end).toString('latin1');
+    buf = buf.subarray(end + 4);
+    const status = Number(head.split(' ')[1]);
+    let body = '';
+    if (status !== 101) {
+      const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      await until(() => buf.length >= len).catch(() => {});
+      body = buf.toString('utf8');
+    }
+    return {
+      head,
+      status,
+      body,
+      socket: s,
+      write: (b) => void s.write(b),
+      async send(bytes) {
+        s.write(bytes);
+        await until(() => buf.length >= 10 && buf.length >= buf.readUInt32BE(2));
+        const size = buf.readUInt32BE(2);
+        const out = new Uint8Array(buf.subarray(0, size));
+        buf = buf.subarray(size);
+        return out;
+      },
+      async closed() {
+        await until(() => ended).catch(() => {});
+        return buf;
+      },
+      close: () => s.destroy(),
+    };
+  })();
+}
+
+/** Bundles eve_tools_tpm2_tcti into `dir` (as the package's bin is built) and returns its path. */
+export function bundleTcti(dir: string): string {
+  const out = join(dir, 'eve_tools_tpm2_tcti.cjs');
+  const b = spawnSync(
+    join(REPO_ROOT, 'node_modules/.bin/esbuild'),
+    ['src/bin/eve_tools_tpm2_tcti.ts', '--bundle', '--platform=node', '--format=cjs', `--outfile=${out}`, '--external:node-vsock-linux-x64-gnu', '--log-level=error'],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 },
+  );
+  if (b.status !== 0) throw new Error(`esbuild failed: ${b.stderr}`);
+  chmodSync(out, 0o755);
+  return out;
+}
+
+export const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
+export const rcOf = (b: Uint8Array): number => u32At(b, 6);
