@@ -16,6 +16,8 @@ export type Cell = string | number;
 export interface Table {
   columns: string[];
   rows: Cell[][];
+  /** Text columns: every column left-aligned (default: first left, the rest right). */
+  leftAligned?: boolean;
 }
 
 export interface GroupResult {
@@ -27,6 +29,8 @@ export interface GroupResult {
   /** Everything measured (raw summaries), for the JSON file. */
   data: Record<string, unknown>;
   seconds?: number;
+  /** 1-minute load average of the machine when the group started and when it ended. */
+  loadAvg?: [number, number];
   error?: string;
 }
 

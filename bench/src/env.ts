@@ -111,8 +111,11 @@ export interface Service {
   pid(): number;
   client(tenant: number, timeoutMs?: number): ServiceClient;
   stop(): Promise<void>;
-  /** Starts the service again (same state, tenants, socket), e.g. on another TPM spec. */
-  restart(tpm?: string): Promise<void>;
+  /**
+   * Starts the service again (same state, tenants, socket), e.g. on another TPM spec; `extraArgs`
+   * given replaces the options' extra arguments from then on.
+   */
+  restart(tpm?: string, extraArgs?: string[]): Promise<void>;
 }
 
 function healthy(socketPath: string): Promise<boolean> {
@@ -151,6 +154,7 @@ export async function startService(ctx: Ctx, o: ServiceOptions): Promise<Service
   for (let i = 0; i < o.tenants; i++) secrets.push(addTenant(bin, tenantsFile, `bench-t${i}`, o.maxKeys ?? 1000));
   let proc!: Tracked;
   let tpmSpec = o.tpm;
+  let extraArgs = o.extraArgs ?? [];
   const start = async (): Promise<void> => {
     // The service logs one JSON line per request (pino, info by default, as in production)
     // into a file: piping it to this process would charge its logging to the benchmark.
@@ -174,7 +178,7 @@ export async function startService(ctx: Ctx, o: ServiceOptions): Promise<Service
           o.keyStore ?? 'blobs',
           '--log-level',
           o.logLevel ?? 'info',
-          ...(o.extraArgs ?? []),
+          ...extraArgs,
         ],
         { stdio: ['ignore', fd, fd] },
       );
@@ -201,9 +205,10 @@ export async function startService(ctx: Ctx, o: ServiceOptions): Promise<Service
     pid: () => proc.child.pid!,
     client: (tenant, timeoutMs = 600_000) => new ServiceClient({ address: `unix:${sock}`, secret: secrets[tenant]!, timeoutMs }),
     stop: () => proc.stop(10_000),
-    async restart(tpm?: string) {
+    async restart(tpm?: string, args?: string[]) {
       await proc.stop(10_000);
       if (tpm) tpmSpec = tpm;
+      if (args) extraArgs = args;
       await start();
     },
   };

@@ -1,14 +1,15 @@
 /**
  * The benchmark (`npm run bench`): six groups, each a ratio of two things measured side by
- * side in the same run. Prints a table per group on stdout, writes everything measured to
- * .bench/results.json (or --out FILE), and stops everything it started on the way out.
+ * side in the same run. Prints a table per group on stdout and last issue 13's goals (before /
+ * after), writes everything measured to .bench/results.json (or --out FILE), and stops
+ * everything it started on the way out.
  *
  *   --smoke          tiny counts (all six groups, well under a minute)
  *   --only 1,3,5     run only these groups
  *   --out FILE       where the JSON goes (default .bench/results.json)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { type Ctx, type Group, type GroupResult, type Table } from './context.js';
 import { cleanupAll, installSignalHandlers, isInterrupted } from './lifecycle.js';
@@ -19,6 +20,7 @@ import { overheadGroup } from './groups/overhead.js';
 import { throughputGroup } from './groups/throughput.js';
 import { toolsGroup } from './groups/tools.js';
 import { footprintGroup } from './groups/footprint.js';
+import { BEFORE_SOURCE, evaluateGoals, goalsTable } from './goals.js';
 
 const GROUPS: Group[] = [overheadGroup, throughputGroup, marshalGroup, toolsGroup, largeGroup, footprintGroup];
 
@@ -62,14 +64,15 @@ function renderTable(t: Table): string {
   const line = (r: string[]): string =>
     '  ' +
     r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) => (i === 0 || t.leftAligned ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(cells[0]!), '  ' + widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
 function render(r: GroupResult): string {
-  const out = [`\n${r.id}. ${r.title}${r.seconds !== undefined ? `  [${r.seconds.toFixed(1)} s]` : ''}`];
+  const load = r.loadAvg ? `, load ${r.loadAvg[0].toFixed(1)} → ${r.loadAvg[1].toFixed(1)}` : '';
+  const out = [`\n${r.id}. ${r.title}${r.seconds !== undefined ? `  [${r.seconds.toFixed(1)} s${load}]` : ''}`];
   if (r.error) out.push(`  FAILED: ${r.error}`);
   for (const t of r.tables) out.push(renderTable(t));
   for (const n of r.notes) out.push(`  · ${n}`);
@@ -92,11 +95,13 @@ export async function main(args: string[], env: { root: string; buildError?: str
     cpuModel: cpus()[0]?.model,
     memGiB: Math.round(totalmem() / 2 ** 30),
     platform: `${process.platform}-${process.arch}`,
+    /** 1/5/15-minute load averages at the start: other work on the machine shows here. */
+    loadAvg: loadavg(),
   };
   process.stdout.write(
-    `eve-tpm-tools benchmark${opts.smoke ? ' (SMOKE: tiny counts, figures are not meaningful)' : ''} — ${machine.cpus} × ${machine.cpuModel ?? 'cpu'}, ${machine.memGiB} GiB, Node ${machine.node}\n`,
+    `eve-tpm-tools benchmark${opts.smoke ? ' (SMOKE: tiny counts, figures are not meaningful)' : ''} — ${machine.cpus} × ${machine.cpuModel ?? 'cpu'}, ${machine.memGiB} GiB, Node ${machine.node}, load average ${machine.loadAvg.map((l) => l.toFixed(1)).join(' / ')}\n`,
   );
-  process.stdout.write('Every figure is a ratio of two things measured side by side in this run (interleaved, medians).\n');
+  process.stdout.write('Every figure is a ratio of two things measured side by side in this run (interleaved, medians). A load average above the core count means other work shared the machine.\n');
 
   const results: GroupResult[] = [];
   let failed = false;
@@ -105,6 +110,7 @@ export async function main(args: string[], env: { root: string; buildError?: str
     if (isInterrupted()) break;
     ctx.log(`group ${g.id}: ${g.title}`);
     const g0 = performance.now();
+    const load0 = loadavg()[0]!;
     let r: GroupResult;
     try {
       r = { id: g.id, title: g.title, ...(await g.run(ctx)) };
@@ -116,15 +122,20 @@ export async function main(args: string[], env: { root: string; buildError?: str
       await cleanupAll();
     }
     r.seconds = (performance.now() - g0) / 1000;
+    r.loadAvg = [load0, loadavg()[0]!];
     results.push(r);
     process.stdout.write(render(r) + '\n');
   }
+  const goals = evaluateGoals(results, opts.smoke);
+  process.stdout.write(
+    `\nGoals of issue 13: goal | before | after\n${renderTable(goalsTable(goals))}\n  · Before: ${BEFORE_SOURCE}. After: this run${opts.smoke ? ' (smoke: not judged)' : ''}; "-" = not judged (group not run, failed, or smoke).\n`,
+  );
   const total = (performance.now() - t0) / 1000;
   process.stdout.write(`\nTotal ${total.toFixed(1)} s. Full results: ${opts.out}\n`);
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(
     opts.out,
-    JSON.stringify(roundDeep({ date: new Date().toISOString(), smoke: opts.smoke, machine, seconds: total, groups: results }), null, 2) + '\n',
+    JSON.stringify(roundDeep({ date: new Date().toISOString(), smoke: opts.smoke, machine, seconds: total, groups: results, goals }), null, 2) + '\n',
   );
   return failed ? 1 : 0;
 }
