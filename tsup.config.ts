@@ -44,5 +44,9 @@ export default defineConfig([
     shims: true,
     banner: { js: '#!/usr/bin/env node' },
     outExtension: () => ({ js: '.cjs' }),
+    // No comments or indentation: smaller and parsed faster at every tool start, and ASCII-only
+    // (one "§" in a kept comment made V8 hold the whole source as a two-byte string: +0.8 MiB
+    // in the service's heap). Names are kept, so stack traces still read.
+    minifyWhitespace: true,
   },
 ]);

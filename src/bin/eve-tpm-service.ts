@@ -18,8 +18,7 @@
  */
 import '../service/heap-bounds-set.js'; // first: V8's heap bounded before anything allocates (heap-bounds.ts)
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AdminError, listTenants, purgeOrphans, removeTenant, setTenantUsage, type KeyListing, type PurgeReport } from '../service/admin/admin.js';
-import { fetchStats, statsText, StatsUnavailable } from '../service/usage/stats-command.js';
+import type { KeyListing, PurgeReport } from '../service/admin/admin.js';
 import { statsSocketPath } from '../service/usage/stats-socket.js';
 import type { Stats } from '../service/usage/stats.js';
 import { ConfigError, readConfigFile, resolveConfig, type ServiceConfig } from '../service/config.js';
@@ -28,10 +27,13 @@ import { StateLockedError } from '../service/admin/lock.js';
 import { createLogger } from '../service/logger.js';
 import { startService } from '../service/service.js';
 import { formatHandle } from '../service/protocol/handles.js';
-import { rebuildRegistry, RebuildError } from '../service/keys/rebuild.js';
 import { RegistryFormatError } from '../service/keys/registry.js';
 import { VERSION } from '../service/protocol/version.js';
-import { tenantAdd, TenantAddWriteError, type TenantAddArgs } from '../service/tenants/tenant-add.js';
+import type { TenantAddArgs } from '../service/tenants/tenant-add.js';
+
+// The host-side commands' modules load when their command runs: `serve` never needs them, and
+// each module evaluated at start stays in the resident service's memory (issue 13, P6).
+const admin = () => import('../service/admin/admin.js');
 
 const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, START: 3 } as const;
 
@@ -102,8 +104,11 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
   });
 }
 
+/** Errors of the commands' own making (by name: their modules load lazily, see above) are usage errors. */
+const USAGE_ERRORS = new Set(['AdminError', 'RebuildError']);
+
 function adminError(e: unknown): never {
-  if (e instanceof AdminError || e instanceof ConfigError || e instanceof StateLockedError || e instanceof RegistryFormatError || e instanceof RebuildError) {
+  if (e instanceof ConfigError || e instanceof StateLockedError || e instanceof RegistryFormatError || (e instanceof Error && USAGE_ERRORS.has(e.name))) {
     fail((e as Error).message, EXIT.CONFIG);
   }
   fail((e as Error).message ?? String(e), EXIT.FAILURE);
@@ -180,6 +185,7 @@ tenant
   .option('--tools-sha256 <hex>', 'sha256 of that tarball; needs --tools-url')
   .option('--json', 'print {tenant, record, cid, maxKeys, secret, userData, tenantsFile} as JSON on stdout')
   .action(async (o: TenantAddArgs) => {
+    const { tenantAdd, TenantAddWriteError } = await import('../service/tenants/tenant-add.js');
     try {
       const out = await tenantAdd(o);
       process.stderr.write(out.stderr);
@@ -203,7 +209,7 @@ tenant
   .action(async (o: { tenants: string; config?: string; stateDir?: string; json?: boolean }) => {
     try {
       const stateDir = stateConfig(o).stateDir;
-      const list = await listTenants(o.tenants, stateDir);
+      const list = await (await admin()).listTenants(o.tenants, stateDir);
       if (o.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
       if (list.tenants.length === 0 && list.orphans.length === 0) return void process.stdout.write('no tenants\n');
       const keyLines = (keys: KeyListing[]): string => keys.map((k) => `  ${k.handle} ${k.type} ${k.hashAlg} ${k.state} ${k.store} ${k.createdAt}\n`).join('');
@@ -214,7 +220,7 @@ tenant
       }
       for (const r of list.orphans) {
         process.stdout.write(
-          `ORPHANED record ${r.record} (was ${r.tenant}) keys=${r.keys.length}: its tenant was removed; ` +
+          `ORPHANED record ${r.record} (was ${r.tenant}) keys=${r.keys.length}${r.appParent ? ' app-parent=yes' : ''}: its tenant was removed; ` +
             `delete them with: eve-tpm-service tenant purge --record ${r.record} --tenants ${o.tenants} --state-dir ${stateDir}\n${keyLines(r.keys)}`,
         );
       }
@@ -235,7 +241,7 @@ tenant
   .action(async (o: { id: string; tenants: string; purge?: boolean; config?: string; stateDir?: string; tpm?: string }) => {
     try {
       const config = stateConfig(o);
-      const r = await removeTenant({ tenantsFile: o.tenants, id: o.id, purge: o.purge === true, config, log: createLogger('warn') });
+      const r = await (await admin()).removeTenant({ tenantsFile: o.tenants, id: o.id, purge: o.purge === true, config, log: createLogger('warn') });
       process.stdout.write(
         o.purge
           ? `Tenant ${o.id} removed; ${purgeLine(r)}.\n`
@@ -257,7 +263,7 @@ tenant
   .option('--tpm <spec>', 'TPM (used only when the service is stopped and keys live in the TPM)')
   .action(async (o: { record: string; tenants: string; config?: string; stateDir?: string; tpm?: string }) => {
     try {
-      const r = await purgeOrphans({ tenantsFile: o.tenants, record: o.record, config: stateConfig(o), log: createLogger('warn') });
+      const r = await (await admin()).purgeOrphans({ tenantsFile: o.tenants, record: o.record, config: stateConfig(o), log: createLogger('warn') });
       process.stdout.write(`Record ${r.record}: ${purgeLine(r)}.\n`);
     } catch (e) {
       adminError(e);
@@ -275,6 +281,7 @@ tenant
   .option('--no-netif', 'forget the interfaces')
   .action(async (o: { id: string; tenants: string; cgroup?: string | false; netif?: string[] | false }) => {
     try {
+      const { AdminError, setTenantUsage } = await admin();
       if (o.cgroup === undefined && o.netif === undefined) throw new AdminError('tenant set needs --cgroup PATH, --no-cgroup, --netif NAME or --no-netif');
       const t = await setTenantUsage({
         tenantsFile: o.tenants,
@@ -296,8 +303,12 @@ program
   .option('--json', 'print the raw readings as JSON')
   .option('--prometheus', 'print the Prometheus text the socket serves at /metrics')
   .action(async (o: { config?: string; stateDir?: string; json?: boolean; prometheus?: boolean }) => {
+    const { fetchStats, statsText, StatsUnavailable } = await import('../service/usage/stats-command.js');
     try {
-      if (o.json && o.prometheus) throw new AdminError('--json and --prometheus: choose one');
+      if (o.json && o.prometheus) {
+        const { AdminError } = await admin();
+        throw new AdminError('--json and --prometheus: choose one');
+      }
       const config = configFrom({ config: o.config, stateDir: o.stateDir, singleTenant: true, listen: ['unix:/nonexistent'] });
       const socket = statsSocketPath(config.stateDir);
       if (o.prometheus) return void process.stdout.write(await fetchStats(socket, '/metrics'));
@@ -321,8 +332,8 @@ registry
   .action(async (o: { stateDir?: string; keyStore?: string; config?: string; tenants?: string }) => {
     try {
       const config = configFrom({ config: o.config, stateDir: o.stateDir, keyStore: o.keyStore, singleTenant: true, listen: ['unix:/nonexistent'] });
-      const r = await rebuildRegistry(config.stateDir, config.keyStore);
-      const configured = o.tenants ? new Map((await listTenants(o.tenants, config.stateDir)).tenants.map((t) => [t.record, t.id])) : undefined;
+      const r = await (await import('../service/keys/rebuild.js')).rebuildRegistry(config.stateDir, config.keyStore);
+      const configured = o.tenants ? new Map((await (await admin()).listTenants(o.tenants, config.stateDir)).tenants.map((t) => [t.record, t.id])) : undefined;
       process.stdout.write(`Registry ${config.stateDir}/registry.json: ${r.restored.length} key(s) restored from their blob files, ${r.kept} entr(y/ies) already there.\n`);
       for (const e of r.restored) {
         const who = configured === undefined ? '' : configured.has(e.owner) ? ` (tenant ${configured.get(e.owner)!})` : ' (ORPHANED: no configured tenant has this record)';
