@@ -44,8 +44,11 @@ export const DEFAULT_LIMITS: AppLimits = { persistents: 8, nvIndices: 8, nvBytes
 
 /** State shared by all connections of one app (kept by the service across connections). */
 export class AppState {
-  /** Virtual persistent handle → the real handle the service has that object at now. */
-  readonly persistents = new Map<number, number>();
+  /**
+   * Virtual persistent handle → the real handle the service made that object at for the
+   * current command; undefined between commands (the service re-makes it from its recipe).
+   */
+  readonly persistents = new Map<number, number | undefined>();
   /** SHA-256 (hex) of every TPMS_CONTEXT this app saved: ContextLoad takes only these. */
   readonly saved = new Set<string>();
   /** NV indices the app defined, with their data size (for the quota). */

@@ -10,7 +10,7 @@ import { passwordAuth, type AnyCommand, type Authorization } from '../tpm/comman
 import { isUnkeyed, type Connection } from './app.js';
 import { atSession, refuse } from './refusal.js';
 
-/** The authorizations to forward, and which of them the service must fill with owner auth. */
+/** The authorizations to forward, and which of them the service must fill with the real authorization of the hierarchy in that slot (owner or endorsement). */
 export interface CheckedAuths {
   readonly auths: Authorization[];
   readonly ownerAuth: number[];
@@ -43,10 +43,12 @@ export function checkAuths(conn: Connection, cmd: AnyCommand, real: readonly num
   auths.forEach((a, k) => {
     const n = k + 1;
     const slot = authIndex[k];
-    if (slot !== undefined && real[slot] === TPM_RH.OWNER) {
+    // OWNER: the app's virtual owner; ENDORSEMENT: its virtual endorsement hierarchy, which only
+    // PolicySecret's slot admits (slots.ts 'secret': the app's virtual EK policy).
+    if (slot !== undefined && (real[slot] === TPM_RH.OWNER || real[slot] === TPM_RH.ENDORSEMENT)) {
       // tpm2-tools authorize the owner with an unkeyed HMAC session (primary-auth.ts): its key is
-      // the owner's empty authValue, so it proves no more than the empty password does. The chip
-      // checks it against the real owner authorization, EVE's empty one (followed where decide rewrites).
+      // the hierarchy's empty authValue, so it proves no more than the empty password does. The chip
+      // checks it against the real authorization, EVE's empty one (followed where decide rewrites).
       if (a.sessionHandle !== TPM_RH.RS_PW && isUnkeyed(conn, a)) {
         ownerHmac.push(k);
         if (Math.floor(a.sessionAttributes / TPMA_SESSION.continueSession) % 2 === 0) ending.push(a.sessionHandle);

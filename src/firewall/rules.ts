@@ -8,6 +8,9 @@ import { TPM_RC } from '../tpm/rc.js';
 import * as C from '../tpm/commands.js';
 import type { AnyCommand, Authorization } from '../tpm/command.js';
 import type { TPMS_CONTEXT, TPMS_NV_PUBLIC } from '../tpm/structures.js';
+import { command } from '../tpm/command.js';
+import { TPM2B_ECC_PARAMETER, TPM2B_MAX_BUFFER, TPM_ALG_ID, TPM_ECC_CURVE, TPMT_ECC_SCHEME, TPMT_KDF_SCHEME } from '../tpm/structures.js';
+import { struct, tpm2b, u16, yesNo } from '../tpm/wire/codec.js';
 import { contextDigest, inRange, type Connection } from './app.js';
 import * as X from './commands.js';
 import { atParam, refuse } from './refusal.js';
@@ -111,6 +114,16 @@ function sign(p: Record<string, unknown>): void {
   if (ticket.hierarchy !== TPM_RH.NULL) refuse(atParam(TPM_RC.TICKET, 3), 'only TPM_RH_NULL hashcheck tickets: the app can mint no other');
 }
 
+/**
+ * PolicySecret(TPM_RH_ENDORSEMENT) is the policy of the app's virtual EK (docs/FIREWALL.md "The
+ * EK"). The session it satisfies can only authorize objects the app can name, all its own; but a
+ * ticket (expiration < 0, Part 3 §23.4) would carry the real endorsement authorization beyond
+ * this session, so none is made.
+ */
+function policySecret(p: Record<string, unknown>, _conn: Connection, handles: readonly number[]): void {
+  if (handles[0] === TPM_RH.ENDORSEMENT && (p.expiration as number) < 0) refuse(atParam(TPM_RC.VALUE, 4), 'PolicySecret(endorsement): no ticket (expiration must not be negative)');
+}
+
 /** TPM_SE_HMAC (Part 2 §6.7). */
 const SE_HMAC = 0x00;
 
@@ -119,10 +132,50 @@ function startAuthSession(p: Record<string, unknown>, _conn: Connection, handles
   return unkeyed ? { unkeyed: { hashAlg: p.authHash as number } } : {};
 }
 
+/**
+ * TPM2_ECC_Parameters — Part 3 §14.6: the curve's constants, no handles, no secrets. The
+ * tpm2-openssl provider asks for them at start (descriptor here: one row's need).
+ */
+const ECC_Parameters = command({
+  name: 'ECC_Parameters',
+  code: 0x178,
+  spec: 'Part 3 §14.6',
+  params: { curveID: TPM_ECC_CURVE },
+  response: {
+    parameters: struct('TPMS_ALGORITHM_DETAIL_ECC', {
+      curveID: TPM_ECC_CURVE,
+      keySize: u16,
+      kdf: TPMT_KDF_SCHEME,
+      sign: TPMT_ECC_SCHEME,
+      p: TPM2B_ECC_PARAMETER,
+      a: TPM2B_ECC_PARAMETER,
+      b: TPM2B_ECC_PARAMETER,
+      gX: TPM2B_ECC_PARAMETER,
+      gY: TPM2B_ECC_PARAMETER,
+      n: TPM2B_ECC_PARAMETER,
+      h: TPM2B_ECC_PARAMETER,
+    }),
+  },
+});
+
+/**
+ * TPM2_EncryptDecrypt2 — Part 3 §15.3: AES with the app's own symmetric key (the tpm2-openssl
+ * provider's ciphers; s_server encrypts its session tickets so). An object command like Sign.
+ */
+const EncryptDecrypt2 = command({
+  name: 'EncryptDecrypt2',
+  code: 0x193,
+  spec: 'Part 3 §15.3',
+  handles: { keyHandle: 'auth' },
+  params: { inData: TPM2B_MAX_BUFFER, decrypt: yesNo, mode: TPM_ALG_ID, ivIn: tpm2b('TPM2B_IV', 16) },
+  response: { outData: TPM2B_MAX_BUFFER, ivOut: tpm2b('TPM2B_IV', 16) },
+});
+
 const rules: Rule[] = [
   { cmd: C.GetRandom, slots: [] },
   { cmd: C.PCR_Read, slots: [] },
   { cmd: C.ReadClock, slots: [] },
+  { cmd: ECC_Parameters, slots: [] },
   { cmd: C.GetCapability, slots: [], noSessions: true },
   { cmd: C.Create, slots: ['object'] },
   { cmd: C.Load, slots: ['object'] },
@@ -134,6 +187,7 @@ const rules: Rule[] = [
   { cmd: C.Certify, slots: ['object', 'object'] },
   { cmd: X.Unseal, slots: ['object'] },
   { cmd: C.RSA_Decrypt, slots: ['object'] },
+  { cmd: EncryptDecrypt2, slots: ['object'] },
   { cmd: C.ECDH_ZGen, slots: ['object'] },
   { cmd: C.ActivateCredential, slots: ['object', 'object'] },
   { cmd: X.MakeCredential, slots: ['object'] },
@@ -142,7 +196,7 @@ const rules: Rule[] = [
   { cmd: C.SequenceUpdate, slots: ['object'] },
   { cmd: C.SequenceComplete, slots: ['object'], params: virtualTicket('hierarchy', 2) },
   { cmd: C.StartAuthSession, slots: ['objectOrNull', 'bind'], params: startAuthSession },
-  { cmd: C.PolicySecret, slots: ['entity', 'session'] },
+  { cmd: C.PolicySecret, slots: ['secret', 'session'], params: policySecret },
   { cmd: C.PolicyGetDigest, slots: ['session'] },
   { cmd: C.ContextSave, slots: ['saveable'] },
   { cmd: C.ContextLoad, slots: [], params: contextLoad },

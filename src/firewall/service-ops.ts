@@ -10,7 +10,7 @@ import { TPM_RC } from '../tpm/rc.js';
 import type { Authorization } from '../tpm/command.js';
 import type { TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC, TPML_PCR_SELECTION } from '../tpm/structures.js';
 import { type Infer } from '../tpm/wire/codec.js';
-import { APP_PERSISTENT, EVE_PERSISTENT, inRange, type Connection } from './app.js';
+import { APP_PERSISTENT, EVE_PERSISTENT, inRange, isUnkeyed, type Connection } from './app.js';
 import { checkVirtualAuth } from './auths.js';
 import type { ResponsePlan } from './response.js';
 import { atHandle, atParam, refuse } from './refusal.js';
@@ -28,10 +28,14 @@ export type ServiceOp =
       /** How the service performs it: the app's template, the authorization checked (decide.ts). */
       readonly forward: { readonly kind: 'forward'; readonly command: Uint8Array; readonly plan: ResponsePlan; readonly ownerAuth: readonly number[] };
     }
-  /** Make the object at `real` the app's persistent `persistent` (registry + quota). */
-  | { readonly op: 'Persist'; readonly real: number; readonly persistent: number }
+  /**
+   * Make the object at `real` the app's persistent `persistent` (registry + quota). `session`:
+   * the app's unkeyed HMAC session authorizing it, whose HMAC covers the object's Name, which
+   * only the service can read: the service checks it (absent: the empty password, checked here).
+   */
+  | { readonly op: 'Persist'; readonly real: number; readonly persistent: number; readonly session?: Authorization }
   /** Remove the app's persistent `persistent`. */
-  | { readonly op: 'Evict'; readonly persistent: number };
+  | { readonly op: 'Evict'; readonly persistent: number; readonly session?: Authorization };
 
 /**
  * CreatePrimary (Part 3 §24.1) from an app: the NULL hierarchy is forwarded, owner/endorsement
@@ -58,18 +62,22 @@ type ServiceOpOf<K extends ServiceOp['op']> = Extract<ServiceOp, { op: K }>;
 export function evictControlOp(conn: Connection, handles: readonly number[], auth: Authorization, persistentHandle: number): ServiceOp {
   const [authHandle, objectHandle] = handles as [number, number];
   if (authHandle !== TPM_RH.OWNER) refuse(atHandle(TPM_RC.HIERARCHY, 1), `auth ${hex32(authHandle)}: only the app's owner`);
-  checkVirtualAuth(auth, 1);
+  const password = auth.sessionHandle === TPM_RH.RS_PW;
+  if (password) checkVirtualAuth(auth, 1);
+  else if (!isUnkeyed(conn, auth)) refuse(TPM_RC.AUTH_TYPE, 'session 1: only a password or an unsalted, unbound HMAC session of this connection authorizes the virtual owner');
+  const session = password ? {} : { session: auth };
   const app = conn.app;
   if (!inRange(persistentHandle, APP_PERSISTENT) || EVE_PERSISTENT.includes(persistentHandle)) {
     refuse(atParam(TPM_RC.RANGE, 1), `persistentHandle ${hex32(persistentHandle)} is not in the app's range`);
   }
   if (typeOf(objectHandle) === TPM_HT.PERSISTENT) {
-    resolveSlot(conn, 'object', objectHandle, 2);
+    // Evicting needs only the record, not the object made again.
+    if (!app.persistents.has(objectHandle)) refuse(atHandle(TPM_RC.HANDLE, 2), `handle 2 (${hex32(objectHandle)}): not a persistent handle of this app`);
     if (objectHandle !== persistentHandle) refuse(atParam(TPM_RC.HANDLE, 1), 'evicting: persistentHandle must equal objectHandle');
-    return { op: 'Evict', persistent: persistentHandle };
+    return { op: 'Evict', persistent: persistentHandle, ...session };
   }
   const real = resolveSlot(conn, 'object', objectHandle, 2);
   if (app.persistents.has(persistentHandle)) refuse(TPM_RC.NV_DEFINED, `${hex32(persistentHandle)} is in use`);
   if (app.persistents.size >= app.limits.persistents) refuse(TPM_RC.NV_SPACE, `quota of ${app.limits.persistents} persistent handles`);
-  return { op: 'Persist', real, persistent: persistentHandle };
+  return { op: 'Persist', real, persistent: persistentHandle, ...session };
 }

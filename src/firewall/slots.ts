@@ -14,13 +14,15 @@ import { atHandle, notLoaded, refuse } from './refusal.js';
  * - saveable: the app's transient object or session (ContextSave)
  * - objectOrNull: an object, or TPM_RH_NULL (StartAuthSession tpmKey)
  * - bind: an object, the app's NV index, or TPM_RH_NULL (StartAuthSession bind)
- * - entity: an object or the app's NV index (PolicySecret authHandle: never a hierarchy)
+ * - entity: an object or the app's NV index
+ * - secret: an entity, or TPM_RH_ENDORSEMENT standing for the app's virtual endorsement
+ *   hierarchy (PolicySecret authHandle: the policy of the app's virtual EK, docs/FIREWALL.md "The EK")
  * - session: the app's HMAC or policy session
  * - nv: an NV index in the app's range
  * - nvAuth: an NV index in the app's range, or TPM_RH_OWNER standing for the app's virtual owner
  * - owner: TPM_RH_OWNER standing for the app's virtual owner (NV_DefineSpace/UndefineSpace)
  */
-export type Slot = 'object' | 'saveable' | 'objectOrNull' | 'bind' | 'entity' | 'session' | 'nv' | 'nvAuth' | 'owner';
+export type Slot = 'object' | 'saveable' | 'objectOrNull' | 'bind' | 'entity' | 'secret' | 'session' | 'nv' | 'nvAuth' | 'owner';
 
 /** The handle type: the most significant octet (Part 2 §7.2); division keeps UINT32 exact. */
 export const typeOf = (h: number): number => Math.floor(h / 0x1000000);
@@ -34,10 +36,11 @@ export function resolveSlot(conn: Connection, slot: Slot, h: number, n: number):
   if (t === TPM_HT.PERMANENT) {
     if (h === TPM_RH.NULL && (slot === 'objectOrNull' || slot === 'bind')) return h;
     if (h === TPM_RH.OWNER && (slot === 'owner' || slot === 'nvAuth')) return h;
+    if (h === TPM_RH.ENDORSEMENT && slot === 'secret') return h;
     refuse(atHandle(TPM_RC.HIERARCHY, n), `${what}: no hierarchy or permanent handle is allowed here`);
   }
   if (slot === 'owner') refuse(atHandle(TPM_RC.VALUE, n), `${what}: must be TPM_RH_OWNER`);
-  if (t === TPM_HT.NV_INDEX && (slot === 'nv' || slot === 'nvAuth' || slot === 'bind' || slot === 'entity')) {
+  if (t === TPM_HT.NV_INDEX && (slot === 'nv' || slot === 'nvAuth' || slot === 'bind' || slot === 'entity' || slot === 'secret')) {
     if (!inRange(h, conn.app.nvRange)) refuse(atHandle(TPM_RC.HANDLE, n), `${what}: not an NV index of this app`);
     return h;
   }
@@ -45,7 +48,7 @@ export function resolveSlot(conn: Connection, slot: Slot, h: number, n: number):
     if (!conn.sessions.has(h)) refuse(notLoaded(n), `${what}: not a session of this connection`);
     return h;
   }
-  const objects = slot === 'object' || slot === 'objectOrNull' || slot === 'bind' || slot === 'entity' || slot === 'saveable';
+  const objects = slot === 'object' || slot === 'objectOrNull' || slot === 'bind' || slot === 'entity' || slot === 'secret' || slot === 'saveable';
   if (t === TPM_HT.TRANSIENT && objects) {
     const real = conn.transients.get(h);
     if (real === undefined) refuse(notLoaded(n), `${what}: not an object of this connection`);

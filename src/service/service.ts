@@ -98,6 +98,13 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
     frameTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: RAW_IDLE_MS,
   });
+  // The apps' NV placement and virtual persistent handles: without them the raw channel cannot serve safely.
+  if (config.rawChannel) {
+    await raw.loadState(config.stateDir).catch(async (e: unknown) => {
+      await core.close();
+      throw e;
+    });
+  }
 
   const front = new HttpFront(
     {
@@ -146,7 +153,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
   );
 
   // Purges on reload, and `tenant add` picked up without a restart.
-  tenants.start(core);
+  tenants.start({ keys: core.keys, registry: core.registry, ...(config.rawChannel ? { rawPurge: (record: string) => raw.purge(record) } : {}) });
 
   let closing: Promise<void> | undefined;
   return {

@@ -267,13 +267,19 @@ describe('hierarchies and authorization', () => {
     expect(rcOf(decide(conn, two))).toBe(TPM_RC.AUTH_CONTEXT);
   });
 
-  it('PolicySecret names the app’s objects or NV only — never owner, endorsement, platform or lockout', () => {
+  it('PolicySecret names the app’s objects or NV, or its virtual endorsement hierarchy — never owner, platform or lockout', () => {
     const conn = newConnection();
     startSession(conn, 0x03000001);
     const key = loadObject(conn, 0x80000100);
-    const ps = (authHandle: number, password = '') =>
-      decide(conn, frame(C.PolicySecret, { authHandle, policySession: 0x03000001, nonceTPM: new Uint8Array(0), cpHashA: new Uint8Array(0), policyRef: new Uint8Array(0), expiration: 0 }, { authHandle: pw(password) }));
-    for (const h of [TPM_RH.OWNER, TPM_RH.ENDORSEMENT, TPM_RH.PLATFORM, TPM_RH.LOCKOUT]) expect(rcOf(ps(h, 'secret'))).toBe(H(TPM_RC.HIERARCHY, 1));
+    const ps = (authHandle: number, password = '', expiration = 0) =>
+      decide(conn, frame(C.PolicySecret, { authHandle, policySession: 0x03000001, nonceTPM: new Uint8Array(0), cpHashA: new Uint8Array(0), policyRef: new Uint8Array(0), expiration }, { authHandle: pw(password) }));
+    for (const h of [TPM_RH.OWNER, TPM_RH.PLATFORM, TPM_RH.LOCKOUT]) expect(rcOf(ps(h, 'secret'))).toBe(H(TPM_RC.HIERARCHY, 1));
+    // The app's virtual EK policy (docs/FIREWALL.md "The EK"): the empty password, the service authorizes the real one; no ticket.
+    expect(rcOf(ps(TPM_RH.ENDORSEMENT, 'secret'))).toBe(S(TPM_RC.BAD_AUTH, 1));
+    expect(rcOf(ps(TPM_RH.ENDORSEMENT, '', -1))).toBe(P(TPM_RC.VALUE, 4));
+    const e = forwarded(ps(TPM_RH.ENDORSEMENT));
+    expect(u32At(e.command, 10)).toBe(TPM_RH.ENDORSEMENT);
+    expect(e.ownerAuth).toEqual([0]);
     expect(rcOf(ps(0x81000001))).toBe(H(TPM_RC.HANDLE, 1));
     expect(rcOf(ps(0x01600000))).toBe(H(TPM_RC.HANDLE, 1));
     const d = forwarded(ps(key));

@@ -61,7 +61,8 @@ function check(bytes: Uint8Array): void {
     return;
   }
   const decoded = unmarshalCommand(d.plan.cmd, d.command);
-  for (const h of Object.values(decoded.handles)) expect(realAllowed(conn, h), `handle 0x${h.toString(16)}`).toBe(true);
+  // TPM_RH_ENDORSEMENT only as PolicySecret's authHandle (the app's virtual EK policy, rules.ts).
+  for (const h of Object.values(decoded.handles)) expect(realAllowed(conn, h) || (d.plan.cmd.code === 0x151 && h === TPM_RH.ENDORSEMENT), `handle 0x${h.toString(16)}`).toBe(true);
   for (const a of decoded.auths) expect(a.sessionHandle === TPM_RH.RS_PW || conn.sessions.has(a.sessionHandle)).toBe(true);
   if (d.plan.cmd.code === 0x165) expect(realAllowed(conn, decoded.params.flushHandle as number)).toBe(true);
   expect(d.command.length).toBeLessThanOrEqual(4096);

@@ -1,13 +1,13 @@
 // Applies the parts of cloud-init user-data that `eve-tpm-service tenant add` uses, in the order
 // and the way cloud-init does, for a machine without cloud-init (the qemu-tpm guest, a test's
 // private mount namespace): write_files (path, content, encoding b64/gz+b64/text, permissions as
-// an octal string, owner user:group) and then runcmd (a list is an argv run without a shell, a
+// an octal string, owner user:group, append) and then runcmd (a list is an argv run without a shell, a
 // string is given to sh). Input: the user-data already parsed from YAML to JSON (by PyYAML's
 // safe_load on the host, what cloud-init itself uses). Prints one line per step; exits non-zero
 // if any runcmd entry failed (cloud-init logs that as a failed module).
 //   node apply-user-data.mjs USER-DATA.json
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
@@ -36,7 +36,8 @@ for (const f of doc.write_files ?? []) {
       throw new Error(`${f.path}: encoding ${f.encoding} not handled here`);
   }
   mkdirSync(dirname(f.path), { recursive: true });
-  writeFileSync(f.path, data);
+  // append: true adds to what the image has (/etc/environment).
+  (f.append ? appendFileSync : writeFileSync)(f.path, data);
   // cloud-init's default is 0644, owner root:root.
   chmodSync(f.path, Number.parseInt(f.permissions ?? '0644', 8));
   if (f.owner) execFileSync('chown', [f.owner, f.path]);

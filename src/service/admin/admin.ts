@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { BlobStore } from '../keys/blob-store.js';
 import { AppParents, PARENTS_DIR } from '../keys/app-parents.js';
 import { cloudInitUserData, type ToolsSource } from '../tenants/cloud-init.js';
+import type { RawTpm } from '../tenants/guest-setup.js';
 import type { ServiceConfig } from '../config.js';
 import { KEYS_DIR, openCore, REGISTRY_FILE } from '../core.js';
 import { writeFileDurable } from './durable-file.js';
@@ -102,6 +103,8 @@ export interface AddTenantOptions {
    * bundle and addons, or a tarball URL with its sha256. None: no user-data is made.
    */
   tools?: ToolsSource;
+  /** What the user-data makes stock TPM software use (cloud-init.ts); default none. */
+  rawTpm?: RawTpm;
 }
 
 /** Checks a tarball URL and its sha256 together: both or neither, never a placeholder. */
@@ -127,7 +130,7 @@ export async function addTenant(o: AddTenantOptions): Promise<{ secret: string; 
     if (o.netifs !== undefined && o.netifs.length > 0) t.netifs = o.netifs;
     return { tenants: [...tenants, t], result: t };
   });
-  const userData = o.tools && cloudInitUserData({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', tools: o.tools });
+  const userData = o.tools && cloudInitUserData({ tenantId: o.id, secret, service: o.service ?? 'vsock:2:8877', tools: o.tools, rawTpm: o.rawTpm });
   return { secret, tenant, ...(userData !== undefined ? { userData } : {}) };
 }
 

@@ -6,6 +6,7 @@
  * connection's own resource-manager context (space.ts).
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TPM_RC, type TpmRunner } from '../../tpm/index.js';
@@ -18,6 +19,7 @@ import { recordOf, type Tenant, type TenantDirectory } from '../tenants/tenants.
 import type { TpmQueue } from '../tpm/queue.js';
 import { RawApps } from './apps.js';
 import { RawSpace } from './space.js';
+import { undefineRange } from './purge-nv.js';
 import { BadFrameSize, FrameReader, RAW_PATH, RAW_PROTOCOL } from './wire.js';
 
 /** A raw connection silent this long between commands is closed (its context with it), as an idle /v1 one. */
@@ -49,10 +51,29 @@ export function isRawUpgrade(req: IncomingMessage): boolean {
 }
 
 export class RawChannel {
-  private readonly apps = new RawApps();
+  private apps = new RawApps();
   private open = 0;
 
   constructor(private readonly d: RawChannelDeps) {}
+
+  /** Reads the apps' kept state (NV placement, virtual persistent handles) before any connection. */
+  async loadState(stateDir: string): Promise<void> {
+    this.apps = await RawApps.load(join(stateDir, 'raw'), this.d.log);
+  }
+
+  /**
+   * A purged tenant record (tenants/purge.ts): its NV indices undefined on the chip (the
+   * owner's authorization, EVE's empty one) and its kept state removed. Returns how many
+   * indices were undefined.
+   */
+  async purge(record: string): Promise<number> {
+    const range = this.apps.rangeOf(record);
+    if (!range) return 0;
+    const undefined_ = await this.d.queue.submit('#raw', 'raw-purge', (tpm) => undefineRange(tpm, range), { lane: 'cleanup' });
+    await this.apps.forget(record);
+    this.d.log.info({ event: 'raw-purged', record, nvIndices: undefined_ }, 'removed the raw channel state of a purged record');
+    return undefined_;
+  }
 
   get connections(): number {
     return this.open;
@@ -84,8 +105,9 @@ export class RawChannel {
     const record = recordOf(tenant);
     const fields = { tenant: tenant.id, record };
     const log = this.d.log;
-    const app = this.apps.of(record);
-    const space = new RawSpace(app, { chip: this.d.chip, transport: this.d.transport, transients: this.d.queue.transients, log }, fields);
+    const raw = this.apps.app(record);
+    const app = raw.state;
+    const space = new RawSpace(app, { chip: this.d.chip, transport: this.d.transport, transients: this.d.queue.transients, log, raw }, fields);
     const reader = new FrameReader();
     const stop = new AbortController();
     let busy = false;

@@ -19,7 +19,10 @@ import { decide, type Decision } from '../../firewall/decide.js';
 import { namedHandles } from '../../firewall/names.js';
 import { errorFrame } from '../../firewall/refusal.js';
 import { finish } from '../../firewall/response.js';
+import { claimSessions, keepSessions } from '../../firewall/kept-sessions.js';
 import type { Transients } from '../tpm/transients.js';
+import type { RawApp } from './apps.js';
+import { PersistentOps } from './persistent-ops.js';
 
 export interface SpaceDeps {
   /** The chip, outside any job's account (used only inside this connection's queue jobs). */
@@ -27,6 +30,8 @@ export interface SpaceDeps {
   transport: Transport;
   transients: Transients;
   log: Logger;
+  /** The app's persistent records (virtual persistent handles); none: EvictControl refused. */
+  raw?: RawApp;
 }
 
 /** TPMS_CONTEXT.savedHandle of a hash or event sequence (Part 2 §14.1). */
@@ -41,6 +46,8 @@ export class RawSpace {
   private readonly sessions = new Map<number, TPMS_CONTEXT>();
   /** Objects loaded for this command from a context that stays good: flushed, not saved again. */
   private readonly reusable = new Map<number, TPMS_CONTEXT>();
+  /** EvictControl and the app's virtual persistent handles (persistent-ops.ts). */
+  private readonly persistents: PersistentOps | undefined;
 
   constructor(
     app: AppState,
@@ -48,26 +55,32 @@ export class RawSpace {
     private readonly fields: Record<string, unknown>,
   ) {
     this.conn = new Connection(app);
+    this.persistents = d.raw && new PersistentOps(this.conn, d.raw, d, fields);
   }
 
   /** One app command as a queue job: `job` is the job's runner (the object cache frees slots through it). */
   async command(job: TpmRunner, frame: Uint8Array): Promise<Uint8Array> {
+    await this.d.raw?.saved(); // the app's NV placement is on disk before the app uses it
     await this.loadNamed(job, frame);
     try {
+      await this.persistents?.bringIn(job, frame);
       return await this.decideAndRun(job, frame);
     } finally {
+      await this.persistents?.putAway();
       await this.saveOut();
     }
   }
 
   private async decideAndRun(job: TpmRunner, frame: Uint8Array): Promise<Uint8Array> {
     let d: Decision = decide(this.conn, frame);
+    let primary: Parameters<PersistentOps['madePrimary']>[0] | undefined;
     if (d.kind === 'service') {
       if (d.op.op !== 'CreatePrimary') {
-        // Virtual persistent handles are not built yet (docs/FIREWALL.md "Not done yet").
-        this.d.log.info({ event: 'raw-refused', ...this.fields, op: d.op.op, rc: TPM_RC.COMMAND_CODE }, 'EvictControl by apps is not supported yet: answered TPM_RC_COMMAND_CODE');
+        if (this.persistents) return this.persistents.evictControl(d.op);
+        this.d.log.info({ event: 'raw-refused', ...this.fields, op: d.op.op, rc: TPM_RC.COMMAND_CODE }, 'EvictControl: no persistent records here');
         return errorFrame(TPM_RC.COMMAND_CODE);
       }
+      primary = d.op;
       d = d.op.forward;
     }
     if (d.kind === 'reply') {
@@ -77,6 +90,9 @@ export class RawSpace {
     if (d.kind !== 'forward') return errorFrame(TPM_RC.FAILURE);
     // d.ownerAuth: EVE's owner and endorsement authorizations are empty, as the firewall forwards them.
     const response = await this.exchange(job, d.command);
+    // How an object was made, for a later EvictControl (before finish: the response is the chip's).
+    if (primary) this.persistents?.madePrimary(primary, response);
+    else await this.persistents?.madeByLoad(d, frame, response);
     return finish(this.conn, d.plan, response);
   }
 
@@ -133,6 +149,7 @@ export class RawSpace {
 
   /** After each command: nothing of the connection stays loaded. */
   private async saveOut(): Promise<void> {
+    claimSessions(this.conn);
     const reusable = new Map(this.reusable);
     this.reusable.clear();
     for (const [v, real] of this.conn.transients) {
@@ -172,9 +189,12 @@ export class RawSpace {
     }
   }
 
-  /** On close (a cleanup job): its sessions are flushed, loaded or saved; its saved objects forgotten. */
+  /** On close (a cleanup job): its sessions are flushed, loaded or saved (but those the app saved itself are kept a while); its saved objects forgotten. */
   async close(): Promise<void> {
-    for (const s of this.conn.sessions) await this.flush(s);
+    // Sessions the app saved itself (not ours to save out) outlive it, a few per app (kept-sessions.ts).
+    const own = [...this.conn.sessions].filter((s) => !this.sessions.has(s));
+    const flush = [...this.conn.sessions].filter((s) => this.sessions.has(s));
+    for (const s of [...flush, ...keepSessions(this.conn, own)]) await this.flush(s);
     this.conn.sessions.clear();
     this.objects.clear();
     this.sessions.clear();

@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GUEST_CONFIG, GUEST_LIB, guestSetupScript } from './guest-setup.js';
+import { GUEST_CONFIG, GUEST_ENVIRONMENT, GUEST_LIB, GUEST_TCTI_PROFILE, guestSetupScript, rawTpmEnv, type RawTpm } from './guest-setup.js';
 
 /** The platforms an addon may be prebuilt for, as prebuilds/ names them. */
 export const ADDON_PLATFORMS = ['linux-x64-glibc', 'linux-x64-musl', 'linux-arm64-glibc', 'linux-arm64-musl'] as const;
@@ -32,6 +32,8 @@ export interface CloudInitOptions {
   /** Address as seen from the VM (default vsock:2:8877: the host, CID 2). */
   service: string;
   tools: ToolsSource;
+  /** `tcti`: stock TPM software defaults to the cmd TCTI through eve_tools_tpm2_tcti (default none). */
+  rawTpm?: RawTpm;
 }
 
 export class ToolsPayloadError extends Error {
@@ -55,9 +57,10 @@ export function loadEmbeddedTools(bundlePath: string, prebuildsDir: string): Emb
 const gzB64 = (data: Uint8Array): string => gzipSync(data, { level: 9 }).toString('base64');
 
 /** One write_files entry; `content` is a single line (base64) or a block. */
-function writeFile(path: string, mode: string, content: string, opts: { gz?: boolean; owner?: string } = {}): string[] {
+function writeFile(path: string, mode: string, content: string, opts: { gz?: boolean; owner?: string; append?: boolean } = {}): string[] {
   const lines = [`  - path: ${path}`];
   if (opts.owner) lines.push(`    owner: ${opts.owner}`);
+  if (opts.append) lines.push('    append: true');
   lines.push(`    permissions: '${mode}'`);
   if (opts.gz) return [...lines, '    encoding: gz+b64', `    content: ${content}`];
   return [...lines, '    content: |', ...content.replace(/\n$/, '').split('\n').map((l) => (l ? `      ${l}` : ''))];
@@ -71,7 +74,7 @@ export function cloudInitUserData(o: CloudInitOptions): string {
     '# Contains the tenant secret: treat this user-data as a secret.',
   ];
   // The config is written in both modes; owner-only, as it holds the secret.
-  const configFile = writeFile(GUEST_CONFIG, '0600', config, { owner: 'root:root' });
+  const configFile = [...writeFile(GUEST_CONFIG, '0600', config, { owner: 'root:root' }), ...(o.rawTpm === 'tcti' ? tctiDefaults() : [])];
   if ('url' in o.tools) {
     return [
       ...head,
@@ -105,12 +108,25 @@ export function cloudInitUserData(o: CloudInitOptions): string {
     'write_files:',
     ...writeFile(`${GUEST_LIB}/eve-tools.cjs`, '0755', gzB64(bundle), { gz: true }),
     ...addons.flatMap((a) => writeFile(`${GUEST_LIB}/prebuilds/${a.platform}/vsock.node`, '0755', gzB64(a.file), { gz: true })),
-    ...writeFile(`${GUEST_LIB}/setup.sh`, '0755', guestSetupScript()),
+    ...writeFile(`${GUEST_LIB}/setup.sh`, '0755', guestSetupScript(o.rawTpm)),
     ...configFile,
     'runcmd:',
     `  - [sh, ${GUEST_LIB}/setup.sh]`,
     '',
   ].join('\n');
+}
+
+/**
+ * `--raw-tpm tcti`: the TCTI defaults for login shells (profile.d) and for services and
+ * non-login sessions (/etc/environment, appended: it may hold the image's own lines).
+ */
+function tctiDefaults(): string[] {
+  const vars = Object.entries(rawTpmEnv());
+  const why = '# Written by eve-tpm-service tenant add --raw-tpm tcti: stock TPM software uses the TPM service.';
+  return [
+    ...writeFile(GUEST_TCTI_PROFILE, '0644', [why, ...vars.map(([k, v]) => `export ${k}="${v}"`)].join('\n')),
+    ...writeFile(GUEST_ENVIRONMENT, '0644', vars.map(([k, v]) => `${k}="${v}"`).join('\n'), { append: true }),
+  ];
 }
 
 /** Single-quotes a value for sh (URLs may carry `&`, `?`). */

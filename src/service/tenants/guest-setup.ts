@@ -14,7 +14,36 @@ export const GUEST_BRIDGE_SOCKET = '/run/eve-tools.sock';
 /** The commands written (eve_tools_tpm2_sign, eve_tools_usage). */
 export const GUEST_TOOLS = TOOL_NAMES.map(toolCommand);
 
-export function guestSetupScript(): string {
+/**
+ * How stock TPM software in the VM reaches the TPM (`tenant add --raw-tpm`): `tcti` makes the
+ * cmd TCTI through eve_tools_tpm2_tcti the default of tpm2-tools and the tpm2-openssl provider.
+ * (A `device` mode, eve-tpm-vtpmd, needs the daemon in the payload: not yet.)
+ */
+export const RAW_TPM_MODES = ['none', 'tcti'] as const;
+export type RawTpm = (typeof RAW_TPM_MODES)[number];
+/** The login shells' defaults; /etc/environment gets the same lines for everything pam_env starts. */
+export const GUEST_TCTI_PROFILE = '/etc/profile.d/eve-tools-tpm2.sh';
+export const GUEST_ENVIRONMENT = '/etc/environment';
+
+/** The variables `--raw-tpm tcti` sets in the VM. */
+export function rawTpmEnv(): Record<string, string> {
+  const tcti = `cmd:${GUEST_BIN}/${toolCommand('tcti')}`;
+  return { TPM2TOOLS_TCTI: tcti, TPM2OPENSSL_TCTI: tcti };
+}
+
+/** A check the setup script ends with: the cmd TCTI is a separate Debian package. */
+function tctiCheck(): string {
+  return `cmd_tcti=""
+for f in /usr/lib/*/libtss2-tcti-cmd.so.0 /usr/lib/libtss2-tcti-cmd.so.0 /usr/lib64/libtss2-tcti-cmd.so.0; do
+  if [ -e "$f" ]; then cmd_tcti=$f; fi
+done
+if [ -z "$cmd_tcti" ]; then
+  say "TPM2TOOLS_TCTI is set to ${rawTpmEnv().TPM2TOOLS_TCTI}, but tpm2-tss's cmd TCTI is missing: install libtss2-tcti-cmd0 (with tpm2-tools, python3-tpm2-pytss or tpm2-openssl as the app needs)"
+fi
+`;
+}
+
+export function guestSetupScript(rawTpm: RawTpm = 'none'): string {
   return `#!/bin/sh
 # Written by eve-tpm-service tenant add: installs the eve_tools_* commands from ${GUEST_LIB}.
 set -eu
@@ -76,5 +105,5 @@ for t in ${GUEST_TOOLS.join(' ')}; do
   mv -f "$tmp" "$bin/$t"
 done
 say "installed ${GUEST_TOOLS.length} tools in $bin ($how)"
-`;
+${rawTpm === 'tcti' ? tctiCheck() : ''}`;
 }

@@ -19,6 +19,8 @@ const WATCH_INTERVAL_MS = 2000;
 export interface PurgeTarget {
   keys: KeyManager;
   registry: KeyRegistry;
+  /** The record's raw channel state (NV indices, kept file): raw/channel.ts RawChannel.purge. */
+  rawPurge?: (record: string) => Promise<number>;
 }
 
 export class LiveTenants {
@@ -116,6 +118,7 @@ export class LiveTenants {
       }
       try {
         results.push({ ...r, ...(await purgeRecord(target.keys, r.record, r.tenant, log)) });
+        await target.rawPurge?.(r.record).catch((e: unknown) => log.error({ event: 'raw-purge-failed', record: r.record, err: (e as Error).message }, 'could not remove the raw channel state of a purged record'));
       } catch (e) {
         log.error({ event: 'purge-failed', tenant: r.tenant, record: r.record, err: (e as Error).message }, 'purge failed');
         results.push({ ...r, purged: 0, undone: 0, remaining: target.registry.ofRecord(r.record).length, error: (e as Error).message });

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { addTenant, AdminError, toolsUrlSource } from '../admin/admin.js';
 import { loadEmbeddedTools, ToolsPayloadError, type ToolsSource } from './cloud-init.js';
 import { writeFileDurable } from '../admin/durable-file.js';
+import { RAW_TPM_MODES, type RawTpm } from './guest-setup.js';
 
 export interface TenantAddArgs {
   id: string;
@@ -26,6 +27,8 @@ export interface TenantAddArgs {
   toolsBundle?: string;
   /** Folder of prebuilt addons, prebuilds/linux-ARCH-LIBC/vsock.node (default: the package's). */
   prebuilds?: string;
+  /** `--raw-tpm`: none (default) or tcti (the user-data makes the cmd TCTI the default). */
+  rawTpm?: string;
   json?: boolean;
 }
 
@@ -59,9 +62,10 @@ export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
     throw new AdminError('--tools-url and --tools-sha256 need --user-data FILE');
   }
   if (a.userData === undefined && (a.toolsBundle !== undefined || a.prebuilds !== undefined)) throw new AdminError('--tools-bundle and --prebuilds need --user-data FILE');
+  const rawTpm = rawTpmMode(a);
   // Everything the user-data needs is read before the tenant exists, so a missing build adds nothing.
   const tools = toolsSource(a);
-  const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, cgroup: a.cgroup, netifs: a.netif, service: a.serviceAddress, tools });
+  const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, cgroup: a.cgroup, netifs: a.netif, service: a.serviceAddress, tools, rawTpm });
   let stderr = `Tenant ${a.id} added${a.cid === undefined ? '' : ` (CID ${a.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n`;
   let written: string | undefined;
   if (r.userData !== undefined && a.userData !== '-') {
@@ -82,6 +86,13 @@ export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
     return { stdout: `${JSON.stringify(out)}\n`, stderr };
   }
   return { stdout: `Secret (shown only now; only its hash is stored):\n  ${r.secret}\n`, stderr };
+}
+
+function rawTpmMode(a: TenantAddArgs): RawTpm | undefined {
+  if (a.rawTpm === undefined) return undefined;
+  if (!(RAW_TPM_MODES as readonly string[]).includes(a.rawTpm)) throw new AdminError(`--raw-tpm must be one of ${RAW_TPM_MODES.join(', ')}, got '${a.rawTpm}' (device: not yet, the user-data does not carry eve-tpm-vtpmd)`);
+  if (a.userData === undefined) throw new AdminError('--raw-tpm needs --user-data FILE');
+  return a.rawTpm as RawTpm;
 }
 
 /** The tenant was added but its user-data could not be written (exit 1, secret still shown). */

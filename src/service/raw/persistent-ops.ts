@@ -1,0 +1,159 @@
+/**
+ * EvictControl by an app, and its virtual persistent handles in use (docs/FIREWALL.md
+ * "Persistent handles"). For one connection: notes how each object it makes was made (a
+ * recipe, by Name, shared by the app's connections because each tool run is a new one),
+ * records a persisted object's recipe in the app's state file (never chip NV), and makes the
+ * objects a command names again for that command only, checking their Names.
+ */
+import type { Logger } from 'pino';
+import { TPMA_OBJECT, TPMA_SESSION, TPM_HT } from '../../tpm/constants.js';
+import { CreatePrimary, EvictControl, FlushContext, Load, ReadPublic } from '../../tpm/commands.js';
+import { marshalResponse, unmarshalResponse, type Authorization } from '../../tpm/command.js';
+import type { Transport } from '../../tpm/transport/types.js';
+import { TPM_RC } from '../../tpm/rc.js';
+import { TpmError, type TpmRunner } from '../../tpm/index.js';
+import { TPMT_PUBLIC } from '../../tpm/structures.js';
+import { decode } from '../../tpm/wire/codec.js';
+import type { Connection } from '../../firewall/app.js';
+import type { Decision } from '../../firewall/decide.js';
+import { readCommand, readHeader } from '../../firewall/frame.js';
+import { namedHandles } from '../../firewall/names.js';
+import { atHandle, errorFrame } from '../../firewall/refusal.js';
+import type { ServiceOp } from '../../firewall/service-ops.js';
+import { typeOf } from '../../firewall/slots.js';
+import type { Transients } from '../tpm/transients.js';
+import type { RawApp } from './apps.js';
+import { checkEvictHmac, rollAndAnswer } from './owner-session.js';
+import { hex, loadRecipe, materialize, primaryRecipe, type Recipe } from './persistents.js';
+
+const rcOf = (r: Uint8Array): number => (r.length < 10 ? 0 : new DataView(r.buffer, r.byteOffset, r.byteLength).getUint32(6));
+const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
+const hex32 = (h: number): string => `0x${h.toString(16).padStart(8, '0')}`;
+
+type CreatePrimaryOp = Extract<ServiceOp, { op: 'CreatePrimary' }>;
+
+export class PersistentOps {
+  /** Virtual persistent handles made for the current command, with the real handle. */
+  private made: Array<[number, number]> = [];
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly raw: RawApp,
+    private readonly d: { chip: TpmRunner; transport: Transport; transients: Transients; log: Logger },
+    private readonly fields: Record<string, unknown>,
+  ) {}
+
+  /** Makes the app's persistent objects the frame names (EvictControl needs only the record). */
+  async bringIn(job: TpmRunner, frame: Uint8Array): Promise<void> {
+    if (this.conn.app.persistents.size === 0 || (frame.length >= 10 && u32At(frame, 6) === EvictControl.code)) return;
+    for (const h of new Set(namedHandles(frame))) {
+      const r = typeOf(h) === TPM_HT.PERSISTENT ? this.raw.record(h) : undefined;
+      if (!r || this.conn.app.persistents.get(h) !== undefined) continue;
+      let made: { handle: number; name: Uint8Array };
+      try {
+        made = await materialize(this.d.chip, job, this.d.transients, this.conn.app.app, r.recipe);
+      } catch (e) {
+        if (!(e instanceof TpmError)) throw e;
+        this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(h), rc: e.rc }, `the app's persistent ${hex32(h)} could not be made again: ${e.message}`);
+        continue; // left unmade: the firewall answers TPM_RC_HANDLE
+      }
+      if (hex(made.name) !== r.name) {
+        await this.flush(made.handle);
+        this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(h) }, `the app's persistent ${hex32(h)} was made again with another Name: refused`);
+        continue;
+      }
+      this.conn.app.persistents.set(h, made.handle);
+      this.made.push([h, made.handle]);
+    }
+  }
+
+  /** After the command: nothing made for it stays loaded. */
+  async putAway(): Promise<void> {
+    const made = this.made;
+    this.made = [];
+    for (const [v, real] of made) {
+      if (this.conn.app.persistents.has(v)) this.conn.app.persistents.set(v, undefined);
+      await this.flush(real);
+    }
+  }
+
+  /** An owner/endorsement primary the service made for the app: its recipe is its template. */
+  madePrimary(op: CreatePrimaryOp, response: Uint8Array): void {
+    if (rcOf(response) !== TPM_RC.SUCCESS) return;
+    const name = this.nameIn(CreatePrimary, response, 1);
+    if (name) this.raw.recent.add(name, primaryRecipe(op.hierarchy, op.inSensitive, op.inPublic));
+  }
+
+  /** A Load under a parent whose recipe is known: the child's recipe is the parent's plus the blobs. */
+  async madeByLoad(d: Extract<Decision, { kind: 'forward' }>, frame: Uint8Array, response: Uint8Array): Promise<void> {
+    if (d.plan.cmd !== Load || rcOf(response) !== TPM_RC.SUCCESS) return;
+    const name = this.nameIn(Load, response, d.plan.sessions);
+    if (!name) return;
+    const parsed = readCommand(Load, frame, readHeader(frame));
+    const virtualParent = parsed.handles[0] as number;
+    let parent: Recipe | undefined = this.raw.record(virtualParent)?.recipe;
+    if (!parent) {
+      try {
+        parent = this.raw.recent.get((await this.d.chip.run(ReadPublic, { objectHandle: u32At(d.command, 10) })).name);
+      } catch (e) {
+        if (!(e instanceof TpmError)) throw e;
+      }
+    }
+    if (parent) this.raw.recent.add(name, loadRecipe(parent, parsed.params.inPrivate as Uint8Array, parsed.params.inPublic as TPMT_PUBLIC));
+  }
+
+  /** EvictControl's Persist or Evict (already checked by the firewall: range, quota, in use). */
+  async evictControl(op: Exclude<ServiceOp, { op: 'CreatePrimary' }>): Promise<Uint8Array> {
+    if (op.op === 'Evict') {
+      const name = Buffer.from(this.raw.record(op.persistent)?.name ?? '', 'hex');
+      const bad = op.session && checkEvictHmac(this.conn, op.session, name, op.persistent);
+      if (bad) return this.refused(bad.rc, bad.reason);
+      await this.raw.evict(op.persistent);
+      this.d.log.info({ event: 'raw-evict', ...this.fields, handle: hex32(op.persistent) }, `the app's persistent ${hex32(op.persistent)} evicted`);
+      return this.done(op.session);
+    }
+    let name: Uint8Array;
+    try {
+      name = (await this.d.chip.run(ReadPublic, { objectHandle: op.real })).name;
+    } catch (e) {
+      if (!(e instanceof TpmError)) throw e;
+      return this.refused(e.rc, `ReadPublic of the object failed: ${e.message}`);
+    }
+    const bad = op.session && checkEvictHmac(this.conn, op.session, name, op.persistent);
+    if (bad) return this.refused(bad.rc, bad.reason);
+    const recipe = this.raw.recent.get(name);
+    // A NULL-hierarchy object, LoadExternal, CreateLoaded, a key loaded under one of those: not made again.
+    if (!recipe) return this.refused(atHandle(TPM_RC.ATTRIBUTES, 2), 'the object was not made by this app as a primary or a Load under one, so it cannot be made again');
+    const attrs = decode(TPMT_PUBLIC, Buffer.from(recipe.inPublic, 'hex')).objectAttributes;
+    if (Math.floor(attrs / TPMA_OBJECT.stClear) % 2 === 1) return this.refused(atHandle(TPM_RC.ATTRIBUTES, 2), 'an stClear object cannot be made persistent');
+    await this.raw.persist({ handle: op.persistent, name: hex(name), recipe });
+    this.d.log.info({ event: 'raw-persist', ...this.fields, handle: hex32(op.persistent) }, `the app's object persisted as ${hex32(op.persistent)} (service records, not chip NV)`);
+    return this.done(op.session);
+  }
+
+  /** EvictControl's success: the password's response entry, or the HMAC session's after the chip rolled its nonce. */
+  private async done(session: Authorization | undefined): Promise<Uint8Array> {
+    if (!session) return marshalResponse(EvictControl, {} as never, [{ nonceTPM: new Uint8Array(0), sessionAttributes: TPMA_SESSION.continueSession, hmac: new Uint8Array(0) }]);
+    const f = await rollAndAnswer(this.conn, this.d.transport, session);
+    // The record is changed already; the app sees the chip's failure and may look again (GetCapability).
+    if (f.rc !== 0) return this.refused(f.rc, 'reason' in f ? f.reason : '');
+    return marshalResponse(EvictControl, {} as never, ['auth' in f ? f.auth : { nonceTPM: new Uint8Array(0), sessionAttributes: 0, hmac: new Uint8Array(0) }]);
+  }
+
+  private refused(rc: number, reason: string): Uint8Array {
+    this.d.log.info({ event: 'raw-refused', ...this.fields, rc: `0x${rc.toString(16)}`, reason }, `EvictControl refused: ${reason}`);
+    return errorFrame(rc);
+  }
+
+  private nameIn(cmd: typeof CreatePrimary | typeof Load, response: Uint8Array, sessions: number): Uint8Array | undefined {
+    try {
+      return (unmarshalResponse(cmd, response, sessions).output as { name: Uint8Array }).name;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async flush(h: number): Promise<void> {
+    await this.d.chip.run(FlushContext, { flushHandle: h }).catch(() => undefined);
+  }
+}
