@@ -1,7 +1,7 @@
 /**
- * Issue 13's goals P1–P7: the goal and the figure before the work (constants, from the issue's
- * table), and the figure of this run, read from the groups' data. The last table the benchmark
- * prints, and `goals` in the JSON file.
+ * Issue 13's goals P1–P7 and issue 15's F4 (the raw channel): the goal and the figure before the
+ * work (constants, each with its source), and the figure of this run, read from the groups'
+ * data. The last table the benchmark prints, and `goals` in the JSON file.
  */
 import { x, type GroupResult, type Table } from './context.js';
 
@@ -53,6 +53,8 @@ interface GoalDef {
   goal: string;
   before: string;
   groups: number[];
+  /** Where `before` comes from, when not issue 13's table. */
+  source?: string;
   after(d: Data): { text: string; met: boolean; values: Record<string, number> };
 }
 
@@ -176,13 +178,30 @@ const GOALS: GoalDef[] = [
       };
     },
   },
+  {
+    id: 'F4',
+    figure: 'raw channel overhead, p50 (raw − library)',
+    goal: '≤ 50 µs per command',
+    before: 'GetRandom +102–140 µs, Sign of an app key +439–474 µs',
+    source: 'issue 15 item 4 (the goal); before: focused measurements of the previous session on a loaded machine (not a full run)',
+    groups: [7],
+    after(d) {
+      const random = num(d, 7, 'results', 'GetRandom', 'addedUs');
+      const sign = num(d, 7, 'results', 'Sign', 'addedUs');
+      return {
+        text: `GetRandom +${random.toFixed(0)} µs, Sign +${sign.toFixed(0)} µs`,
+        met: random <= 50 && sign <= 50,
+        values: { getRandomAddedUs: random, signAddedUs: sign },
+      };
+    },
+  },
 ];
 
 /** Every goal's figure from the groups that ran (failed groups count as not run). */
 export function evaluateGoals(results: readonly Pick<GroupResult, 'id' | 'data' | 'error'>[], smoke: boolean): GoalResult[] {
   const data = new Map(results.filter((r) => !r.error).map((r) => [r.id, r.data] as const));
   return GOALS.map((g) => {
-    const base = { id: g.id, figure: g.figure, goal: g.goal, before: g.before, source: BEFORE_SOURCE };
+    const base = { id: g.id, figure: g.figure, goal: g.goal, before: g.before, source: g.source ?? BEFORE_SOURCE };
     if (!g.groups.every((id) => data.has(id))) {
       return { ...base, after: `not measured (group ${g.groups.join(', ')} did not run)`, met: undefined, values: {} };
     }

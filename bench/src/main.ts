@@ -1,10 +1,10 @@
 /**
- * The benchmark (`npm run bench`): six groups, each a ratio of two things measured side by
+ * The benchmark (`npm run bench`): seven groups, each a ratio of two things measured side by
  * side in the same run. Prints a table per group on stdout and last issue 13's goals (before /
  * after), writes everything measured to .bench/results.json (or --out FILE), and stops
  * everything it started on the way out.
  *
- *   --smoke          tiny counts (all six groups, well under a minute)
+ *   --smoke          tiny counts (all seven groups, well under a minute)
  *   --only 1,3,5     run only these groups
  *   --out FILE       where the JSON goes (default .bench/results.json)
  */
@@ -20,9 +20,10 @@ import { overheadGroup } from './groups/overhead.js';
 import { throughputGroup } from './groups/throughput.js';
 import { toolsGroup } from './groups/tools.js';
 import { footprintGroup } from './groups/footprint.js';
+import { rawGroup } from './groups/raw.js';
 import { BEFORE_SOURCE, evaluateGoals, goalsTable } from './goals.js';
 
-const GROUPS: Group[] = [overheadGroup, throughputGroup, marshalGroup, toolsGroup, largeGroup, footprintGroup];
+const GROUPS: Group[] = [overheadGroup, throughputGroup, marshalGroup, toolsGroup, largeGroup, footprintGroup, rawGroup];
 
 interface Options {
   smoke: boolean;
@@ -48,7 +49,7 @@ function parseArgs(args: string[], root: string): Options {
           .split(',')
           .map((s) => Number(s.trim())),
       );
-      for (const g of o.only) if (!GROUPS.some((x) => x.id === g)) throw new Error(`--only: no group ${g} (groups are 1-6)`);
+      for (const g of o.only) if (!GROUPS.some((x) => x.id === g)) throw new Error(`--only: no group ${g} (groups are 1-7)`);
     } else if (a === '--out' || a.startsWith('--out=')) o.out = resolve(value());
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: npm run bench [-- --smoke] [-- --only 1,3,5] [-- --out FILE]\n');
@@ -128,7 +129,7 @@ export async function main(args: string[], env: { root: string; buildError?: str
   }
   const goals = evaluateGoals(results, opts.smoke);
   process.stdout.write(
-    `\nGoals of issue 13: goal | before | after\n${renderTable(goalsTable(goals))}\n  · Before: ${BEFORE_SOURCE}. After: this run${opts.smoke ? ' (smoke: not judged)' : ''}; "-" = not judged (group not run, failed, or smoke).\n`,
+    `\nGoals of issues 13 (P) and 15 (F): goal | before | after\n${renderTable(goalsTable(goals))}\n  · Before (P): ${BEFORE_SOURCE}. Before (F4): ${goals.find((g) => g.id === 'F4')?.source ?? '-'}. After: this run${opts.smoke ? ' (smoke: not judged)' : ''}; "-" = not judged (group not run, failed, or smoke).\n`,
   );
   const total = (performance.now() - t0) / 1000;
   process.stdout.write(`\nTotal ${total.toFixed(1)} s. Full results: ${opts.out}\n`);

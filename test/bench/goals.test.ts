@@ -1,10 +1,10 @@
-// The benchmark's last table: issue 13's goals judged from the groups' data (pure, no TPM).
+// The benchmark's last table: issue 13's goals and issue 15's F4 judged from the groups' data (pure, no TPM).
 import { describe, expect, it } from 'vitest';
 import { evaluateGoals, goalsTable } from '../../bench/src/goals.js';
 
 const svc = (p50: number) => ({ p50 });
 
-function groups(over: { signHotP50?: number; hotCommands?: string[] } = {}) {
+function groups(over: { signHotP50?: number; hotCommands?: string[]; rawSignAddedUs?: number } = {}) {
   const level = (ratioHot: number, fairness: number) => ({ ratio: 1.5, ratioHot, service: { fairness } });
   return [
     {
@@ -19,15 +19,16 @@ function groups(over: { signHotP50?: number; hotCommands?: string[] } = {}) {
     { id: 4, data: { samples: { eve: svc(120), node_floor: svc(100), tpm2_sign: svc(30) } } },
     { id: 5, data: { bigBytes: 2 ** 30, ratios: { service: 0.96, library: 0.97 }, memory: { hwmAfterBigKiB: 60 * 1024 } } },
     { id: 6, data: { idle: { rssKiB: 50 * 1024 }, medians: { node: 39 * 1024 } } },
+    { id: 7, data: { results: { GetRandom: { addedUs: 40 }, Sign: { addedUs: over.rawSignAddedUs ?? 45 } } } },
   ];
 }
 
 const byId = (gs: ReturnType<typeof evaluateGoals>) => Object.fromEntries(gs.map((g) => [g.id, g]));
 
-describe('issue 13 goals', () => {
+describe('issue 13 and 15 goals', () => {
   it('judges every goal from the groups of a full run', () => {
     const g = byId(evaluateGoals(groups(), false));
-    expect(Object.keys(g)).toEqual(['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']);
+    expect(Object.keys(g)).toEqual(['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'F4']);
     expect(g.P1!.met).toBe(true);
     expect(g.P1!.values.addedMs).toBeCloseTo(0.1);
     expect(g.P2!.met).toBe(false); // 64 clients: fairness 1.6
@@ -39,6 +40,10 @@ describe('issue 13 goals', () => {
     expect(g.P6!.met).toBe(false);
     expect(g.P7!.met).toBe(true);
     expect(g.P7!.values).toEqual({ service: 2, tpm2Sign: 7 });
+    expect(g.F4!.met).toBe(true);
+    expect(g.F4!.after).toBe('GetRandom +40 µs, Sign +45 µs');
+    expect(g.F4!.source).toMatch(/issue 15/);
+    expect(g.P1!.source).toMatch(/issue 13/);
     for (const goal of Object.values(g)) expect(goal.before.length).toBeGreaterThan(0);
   });
 
@@ -61,6 +66,8 @@ describe('issue 13 goals', () => {
     const m = byId(evaluateGoals(missing, false));
     expect(m.P1!.met).toBeUndefined();
     expect(m.P1!.after).toMatch(/^incomplete/);
-    expect(goalsTable(evaluateGoals(missing, false)).rows.map((r) => r.at(-1))).toEqual(['-', 'no', 'no', 'yes', 'yes', 'no', '-']);
+    expect(goalsTable(evaluateGoals(missing, false)).rows.map((r) => r.at(-1))).toEqual(['-', 'no', 'no', 'yes', 'yes', 'no', '-', 'yes']);
+    // One command over 50 µs fails the raw channel's goal.
+    expect(byId(evaluateGoals(groups({ rawSignAddedUs: 470 }), false)).F4!.met).toBe(false);
   });
 });

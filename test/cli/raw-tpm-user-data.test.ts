@@ -8,10 +8,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipUnlessCI } from '../helpers/ci.js';
-import { debianNode18, type DebianNode } from '../helpers/debian-node18.js';
+import { debianNode18, throwAwayRoot, type DebianNode } from '../helpers/debian-node18.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { bundleExecutables } from '../guest/harness.js';
@@ -100,15 +100,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
     const work = join(dir, 'vm');
     mkdirSync(join(work, 'ovl'), { recursive: true });
     const script = [
-      'set -e',
-      node18.mountUsrShare,
-      `mount -t tmpfs tmpfs ${work}/ovl`,
-      ...['usr/local', 'etc', 'run'].flatMap((d) => {
-        const o = `${work}/ovl/${d.replace('/', '-')}`;
-        return [`mkdir -p ${o}/up ${o}/wk`, `mount -t overlay overlay -o lowerdir=/${d},upperdir=${o}/up,workdir=${o}/wk /${d}`];
-      }),
-      `export PATH=${dirname(node18.node)}:/usr/local/bin:/usr/bin:/bin`,
-      `cd ${work}`,
+      ...throwAwayRoot(node18, work),
       `node ${join(REPO_ROOT, 'test/guest/apply-user-data.mjs')} ${json}`,
       'grep TCTI /etc/environment',
       '. /etc/profile.d/eve-tools-tpm2.sh',

@@ -11,11 +11,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipUnlessCI } from '../helpers/ci.js';
-import { debianNode18, type DebianNode } from '../helpers/debian-node18.js';
+import { debianNode18, throwAwayRoot, type DebianNode } from '../helpers/debian-node18.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm.js';
 import { bundleExecutables } from '../guest/harness.js';
@@ -204,17 +204,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
     function inVm(name: string, script: string[]): { status: number | null; stdout: string; stderr: string } {
       const work = join(dir, name);
       mkdirSync(join(work, 'ovl'), { recursive: true });
-      const setup = [
-        'set -e',
-        node18.mountUsrShare,
-        `mount -t tmpfs tmpfs ${work}/ovl`,
-        ...['usr/local', 'etc', 'run'].flatMap((d) => {
-          const o = `${work}/ovl/${d.replace('/', '-')}`;
-          return [`mkdir -p ${o}/up ${o}/wk`, `mount -t overlay overlay -o lowerdir=/${d},upperdir=${o}/up,workdir=${o}/wk /${d}`];
-        }),
-        `export PATH=${dirname(node18.node)}:/usr/local/bin:/usr/bin:/bin`,
-        `cd ${work}`,
-      ];
+      const setup = throwAwayRoot(node18, work);
       const env: NodeJS.ProcessEnv = { LD_LIBRARY_PATH: node18.env.LD_LIBRARY_PATH, HOME: work };
       const r = spawnSync('unshare', ['-m', '-p', '-f', '--propagation', 'private', 'sh', '-c', [...setup, ...script].join('\n')], { env, encoding: 'utf8', timeout: 120_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };

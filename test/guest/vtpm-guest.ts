@@ -4,7 +4,9 @@
  * its commands through to the guest's raw chip /dev/tpm0; then the library's device transport
  * and stock tpm2-tools (the default device TCTI) use the new /dev/tpmrmN as any program would.
  * (Not /dev/tpmrm0: two kernel resource managers stacked break on sessions, see docs/FIREWALL.md.)
- * Last, the daemon sends the commands to eve-tpm-service's raw channel (vsock loopback, CID 1).
+ * Last, the daemon sends the commands to eve-tpm-service's raw channel (vsock loopback, CID 1) and
+ * stock tpm2-tools use that device; then tpm2-tools go through eve_tools_tpm2_tcti (cmd TCTI) to the
+ * same service, and the chip (/dev/tpm0) is checked to hold nothing of the app's.
  *
  * Prints `RESULT <name> PASS|FAIL <detail>` per check and `SUMMARY <n> passed, <m> failed`.
  */
@@ -13,8 +15,10 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreatePrimary,
+  GetCapability,
   GetRandom,
   TPM_ALG,
+  TPM_CAP,
   TPM_RH,
   Tpm,
   akEccTemplate,
@@ -198,7 +202,8 @@ async function main(): Promise<void> {
     assert(rm, 'no device');
     assert(existsSync(join(DIR, 'bin/tpm2')), 'tpm2-tools were not copied into the guest folder');
     // Into tmpfs once: every run loads ~35 libraries, and 9p reads are slow under TCG.
-    const cp = await run('cp', ['-r', join(DIR, 'bin'), join(DIR, 'lib'), TOOLS]);
+    // The cmd TCTI's helper too (with the vsock addon it finds beside itself): one node start per tool run.
+    const cp = await run('cp', ['-r', join(DIR, 'bin'), join(DIR, 'lib'), join(DIR, 'eve_tools_tpm2_tcti.cjs'), join(DIR, 'prebuilds'), TOOLS]);
     assert(cp.code === 0, `cp: ${cp.stderr}`);
     const tpm2 = join(TOOLS, 'bin/tpm2');
     const env = { ...process.env, LD_LIBRARY_PATH: join(TOOLS, 'lib'), TPM2TOOLS_TCTI: `device:${rm}` };
@@ -259,11 +264,39 @@ async function createPrimarySignOn(tpm: Tpm, template: EccPublic = akEccTemplate
 const SERVICE_BIN = join(DIR, 'eve-tpm-service.cjs');
 const PORT = 8877;
 
+/** Handles on the guest's chip itself (/dev/tpm0, no resource manager): transient, sessions, persistent. */
+async function chipHandles(): Promise<string> {
+  const transport = openTransport('/dev/tpm0');
+  const tpm = new Tpm(transport);
+  try {
+    const out: string[] = [];
+    for (const first of [0x80000000, 0x02000000, 0x03000000, 0x81000000]) {
+      const r = await tpm.run(GetCapability, { capability: TPM_CAP.HANDLES as never, property: first, propertyCount: 64 });
+      const list = r.capabilityData.capability === TPM_CAP.HANDLES ? (r.capabilityData.data as number[]) : [];
+      out.push(`${first.toString(16)}:[${list.map((h) => h.toString(16)).join(',')}]`);
+    }
+    return out.join(' ');
+  } finally {
+    await transport.close();
+  }
+}
+
+/** Runs `tpm2 TOOL …` from the tmpfs copy with `tcti`; resolves with stdout, rejects with the tool's stderr. */
+function tools(tcti: string, extra: NodeJS.ProcessEnv = {}) {
+  const env = { ...process.env, ...extra, LD_LIBRARY_PATH: join(TOOLS, 'lib'), TPM2TOOLS_TCTI: tcti };
+  return async (...args: string[]): Promise<string> => {
+    const r = await run(join(TOOLS, 'bin/tpm2'), args, env);
+    assert(r.code === 0, `tpm2 ${args.join(' ')}: exit ${String(r.code)} ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+}
+
 /**
  * The device with its commands through eve-tpm-service's raw channel: the firewall answers the
  * kernel's SelfTest itself and passes the GetCapability and GetRandom of the registration, so the
  * device comes up; then GetRandom (library and tpm2_getrandom) and the app's own primary signing
  * (unrestricted: the firewall gives hashes NULL tickets, which a restricted key cannot sign with).
+ * Then stock tpm2-tools through that device, and through eve_tools_tpm2_tcti (cmd TCTI) with no device.
  */
 async function firewallChecks(): Promise<void> {
   const work = mkdtempSync('/tmp/vtpm-fw-');
@@ -271,17 +304,19 @@ async function firewallChecks(): Promise<void> {
   let service: ChildProcess | undefined;
   let fw: Daemon | undefined;
   let serviceErr = '';
+  let secret = '';
+  let rmNode = '';
+  const before = await chipHandles().catch((e: unknown) => `(not read: ${(e as Error).message})`);
   await check('firewall-path', async () => {
     const add = await run(process.execPath, [SERVICE_BIN, 'tenant', 'add', '--id', 'app-v', '--tenants', tenants, '--service-address', `vsock:1:${PORT}`]);
     assert(add.code === 0, `tenant add: ${add.stderr}`);
-    const secret = /Secret \(shown only now; only its hash is stored\):\n {2}(\S+)/.exec(add.stdout)?.[1];
+    secret = /Secret \(shown only now; only its hash is stored\):\n {2}(\S+)/.exec(add.stdout)?.[1] ?? '';
     assert(secret, `tenant add printed no secret: ${add.stdout}`);
     service = spawn(process.execPath, [SERVICE_BIN, 'serve', '--tpm', '/dev/tpmrm0', '--listen', `vsock:${PORT}`, '--tenants', tenants, '--state-dir', join(work, 'state'), '--log-level', 'warn'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     service.stderr!.setEncoding('utf8').on('data', (x: string) => (serviceErr += x));
     const env = { ...process.env, EVE_TOOLS_CONFIG: 'none', EVE_TOOLS_SECRET: secret };
-    let rmNode = '';
     // The service takes a moment to listen: a refused connection (exit 4) is tried again.
     for (let i = 0; i < 100 && !rmNode; i++) {
       fw = startDaemonEnv(['--service', `vsock:1:${PORT}`, '--trace'], env);
@@ -305,12 +340,69 @@ async function firewallChecks(): Promise<void> {
     } finally {
       await transport.close();
     }
-    const tools = await run(join(TOOLS, 'bin/tpm2'), ['getrandom', '--hex', '8'], { ...process.env, LD_LIBRARY_PATH: join(TOOLS, 'lib'), TPM2TOOLS_TCTI: `device:${rmNode}` });
-    assert(tools.code === 0, `tpm2 getrandom through the firewall: ${tools.stderr}`);
+    const rnd = await tools(`device:${rmNode}`)('getrandom', '--hex', '8');
+    assert(/^[0-9a-f]{16}$/.test(rnd.trim()), `tpm2 getrandom printed ${rnd}`);
     return `${rmNode} through the firewall: GetRandom (library, tpm2_getrandom), the app's primary (ECC, unrestricted) + Sign verified; the kernel sent: ${kernel}`;
   });
+
+  await check('firewall-device-tools', async () => {
+    assert(rmNode, 'no device through the firewall');
+    const t = tools(`device:${rmNode}`);
+    const w = (f: string): string => join(work, `dev-${f}`);
+    await run('sh', ['-c', `echo 'stock tools through the firewall device' > ${w('msg')}`]);
+    await t('createprimary', '-C', 'o', '-G', 'ecc', '-c', w('p.ctx'));
+    await t('create', '-C', w('p.ctx'), '-G', 'ecc', '-u', w('k.pub'), '-r', w('k.priv'));
+    await t('load', '-C', w('p.ctx'), '-u', w('k.pub'), '-r', w('k.priv'), '-c', w('k.ctx'));
+    await t('sign', '-c', w('k.ctx'), '-g', 'sha256', '-o', w('sig'), w('msg'));
+    await t('verifysignature', '-c', w('k.ctx'), '-g', 'sha256', '-s', w('sig'), '-m', w('msg'));
+    // A wrong message must not verify: the check above is a real one.
+    await run('sh', ['-c', `echo 'another message' > ${w('other')}`]);
+    const bad = await run(join(TOOLS, 'bin/tpm2'), ['verifysignature', '-c', w('k.ctx'), '-g', 'sha256', '-s', w('sig'), '-m', w('other')], {
+      ...process.env,
+      LD_LIBRARY_PATH: join(TOOLS, 'lib'),
+      TPM2TOOLS_TCTI: `device:${rmNode}`,
+    });
+    assert(bad.code !== 0, 'the signature verifies another message');
+    return `TPM2TOOLS_TCTI=device:${rmNode} (daemon --service vsock:1:${PORT}): createprimary → create → load → sign → verifysignature; another message refused`;
+  });
+
+  // The daemon stops first: the device's connection closes and the firewall flushes what it held.
   fw?.child.kill('SIGTERM');
   if (fw) await fw.ended;
+
+  await check('cmd-tcti-tools', async () => {
+    assert(secret, 'no tenant');
+    assert(existsSync(join(TOOLS, 'lib/libtss2-tcti-cmd.so.0')), 'libtss2-tcti-cmd.so.0 was not copied into the guest folder');
+    const helper = join(TOOLS, 'eve_tools_tpm2_tcti.cjs');
+    const t = tools(`cmd:${process.execPath} ${helper}`, { EVE_TOOLS_CONFIG: 'none', EVE_TOOLS_SERVICE: `vsock:1:${PORT}`, EVE_TOOLS_SECRET: secret });
+    const w = (f: string): string => join(work, `cmd-${f}`);
+    const rnd = await t('getrandom', '--hex', '16');
+    assert(/^[0-9a-f]{32}$/.test(rnd.trim()), `getrandom printed ${rnd}`);
+    await run('sh', ['-c', `echo 'stock tools through the cmd TCTI' > ${w('msg')}`]);
+    const primary = await t('createprimary', '-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', w('p.ctx'));
+    await t('create', '-C', w('p.ctx'), '-G', 'ecc', '-u', w('k.pub'), '-r', w('k.priv'));
+    await t('load', '-C', w('p.ctx'), '-u', w('k.pub'), '-r', w('k.priv'), '-c', w('k.ctx'));
+    await t('sign', '-c', w('k.ctx'), '-g', 'sha256', '-o', w('sig'), w('msg'));
+    await t('verifysignature', '-c', w('k.ctx'), '-g', 'sha256', '-s', w('sig'), '-m', w('msg'));
+    // The public key's x coordinate, as tpm2-tools print it (createprimary and readpublic alike).
+    const xOf = (out: string): string | undefined => /^\s*x: ([0-9a-f]+)$/m.exec(out)?.[1];
+    const x = xOf(primary);
+    assert(x && /^[0-9a-f]{64}$/.test(x), `createprimary printed no x: ${primary}`);
+    const ev = await t('evictcontrol', '-C', 'o', '-c', w('p.ctx'), '0x81000100');
+    assert(/persistent-handle: 0x81000100/.test(ev) && /action: persisted/.test(ev), `evictcontrol printed ${ev}`);
+    // A new process (a new connection) reads the same public key back from the app's handle.
+    const again = xOf(await t('readpublic', '-c', '0x81000100'));
+    assert(again === x, `0x81000100 has x ${again}, the primary had ${x}`);
+    const pcr = await t('pcrread', 'sha256:0,1');
+    assert(/sha256:\s+0 : 0x[0-9A-F]{64}/.test(pcr), `pcrread printed ${pcr}`);
+    return `cmd:eve_tools_tpm2_tcti over vsock:1:${PORT}: getrandom; createprimary → create → load → sign → verifysignature; evictcontrol 0x81000100 + readpublic in a new process (same public key, x ${x.slice(0, 12)}…); pcrread`;
+  });
+
+  await check('nothing-left', async () => {
+    const after = await chipHandles();
+    assert(after === before, `the chip's handles were ${before}, now ${after}`);
+    return `/dev/tpm0 handles (transient, loaded and saved sessions, persistent) as before: ${after}`;
+  });
   service?.kill('SIGTERM');
 }
 

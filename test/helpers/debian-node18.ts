@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** nodejs's own Depends chain, with the libraries libnode108 needs beyond what Node 20 hosts carry. */
 const PACKAGES = ['libnode108', 'node-acorn', 'node-cjs-module-lexer', 'node-undici', 'libc-ares2', 'libuv1', 'libicu72', 'libnghttp2-14', 'libbrotli1'];
@@ -76,4 +76,23 @@ export function debianNode18(): DebianNode {
   const got = spawnSync(cmd, args, { env, encoding: 'utf8' });
   if (got.status !== 0) throw new Error(`Debian's node does not run (unshare -m and an overlay mount need root): ${got.stderr.trim().split('\n')[0]}`);
   return { node, env, version: got.stdout.trim(), command, mountUsrShare };
+}
+
+/**
+ * The first lines of a shell script run as root in fresh mount and pid namespaces that stands
+ * for a VM's root: /usr/local, /etc and /run become throw-away overlays in `work` (the host's
+ * stay untouched) and Debian's node comes first on PATH; the script then runs in `work`.
+ */
+export function throwAwayRoot(node18: DebianNode, work: string): string[] {
+  return [
+    'set -e',
+    node18.mountUsrShare,
+    `mount -t tmpfs tmpfs ${work}/ovl`,
+    ...['usr/local', 'etc', 'run'].flatMap((d) => {
+      const o = `${work}/ovl/${d.replace('/', '-')}`;
+      return [`mkdir -p ${o}/up ${o}/wk`, `mount -t overlay overlay -o lowerdir=/${d},upperdir=${o}/up,workdir=${o}/wk /${d}`];
+    }),
+    `export PATH=${dirname(node18.node)}:/usr/local/bin:/usr/bin:/bin`,
+    `cd ${work}`,
+  ];
 }

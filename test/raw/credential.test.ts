@@ -5,7 +5,6 @@
  * for another app's AK, for EVE's AIK or for the chip's EK do not open, and the
  * PolicySecret(TPM_RH_ENDORSEMENT) the EK's policy needs authorizes nothing outside the app.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,9 +24,9 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { run, runOk, workDir, type RunResult } from '../helpers/tpm-tools.js';
 import { startEnv, type TestEnv } from '../service/env.js';
-import { bundleTcti, openRaw, rcOf, u32At } from './helpers.js';
+import { bundleTcti, openRaw, rcOf, stockToolsThere, tctiEnv, u32At } from './helpers.js';
 
-const toolsThere = spawnSync('tpm2_getrandom', ['--version']).status === 0 && /libtss2-tcti-cmd\.so/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+const toolsThere = stockToolsThere();
 
 /** EVE's objects, planted straight on the chip as EVE has them (docs/EVE.md): EK, AIK under it, an NV index under the EK's policy. */
 const EVE_EK = 0x81000001;
@@ -45,13 +44,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
   let tcti: string;
   let before: unknown;
   let eveAikName: string;
-  const envFor = (tenant: string): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH,
-    TPM2TOOLS_TCTI: `cmd:${process.execPath} ${tcti}`,
-    EVE_TOOLS_CONFIG: 'none',
-    EVE_TOOLS_SERVICE: env.unix,
-    EVE_TOOLS_SECRET: env.secrets[tenant],
-  });
+  const envFor = (tenant: string): NodeJS.ProcessEnv => tctiEnv(tcti, env.unix, env.secrets[tenant]);
   const ok = (tenant: string, name: string, ...args: string[]): Promise<RunResult> => runOk(name, args, { cwd: work.dir, env: envFor(tenant), timeoutMs: 60_000 });
   const fails = (tenant: string, name: string, ...args: string[]): Promise<RunResult> => run(name, args, { cwd: work.dir, env: envFor(tenant), timeoutMs: 60_000 });
   /** The verifier's side: no TPM at all. */

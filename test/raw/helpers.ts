@@ -99,3 +99,18 @@ export function bundleTcti(dir: string): string {
 
 export const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
 export const rcOf = (b: Uint8Array): number => u32At(b, 6);
+
+/** tpm2-tools and tpm2-tss's cmd TCTI (Debian libtss2-tcti-cmd0) are installed. */
+export const stockToolsThere = (): boolean =>
+  spawnSync('tpm2_getrandom', ['--version']).status === 0 && /libtss2-tcti-cmd\.so/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+
+/** The environment of a stock tool run as `tenant` through the bundled TCTI helper at `tcti`, to the service at `address`. */
+export function tctiEnv(tcti: string, address: string, secret: string | undefined): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    TPM2TOOLS_TCTI: `cmd:${process.execPath} ${tcti}`,
+    EVE_TOOLS_CONFIG: 'none',
+    EVE_TOOLS_SERVICE: address,
+    EVE_TOOLS_SECRET: secret,
+  };
+}

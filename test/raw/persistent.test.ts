@@ -3,7 +3,6 @@
  * swtpm): tpm2_evictcontrol records the object in the service (never chip NV), later runs and a
  * restarted service make it again, other apps do not see it, and EVE's objects stay as they were.
  */
-import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +16,9 @@ import { startEnv, type TestEnv } from '../service/env.js';
 import { removeTenant } from '../../src/service/admin/admin.js';
 import { createLogger } from '../../src/service/logger.js';
 import { filePurgeRequest, takePurgeResult } from '../../src/service/tenants/purge.js';
-import { bundleTcti } from './helpers.js';
+import { bundleTcti, stockToolsThere, tctiEnv } from './helpers.js';
 
-const toolsThere = spawnSync('tpm2_getrandom', ['--version']).status === 0 && /libtss2-tcti-cmd\.so/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+const toolsThere = stockToolsThere();
 
 /** The chip's own persistent handles and NV indices (asked directly, not through the firewall). */
 async function chipHandles(tpm: TpmRunner): Promise<{ persistent: unknown; nv: unknown }> {
@@ -33,13 +32,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
   let tcti: string;
   let chipBefore: { persistent: unknown; nv: unknown };
   let eveName: Uint8Array;
-  const envFor = (tenant: string): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH,
-    TPM2TOOLS_TCTI: `cmd:${process.execPath} ${tcti}`,
-    EVE_TOOLS_CONFIG: 'none',
-    EVE_TOOLS_SERVICE: env.unix,
-    EVE_TOOLS_SECRET: env.secrets[tenant],
-  });
+  const envFor = (tenant: string): NodeJS.ProcessEnv => tctiEnv(tcti, env.unix, env.secrets[tenant]);
   const as = (tenant: string, name: string, ...args: string[]): Promise<RunResult> => runOk(name, args, { cwd: work.dir, env: envFor(tenant), timeoutMs: 60_000 });
   const fails = (tenant: string, name: string, ...args: string[]): Promise<RunResult> => run(name, args, { cwd: work.dir, env: envFor(tenant), timeoutMs: 60_000 });
   const persistentList = async (tenant: string): Promise<string[]> =>

@@ -3,7 +3,6 @@
  * channel, against swtpm: each tool run is its own process and its own connection, context
  * files carry objects between them, and the app sees only its own handles.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,22 +14,15 @@ import { swtpmAvailable } from '../helpers/swtpm.js';
 import { run, runOk, workDir, type RunResult } from '../helpers/tpm-tools.js';
 import { startEnv, type TestEnv } from '../service/env.js';
 import { RawApps } from '../../src/service/raw/apps.js';
-import { bundleTcti } from './helpers.js';
+import { bundleTcti, stockToolsThere, tctiEnv } from './helpers.js';
 
-/** tpm2-tools and tpm2-tss's cmd TCTI (Debian libtss2-tcti-cmd0). */
-const toolsThere = spawnSync('tpm2_getrandom', ['--version']).status === 0 && /libtss2-tcti-cmd\.so/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+const toolsThere = stockToolsThere();
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tools or libtss2-tcti-cmd0'))('stock tpm2-tools through the cmd TCTI', () => {
   let env: TestEnv;
   let work: { dir: string; remove(): Promise<void> };
   let tcti: string;
-  const envFor = (tenant: string): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH,
-    TPM2TOOLS_TCTI: `cmd:${process.execPath} ${tcti}`,
-    EVE_TOOLS_CONFIG: 'none',
-    EVE_TOOLS_SERVICE: env.unix,
-    EVE_TOOLS_SECRET: env.secrets[tenant],
-  });
+  const envFor = (tenant: string): NodeJS.ProcessEnv => tctiEnv(tcti, env.unix, env.secrets[tenant]);
   const tool = (tenant: string) => (name: string, ...args: string[]): Promise<RunResult> => runOk(name, args, { cwd: work.dir, env: envFor(tenant), timeoutMs: 60_000 });
   const alice = (name: string, ...args: string[]) => tool('alice')(name, ...args);
   const bob = (name: string, ...args: string[]) => tool('bob')(name, ...args);

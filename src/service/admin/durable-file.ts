@@ -4,7 +4,7 @@
  * reader sees the old content or the new, never a mix, and a completed update stays done.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { crashPoint } from '../tpm/crash-points.js';
 
@@ -55,4 +55,19 @@ export async function removeStaleTempFiles(dir: string): Promise<string[]> {
     removed.push(name);
   }
   return removed;
+}
+
+/** The names in `dir` that `pick` maps to a value (absent dir: none). Admin and start-up only: synchronous. */
+export function namesInSync<T>(dir: string, pick: (name: string) => T | undefined): T[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw e;
+  }
+  return names.flatMap((n) => {
+    const v = pick(n);
+    return v === undefined ? [] : [v];
+  });
 }

@@ -11,7 +11,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { appParentTemplate, matchesTemplate, parseBlobs, type KeyBlobs } from '../../tpm/index.js';
-import { removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
+import { namesInSync, removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
 import { isRecordId, LEGACY_RECORD } from '../tenants/tenants.js';
 import type { BlobFileProblem } from './blob-store.js';
 
@@ -83,15 +83,7 @@ export class AppParents {
 
   /** Records with a parent file in `dir` (absent: none), from the file names. Admin only: synchronous. */
   static ownersIn(dir: string): string[] {
-    try {
-      return readdirSync(dir).flatMap((n) => {
-        const o = ownerOfFile(n);
-        return o === undefined ? [] : [o];
-      });
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') return [];
-      throw e;
-    }
+    return namesInSync(dir, ownerOfFile);
   }
 
   /** Start-up: reads every parent file (synchronously). Unreadable ones are reported, not loaded. */

@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseBlobs, type KeyBlobs, type TPMT_PUBLIC } from '../../tpm/index.js';
-import { removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
+import { namesInSync, removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
 import { formatHandle, parseHandle } from '../protocol/handles.js';
 import { isRecordId, LEGACY_RECORD } from '../tenants/tenants.js';
 
@@ -80,15 +80,10 @@ export class BlobStore {
 
   /** Handles of the blob files in `dir` (absent: none), without reading them. Admin only: synchronous. */
   static fileHandlesIn(dir: string): number[] {
-    try {
-      return readdirSync(dir).flatMap((n) => {
-        const m = FILE.exec(n);
-        return m ? [parseHandle(m[1])] : [];
-      });
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') return [];
-      throw e;
-    }
+    return namesInSync(dir, (n) => {
+      const m = FILE.exec(n);
+      return m ? parseHandle(m[1]) : undefined;
+    });
   }
 
   /** Start-up: reads every blob file (synchronously). Unreadable files are reported, not loaded. */
