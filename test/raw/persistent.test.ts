@@ -15,7 +15,9 @@ import { run, runOk, workDir, type RunResult } from '../helpers/tpm-tools.js';
 import { startEnv, type TestEnv } from '../service/env.js';
 import { removeTenant } from '../../src/service/admin/admin.js';
 import { createLogger } from '../../src/service/logger.js';
-import { filePurgeRequest, takePurgeResult } from '../../src/service/tenants/purge.js';
+import { filePurgeRequest, purgeRecord, takePurgeResult } from '../../src/service/tenants/purge.js';
+import { openCore } from '../../src/service/core.js';
+import { purgeRawState } from '../../src/service/raw/purge-state.js';
 import { bundleTcti, stockToolsThere, tctiEnv } from './helpers.js';
 
 const toolsThere = stockToolsThere();
@@ -169,5 +171,28 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     expect(await nvOnChip()).not.toContain(Number(index));
     expect((await readdir(join(env.stateDir, 'raw'))).filter((f) => f.endsWith('.json'))).toHaveLength(1); // alice's
     expect(await persistentList('alice')).toEqual(['0x81000100']);
+  });
+
+  it('a purge with the service stopped (the admin path) undefines the NV indices and removes the raw state too', async () => {
+    const range = String(env.logs.filter((l) => l.event === 'raw-open' && l.record === 'legacy:alice').at(-1)?.nv);
+    const index = range.split('–')[0]!;
+    await as('alice', 'tpm2_nvdefine', index, '-C', 'o', '-s', '8', '-a', 'ownerread|ownerwrite');
+    const nvOnChip = async () => ((await env.onTpm(chipHandles)).nv as { data: number[] }).data;
+    expect(await nvOnChip()).toContain(Number(index));
+    const log = createLogger('silent');
+    await env.stopService();
+    await removeTenant({ tenantsFile: env.tenantsFile, id: 'alice', purge: false, config: env.config, log });
+    // What the admin command's purge does with the state unlocked, on this test's TPM connection
+    // (swtpm serves one connection at a time).
+    const core = await openCore(env.config, log, env.tpm);
+    try {
+      await purgeRecord(core.keys, 'legacy:alice', 'alice', log);
+      expect(await purgeRawState(env.stateDir, core.queue, 'legacy:alice', log)).toBe(1);
+    } finally {
+      await core.close();
+    }
+    await env.restartService();
+    expect(await nvOnChip()).not.toContain(Number(index));
+    expect((await readdir(join(env.stateDir, 'raw'))).filter((f) => f.endsWith('.json'))).toEqual([]);
   });
 });

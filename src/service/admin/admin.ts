@@ -23,6 +23,7 @@ import { writeFileDurable } from './durable-file.js';
 import { formatHandle } from '../protocol/handles.js';
 import { lockHolder, StateLockedError, withLock } from './lock.js';
 import { filePurgeRequest, purgeRecord, takePurgeResult } from '../tenants/purge.js';
+import { purgeRawState } from '../raw/purge-state.js';
 import { refuseLostRegistry } from '../keys/recovery.js';
 import { KeyRegistry, type KeyEntry } from '../keys/registry.js';
 import { DEFAULT_MAX_KEYS, generateSecret, generateUid, hashSecret, isRecordId, parseTenants, recordOf, TENANT_ID, type Tenant } from '../tenants/tenants.js';
@@ -268,7 +269,10 @@ async function purgeRecordKeys(o: PurgeOptions, record: string, name: string): P
     try {
       const core = await openCore(o.config, o.log);
       try {
-        return { record, ...(await purgeRecord(core.keys, record, name, o.log)) };
+        const report = await purgeRecord(core.keys, record, name, o.log);
+        // What the running service's purge does too: the record's raw-channel state and NV indices.
+        await purgeRawState(o.config.stateDir, core.queue, record, o.log);
+        return { record, ...report };
       } finally {
         await core.close();
       }

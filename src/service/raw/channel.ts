@@ -19,7 +19,7 @@ import { recordOf, type Tenant, type TenantDirectory } from '../tenants/tenants.
 import type { TpmQueue } from '../tpm/queue.js';
 import { RawApps } from './apps.js';
 import { RawSpace } from './space.js';
-import { undefineRange } from './purge-nv.js';
+import { purgeAppState, RAW_STATE_DIR } from './purge-state.js';
 import { BadFrameSize, FrameReader, RAW_PATH, RAW_PROTOCOL } from './wire.js';
 
 /** A raw connection silent this long between commands is closed (its context with it), as an idle /v1 one. */
@@ -58,7 +58,7 @@ export class RawChannel {
 
   /** Reads the apps' kept state (NV placement, virtual persistent handles) before any connection. */
   async loadState(stateDir: string): Promise<void> {
-    this.apps = await RawApps.load(join(stateDir, 'raw'), this.d.log);
+    this.apps = await RawApps.load(join(stateDir, RAW_STATE_DIR), this.d.log);
   }
 
   /**
@@ -66,13 +66,8 @@ export class RawChannel {
    * owner's authorization, EVE's empty one) and its kept state removed. Returns how many
    * indices were undefined.
    */
-  async purge(record: string): Promise<number> {
-    const range = this.apps.rangeOf(record);
-    if (!range) return 0;
-    const undefined_ = await this.d.queue.submit('#raw', 'raw-purge', (tpm) => undefineRange(tpm, range), { lane: 'cleanup' });
-    await this.apps.forget(record);
-    this.d.log.info({ event: 'raw-purged', record, nvIndices: undefined_ }, 'removed the raw channel state of a purged record');
-    return undefined_;
+  purge(record: string): Promise<number> {
+    return purgeAppState(this.apps, this.d.queue, record, this.d.log);
   }
 
   get connections(): number {
