@@ -29,3 +29,13 @@ export function keepSessions(conn: Connection, saved: readonly number[]): number
 export function claimSessions(conn: Connection): void {
   for (let i = kept.length - 1; i >= 0; i--) if (kept[i]!.app === conn.app && conn.sessions.has(kept[i]!.handle)) kept.splice(i, 1);
 }
+
+/** The kept sessions of app `record` (its tenant purged), removed here for the caller to flush. */
+export function releaseSessions(record: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < kept.length; ) {
+    if (kept[i]!.app.app === record) out.push(kept.splice(i, 1)[0]!.handle);
+    else i++;
+  }
+  return out;
+}

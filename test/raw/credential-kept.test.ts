@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AppState, Connection } from '../../src/firewall/app.js';
-import { MAX_KEPT, claimSessions, keepSessions } from '../../src/firewall/kept-sessions.js';
+import { MAX_KEPT, claimSessions, keepSessions, releaseSessions } from '../../src/firewall/kept-sessions.js';
 
 const range = (i: number) => ({ first: 0x01000000 + i * 0x100, last: 0x010000ff + i * 0x100 });
 
@@ -37,5 +37,15 @@ describe('kept sessions', () => {
     const flushed: number[] = [];
     apps.forEach((app, i) => flushed.push(...keepSessions(new Connection(app), [0, 1, 2, 3].map((n) => 0x02000000 + i * 16 + n))));
     expect(flushed).toEqual([0x02000000, 0x02000001, 0x02000002, 0x02000003, 0x02000010, 0x02000011, 0x02000012, 0x02000013]);
+  });
+
+  it('a purged app’s kept sessions are handed back to be flushed, no other app’s', () => {
+    const app = new AppState('kept-purged', range(30));
+    const other = new AppState('kept-other', range(31));
+    keepSessions(new Connection(other), [0x03000100]);
+    keepSessions(new Connection(app), [0x03000101, 0x03000102]);
+    expect(releaseSessions('kept-purged')).toEqual([0x03000101, 0x03000102]);
+    expect(releaseSessions('kept-purged')).toEqual([]);
+    expect(releaseSessions('kept-other')).toEqual([0x03000100]);
   });
 });

@@ -161,14 +161,21 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     await as('bob', 'tpm2_evictcontrol', '-C', 'o', '-c', 'bob2.ctx', '0x81000123');
     const nvOnChip = async () => ((await env.onTpm(chipHandles)).nv as { data: number[] }).data;
     expect(await nvOnChip()).toContain(Number(index));
+    // A session bob saved himself outlives his connection (kept-sessions.ts) until the purge.
+    const savedSessions = async (): Promise<number[]> =>
+      ((await env.onTpm(async (tpm) => (await tpm.run(C.GetCapability, { capability: TPM_CAP.HANDLES as never, property: 0x03000000, propertyCount: 254 })).capabilityData)) as { data: number[] }).data;
+    const sessionsBefore = await savedSessions();
+    await as('bob', 'tpm2_startauthsession', '-S', 'bob-session.ctx');
+    expect((await savedSessions()).length).toBe(sessionsBefore.length + 1);
     const log = createLogger('silent');
     await removeTenant({ tenantsFile: env.tenantsFile, id: 'bob', purge: false, config: env.config, log });
     await env.service.reload();
     const id = await filePurgeRequest(env.stateDir, 'legacy:bob', 'bob');
     await env.service.reload();
     expect(await takePurgeResult(env.stateDir, id)).toMatchObject({ record: 'legacy:bob' });
-    expect(env.logs.find((l) => l.event === 'raw-purged')).toMatchObject({ record: 'legacy:bob', nvIndices: 1 });
+    expect(env.logs.find((l) => l.event === 'raw-purged')).toMatchObject({ record: 'legacy:bob', nvIndices: 1, sessions: 1 });
     expect(await nvOnChip()).not.toContain(Number(index));
+    expect(await savedSessions()).toEqual(sessionsBefore);
     expect((await readdir(join(env.stateDir, 'raw'))).filter((f) => f.endsWith('.json'))).toHaveLength(1); // alice's
     expect(await persistentList('alice')).toEqual(['0x81000100']);
   });
