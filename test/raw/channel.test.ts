@@ -16,7 +16,7 @@ import { swtpmAvailable } from '../helpers/swtpm.js';
 import { startEnv, type TestEnv } from '../service/env.js';
 import { NV_DefineSpace as NvDefine } from '../../src/firewall/commands.js';
 import { RULES } from '../../src/firewall/rules.js';
-import { openRaw, rcOf, u32At, type RawConn } from './helpers.js';
+import { openRaw, rawSettled, rcOf, type RawConn, u32At } from './helpers.js';
 
 const signing = { ...akEccTemplate(), objectAttributes: akEccTemplate().objectAttributes - 0x10000 }; // not restricted
 const primary = (hierarchy: number) =>
@@ -37,11 +37,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable(), 'swtpm'))('raw channel', () => {
     open.push(c);
     return c;
   };
-  /** Waits until the service has cleaned up every closed raw connection. */
-  const settled = async (): Promise<void> => {
-    for (let i = 0; i < 200 && env.logs.filter((l) => l.event === 'raw-close').length < env.logs.filter((l) => l.event === 'raw-open').length; i++) await new Promise((r) => setTimeout(r, 20));
-    await env.onTpm(async () => {});
-  };
+  const settled = (): Promise<void> => rawSettled(env);
 
   beforeAll(async () => {
     env = await startEnv();

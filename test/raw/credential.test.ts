@@ -24,7 +24,7 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { run, runOk, workDir, type RunResult } from '../helpers/tpm-tools.js';
 import { startEnv, type TestEnv } from '../service/env.js';
-import { bundleTcti, openRaw, rcOf, stockToolsThere, tctiEnv, u32At } from './helpers.js';
+import { bundleTcti, openRaw, rawSettled, rcOf, stockToolsThere, tctiEnv, u32At } from './helpers.js';
 
 const toolsThere = stockToolsThere();
 
@@ -147,14 +147,14 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
 
   it('a session the app saved outlives its run for the app only; at most 4 are kept, older ones flushed', async () => {
     for (let i = 0; i < 6; i++) await ok('alice', 'tpm2_startauthsession', '--policy-session', '-S', `kept-${i}.ctx`);
-    await settled(env);
+    await rawSettled(env);
     expect(await sessionsOnChip(env)).toHaveLength(4);
     // Bob cannot load alice's session; alice cannot load the two flushed ones any more.
     const bobs = await fails('bob', 'tpm2_policysecret', '-S', 'kept-5.ctx', '-c', 'e');
     expect(bobs.stderr).toMatch(/Esys_ContextLoad\(0x1DF\)/);
     for (const i of [0, 1]) expect((await fails('alice', 'tpm2_flushcontext', `kept-${i}.ctx`)).code).not.toBe(0);
     for (const i of [2, 3, 4, 5]) await ok('alice', 'tpm2_flushcontext', `kept-${i}.ctx`);
-    await settled(env);
+    await rawSettled(env);
     expect(await sessionsOnChip(env)).toEqual([]);
   }, 120_000);
 
@@ -193,18 +193,12 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     } finally {
       c.close();
     }
-    await settled(env);
+    await rawSettled(env);
     expect(await env.onTpm((t) => snapshot(t))).toEqual(before);
     expect(await sessionsOnChip(env)).toEqual([]);
   }, 120_000);
 });
 
-/** Waits until the service has closed every raw connection that ended. */
-async function settled(env: TestEnv): Promise<void> {
-  const count = (e: string): number => env.logs.filter((l) => l.event === e).length;
-  for (let i = 0; i < 200 && count('raw-close') < count('raw-open'); i++) await new Promise((r) => setTimeout(r, 20));
-  await env.onTpm(async () => {});
-}
 
 /** Sessions on the chip: the loaded (TPM_HT_LOADED_SESSION) and the saved (TPM_HT_SAVED_SESSION) lists. */
 async function sessionsOnChip(env: TestEnv): Promise<unknown[]> {

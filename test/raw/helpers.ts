@@ -4,6 +4,7 @@ import { chmodSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestEnv } from '../service/env.js';
 
 const REPO_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
@@ -113,4 +114,15 @@ export function tctiEnv(tcti: string, address: string, secret: string | undefine
     EVE_TOOLS_SERVICE: address,
     EVE_TOOLS_SECRET: secret,
   };
+}
+
+/**
+ * Resolves once the service has cleaned up every raw connection that ended (a `raw-close` log
+ * line for each `raw-open`) and the queue has run what was before it. No time limit of its own:
+ * how long that takes is the machine's business; the test's timeout ends a wait that never ends.
+ */
+export async function rawSettled(env: Pick<TestEnv, 'logs' | 'onTpm'>): Promise<void> {
+  const count = (e: string): number => env.logs.filter((l) => l.event === e).length;
+  while (count('raw-close') < count('raw-open')) await new Promise((r) => setTimeout(r, 10));
+  await env.onTpm(async () => {});
 }
