@@ -3,7 +3,7 @@
 # For images built without cloud-init; cloud-init (deploy/cloud-init.yaml) calls this too.
 #
 #   install.sh [--from DIR] [--prefix DIR] [--service ADDRESS] [--secret-file FILE | --secret-env]
-#              [--config FILE] [--owner USER[:GROUP]]
+#              [--config FILE] [--owner USER[:GROUP]] [--raw-tpm none|tcti|device]
 #   install.sh --bundle OUT.tar.gz      (in a built checkout: make the tarball this script installs)
 #   install.sh --uninstall [--prefix DIR]
 #
@@ -11,6 +11,8 @@
 # (prebuilds/linux-{x64,arm64}-{glibc,musl}/vsock.node) are copied beside them; the tools pick
 # the one for the machine at run time. For cloud-init with no network, prefer
 # `eve-tpm-service tenant add --user-data FILE`. See docs/TOOLS.md, "Installing".
+# --raw-tpm (root): tcti makes the cmd TCTI through eve_tools_tpm2_tcti the default of stock TPM
+# software; device runs eve-tpm-vtpmd (a real /dev/tpmrmN) now and at boot, as the user-data does.
 set -eu
 
 TOOLS="eve_tools_tpm2_genaik eve_tools_tpm2_pubgetaik eve_tools_tpm2_sign eve_tools_tpm2_listkeys eve_tools_tpm2_evictaik eve_tools_tpm2_capabilities eve_tools_tpm2_pcrread eve_tools_tpm2_quote eve_tools_tpm2_ekpub eve_tools_tpm2_ekcert eve_tools_tpm2_activatecredential eve_tools_tpm2_certify eve_tools_usage eve_tools_tpm2_genkey eve_tools_tpm2_rsadecrypt eve_tools_tpm2_ecdh eve_tools_tpm2_csr eve_tools_tpm2_cert eve_tools_tpm2_tcti"
@@ -29,6 +31,9 @@ config=${EVE_TOOLS_CONFIG:-/etc/eve-tools/config.json}
 owner=""
 bundle=""
 uninstall=0
+raw_tpm=none
+# The device daemon: in the bundle and installed beside the tools, run only with --raw-tpm device.
+VTPMD=eve-tpm-vtpmd
 
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -42,16 +47,19 @@ while [ $# -gt 0 ]; do
     --owner) need_arg "$@"; owner=$2; shift 2 ;;
     --bundle) need_arg "$@"; bundle=$2; shift 2 ;;
     --uninstall) uninstall=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --raw-tpm) need_arg "$@"; raw_tpm=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
+
+case "$raw_tpm" in none|tcti|device) ;; *) die "--raw-tpm must be one of none, tcti, device, got '$raw_tpm'" ;; esac
 
 libdir=$prefix/lib/eve-tools
 bindir=$prefix/bin
 
 if [ "$uninstall" = 1 ]; then
-  for t in $TOOLS; do rm -f "$bindir/$t"; done
+  for t in $TOOLS $VTPMD; do rm -f "$bindir/$t"; done
   rm -rf "$libdir"
   say "removed the tools from $prefix (config $config left in place)"
   exit 0
@@ -67,6 +75,9 @@ fi
 for t in $TOOLS; do
   [ -f "$from/bin/$t.cjs" ] || die "missing $from/bin/$t.cjs"
 done
+if [ "$raw_tpm" = device ] && [ ! -f "$from/bin/$VTPMD.cjs" ]; then
+  die "--raw-tpm device needs the device daemon $from/bin/$VTPMD.cjs (a bundle from an older build has none)"
+fi
 # The addons: in an unpacked bundle in prebuilds/, in a checkout in ../prebuilds/.
 addon_dir=""
 for d in "$from/prebuilds" "$from/../prebuilds"; do
@@ -78,6 +89,7 @@ if [ -n "$bundle" ]; then
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/eve-tools/bin"
   for t in $TOOLS; do cp "$from/bin/$t.cjs" "$stage/eve-tools/bin/"; done
+  if [ -f "$from/bin/$VTPMD.cjs" ]; then cp "$from/bin/$VTPMD.cjs" "$stage/eve-tools/bin/"; fi
   cp "$0" "$stage/eve-tools/install.sh"
   chmod 755 "$stage/eve-tools/install.sh"
   if [ -n "$addon_dir" ]; then cp -R "$addon_dir" "$stage/eve-tools/prebuilds"; fi
@@ -95,7 +107,9 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)
   die "node $(node --version) is too old: the tools need Node.js 18 or later"
 
 mkdir -p "$libdir/bin" "$bindir"
-for t in $TOOLS; do
+installed=$TOOLS
+if [ -f "$from/bin/$VTPMD.cjs" ]; then installed="$TOOLS $VTPMD"; fi
+for t in $installed; do
   # Copy then rename so a running tool never sees a half-written file.
   cp "$from/bin/$t.cjs" "$libdir/bin/.$t.cjs.new"
   chmod 755 "$libdir/bin/.$t.cjs.new"
@@ -145,4 +159,29 @@ if [ -n "$service" ] || [ -n "$secret" ]; then
   [ -z "$owner" ] || chown "$owner" "$tmp"
   mv -f "$tmp" "$config"
   say "wrote $config (mode 0600${owner:+, owner $owner})"
+fi
+
+# Stock TPM software (root: the files are system-wide). The messages are those of the user-data's.
+if [ "$raw_tpm" = tcti ]; then
+  tcti="cmd:$bindir/eve_tools_tpm2_tcti"
+  mkdir -p /etc/profile.d
+  printf '# Written by eve-tools install.sh --raw-tpm tcti: stock TPM software uses the TPM service.\nexport TPM2TOOLS_TCTI="%s"\nexport TPM2OPENSSL_TCTI="%s"\n' "$tcti" "$tcti" >/etc/profile.d/eve-tools-tpm2.sh
+  if [ -f /etc/environment ]; then
+    grep -v -e '^TPM2TOOLS_TCTI=' -e '^TPM2OPENSSL_TCTI=' /etc/environment >/etc/environment.eve-new || true
+    cat /etc/environment.eve-new >/etc/environment
+    rm -f /etc/environment.eve-new
+  fi
+  printf 'TPM2TOOLS_TCTI="%s"\nTPM2OPENSSL_TCTI="%s"\n' "$tcti" "$tcti" >>/etc/environment
+  say "TPM2TOOLS_TCTI=$tcti set in /etc/profile.d/eve-tools-tpm2.sh and /etc/environment"
+  cmd_tcti=""
+  for f in /usr/lib/*/libtss2-tcti-cmd.so.0 /usr/lib/libtss2-tcti-cmd.so.0 /usr/lib64/libtss2-tcti-cmd.so.0; do
+    if [ -e "$f" ]; then cmd_tcti=$f; fi
+  done
+  if [ -z "$cmd_tcti" ]; then
+    say "TPM2TOOLS_TCTI is set to $tcti, but tpm2-tss's cmd TCTI is missing: install libtss2-tcti-cmd0 (with tpm2-tools, python3-tpm2-pytss or tpm2-openssl as the app needs)"
+  fi
+elif [ "$raw_tpm" = device ]; then
+  # The daemon prints its own setup script (src/guest/vtpmd-setup.ts), the one the user-data runs.
+  node "$libdir/bin/$VTPMD.cjs" --setup-script >"$libdir/vtpmd-setup.sh"
+  sh "$libdir/vtpmd-setup.sh"
 fi

@@ -183,7 +183,7 @@ tenant
   .option('--prebuilds <dir>', 'vsock addons to embed, DIR/linux-ARCH-LIBC/vsock.node (default the package\'s prebuilds/)')
   .option('--tools-url <url>', 'instead of embedding: the VM downloads this tarball (deploy/install.sh --bundle); needs --tools-sha256')
   .option('--tools-sha256 <hex>', 'sha256 of that tarball; needs --tools-url')
-  .option('--raw-tpm <mode>', 'stock TPM software in the VM: tcti (tpm2-tools, tpm2-pytss, tpm2-openssl default to the cmd TCTI through eve_tools_tpm2_tcti) or none (default); needs --user-data')
+  .option('--raw-tpm <mode>', 'stock TPM software in the VM: tcti (tpm2-tools, tpm2-pytss, tpm2-openssl default to the cmd TCTI through eve_tools_tpm2_tcti), device (eve-tpm-vtpmd makes /dev/tpmrmN for every TPM program) or none (default); needs --user-data')
   .option('--json', 'print {tenant, record, cid, maxKeys, secret, userData, tenantsFile} as JSON on stdout')
   .action(async (o: TenantAddArgs) => {
     const { tenantAdd, TenantAddWriteError } = await import('../service/tenants/tenant-add.js');

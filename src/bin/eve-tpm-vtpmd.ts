@@ -2,8 +2,9 @@
 import { PROG, runVtpmd } from '../guest/vtpmd.js';
 
 const stop = new AbortController();
-process.once('SIGTERM', () => stop.abort());
-process.once('SIGINT', () => stop.abort());
+// The signal's name is the reason: the daemon logs why it stopped.
+process.once('SIGTERM', () => stop.abort('SIGTERM'));
+process.once('SIGINT', () => stop.abort('SIGINT'));
 
 runVtpmd(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: stop.signal }).then(
   (code) => {

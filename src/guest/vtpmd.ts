@@ -11,19 +11,22 @@
  * be made (no /dev/vtpmx, not root); 4 the channel cannot be used.
  */
 import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
 import { rcText } from '../tpm/rc.js';
 import { resolveService } from '../cli/config.js';
 import { ChannelUnreachableError, openPassThrough, type FrameChannel } from './frame-channel.js';
 import { openRawChannel } from './raw-channel.js';
+import { vtpmdSetupScript } from './vtpmd-setup.js';
 import { commandCode, responseCode, TPM2_CC_SET_LOCALITY, VtpmDevice, VtpmProxyError, VTPMX_PATH } from './vtpm-proxy.js';
 
 export const PROG = 'eve-tpm-vtpmd';
 export const VTPMD_EXIT = { OK: 0, DEVICE_LOST: 1, USAGE: 2, NO_DEVICE: 3, NO_CHANNEL: 4 } as const;
 
-const USAGE = `Usage: ${PROG} [--service ADDRESS] [--secret-file FILE] [--vtpmx PATH] [--ready-timeout S] [--trace]
-       ${PROG} --tpm SPEC [--vtpmx PATH] [--ready-timeout S] [--trace]
+const USAGE = `Usage: ${PROG} [--service ADDRESS] [--secret-file FILE] [--vtpmx PATH] [--ready-timeout S] [--ready-file FILE] [--trace]
+       ${PROG} --tpm SPEC [--vtpmx PATH] [--ready-timeout S] [--ready-file FILE] [--trace]
+       ${PROG} --setup-script
 
 Creates a TPM 2.0 device (/dev/tpmN and /dev/tpmrmN) with the kernel's vTPM proxy and forwards
 every command sent to it. Applications open /dev/tpmrmN (tpm2-tools:
@@ -38,12 +41,16 @@ TPM2TOOLS_TCTI=device:/dev/tpmrmN). Needs root and the module tpm_vtpm_proxy
                         or swtpm:unix:PATH, swtpm:tcp:HOST:PORT
   --vtpmx PATH          the proxy's control device (default ${VTPMX_PATH})
   --ready-timeout S     seconds to wait for the kernel to register the device (default 60)
+  --ready-file FILE     once ready, write "/dev/tpmN /dev/tpmrmN" to FILE (removed on exit)
+  --setup-script        print the sh script that loads tpm_vtpm_proxy and runs this daemon now
+                        and at boot (systemd, OpenRC or by hand); deploy/install.sh runs it
   --trace               one line on stderr per command: code, response code
   -h, --help, --version
 
 Prints "${PROG}: ready /dev/tpmN /dev/tpmrmN" on stdout once the device can be opened.
 Exit status: 0 stopped by a signal; 1 the kernel dropped the device or it did not come up;
-2 usage; 3 the device cannot be made; 4 the service (or --tpm) cannot be used.`;
+2 usage (or FILE cannot be written); 3 the device cannot be made; 4 the service (or --tpm)
+cannot be used. Every exit says why on stderr.`;
 
 export interface VtpmdIO {
   stdout: { write(s: string): unknown };
@@ -57,7 +64,18 @@ const hex = (n: number): string => (n < 0 ? 'none' : `0x${n.toString(16).padStar
 /** Runs the daemon until `io.signal` aborts or the device is lost; resolves with the exit status. */
 export async function runVtpmd(argv: string[], io: VtpmdIO): Promise<number> {
   const err = (s: string): void => void io.stderr.write(`${PROG}: ${s}\n`);
-  let opts: { tpm?: string; service?: string; 'secret-file'?: string; vtpmx?: string; 'ready-timeout'?: string; trace?: boolean; help?: boolean; version?: boolean };
+  let opts: {
+    tpm?: string;
+    service?: string;
+    'secret-file'?: string;
+    vtpmx?: string;
+    'ready-timeout'?: string;
+    'ready-file'?: string;
+    'setup-script'?: boolean;
+    trace?: boolean;
+    help?: boolean;
+    version?: boolean;
+  };
   try {
     opts = parseArgs({
       args: argv,
@@ -67,6 +85,8 @@ export async function runVtpmd(argv: string[], io: VtpmdIO): Promise<number> {
         'secret-file': { type: 'string' },
         vtpmx: { type: 'string' },
         'ready-timeout': { type: 'string' },
+        'ready-file': { type: 'string' },
+        'setup-script': { type: 'boolean' },
         trace: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -84,6 +104,11 @@ export async function runVtpmd(argv: string[], io: VtpmdIO): Promise<number> {
   }
   if (opts.version) {
     io.stdout.write(`${PROG} ${pkg.version}\n`);
+    return VTPMD_EXIT.OK;
+  }
+  if (opts['setup-script']) {
+    // For the daemon as installed: this very file, where install.sh put it.
+    io.stdout.write(vtpmdSetupScript(resolve(process.argv[1] ?? PROG)));
     return VTPMD_EXIT.OK;
   }
   if (opts.tpm !== undefined && (opts.service !== undefined || opts['secret-file'] !== undefined)) {
@@ -148,7 +173,10 @@ export async function runVtpmd(argv: string[], io: VtpmdIO): Promise<number> {
   waiting.abort();
   if (up !== true) {
     await stop();
-    if (up === 'signal') return VTPMD_EXIT.OK;
+    if (up === 'signal') {
+      err(`stopped by ${signalName(io.signal)} before ${device.rmPath} came up`);
+      return VTPMD_EXIT.OK;
+    }
     err(
       up === 'ended'
         ? `the kernel dropped ${device.devicePath} while registering it${last ? ` (last: ${last})` : ''}; see dmesg`
@@ -156,14 +184,33 @@ export async function runVtpmd(argv: string[], io: VtpmdIO): Promise<number> {
     );
     return VTPMD_EXIT.DEVICE_LOST;
   }
+  const readyFile = opts['ready-file'];
+  if (readyFile !== undefined) {
+    try {
+      // Whole or absent: a reader (the setup script) never sees half a line.
+      await fsp.writeFile(`${readyFile}.tmp`, `${device.devicePath} ${device.rmPath}\n`);
+      await fsp.rename(`${readyFile}.tmp`, readyFile);
+    } catch (e) {
+      await stop();
+      err(`cannot write the ready file ${readyFile}: ${(e as Error).message}; ${device.rmPath} removed, exiting`);
+      return VTPMD_EXIT.USAGE;
+    }
+  }
   io.stdout.write(`${PROG}: ready ${device.devicePath} ${device.rmPath} (commands to ${channel.description})\n`);
 
   const why = await Promise.race([ended, aborted]);
   await stop();
-  if (why === 'signal') return VTPMD_EXIT.OK;
-  err(`the kernel dropped ${device.devicePath}; see dmesg`);
+  if (readyFile !== undefined) await fsp.rm(readyFile, { force: true }).catch(() => {});
+  if (why === 'signal') {
+    err(`stopped by ${signalName(io.signal)}: ${device.devicePath} and ${device.rmPath} removed`);
+    return VTPMD_EXIT.OK;
+  }
+  err(`the kernel dropped ${device.devicePath}; see dmesg; exiting`);
   return VTPMD_EXIT.DEVICE_LOST;
 }
+
+/** The abort reason when it is a signal name (the bin aborts with 'SIGTERM'/'SIGINT'). */
+const signalName = (s: AbortSignal): string => (typeof s.reason === 'string' ? s.reason : 'a signal');
 
 /** True once `path` exists; false when the time is up or a signal aborts. */
 async function waitForNode(path: string, ms: number, signals: AbortSignal[]): Promise<boolean> {

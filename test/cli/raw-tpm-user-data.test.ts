@@ -64,7 +64,7 @@ describe.skipIf(skipUnlessCI(missing.length > 0, missing.join(', ')))('tenant ad
 
   it('refuses an unknown mode and --raw-tpm without --user-data: one line, no tenant added', () => {
     for (const [args, msg] of [
-      [['--id', 'x1', '--user-data', join(dir, 'x1.yaml'), '--prebuilds', join(dir, 'none'), '--raw-tpm', 'device'], /--raw-tpm must be one of none, tcti, got 'device'/],
+      [['--id', 'x1', '--user-data', join(dir, 'x1.yaml'), '--prebuilds', join(dir, 'none'), '--raw-tpm', 'vtpm'], /--raw-tpm must be one of none, tcti, device, got 'vtpm'/],
       [['--id', 'x2', '--raw-tpm', 'tcti'], /--raw-tpm needs --user-data FILE/],
     ] as const) {
       const r = admin([...args]);

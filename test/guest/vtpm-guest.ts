@@ -6,12 +6,16 @@
  * (Not /dev/tpmrm0: two kernel resource managers stacked break on sessions, see docs/FIREWALL.md.)
  * Last, the daemon sends the commands to eve-tpm-service's raw channel (vsock loopback, CID 1) and
  * stock tpm2-tools use that device; then tpm2-tools go through eve_tools_tpm2_tcti (cmd TCTI) to the
- * same service, and the chip (/dev/tpm0) is checked to hold nothing of the app's.
+ * same service. Then the `tenant add --raw-tpm device` user-data the host made is applied as cloud-init
+ * would (apply-user-data.mjs): its setup starts the daemon, and stock tpm2-tools with no TCTI
+ * setting (tpm2-tss's default: /dev/tpmrm0, then /dev/tpm0) use that device, shown at those paths
+ * in a private mount namespace since the guest's own chip holds them. Last, the chip (/dev/tpm0) is
+ * checked to hold nothing of the app's.
  *
  * Prints `RESULT <name> PASS|FAIL <detail>` per check and `SUMMARY <n> passed, <m> failed`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreatePrimary,
@@ -289,6 +293,8 @@ async function firewallChecks(): Promise<void> {
   let secret = '';
   let rmNode = '';
   const before = await chipHandles().catch((e: unknown) => `(not read: ${(e as Error).message})`);
+  // Tenant app-d, whose --raw-tpm device user-data the host made, is served by the same service.
+  if (existsSync(join(DIR, 'tenants.json'))) copyFileSync(join(DIR, 'tenants.json'), tenants);
   await check('firewall-path', async () => {
     const add = await run(process.execPath, [SERVICE_BIN, 'tenant', 'add', '--id', 'app-v', '--tenants', tenants, '--service-address', `vsock:1:${PORT}`]);
     assert(add.code === 0, `tenant add: ${add.stderr}`);
@@ -380,6 +386,8 @@ async function firewallChecks(): Promise<void> {
     return `cmd:eve_tools_tpm2_tcti over vsock:1:${PORT}: getrandom; createprimary → create → load → sign → verifysignature; evictcontrol 0x81000100 + readpublic in a new process (same public key, x ${x.slice(0, 12)}…); pcrread`;
   });
 
+  await deviceUserDataChecks(work);
+
   await check('nothing-left', async () => {
     const after = await chipHandles();
     assert(after === before, `the chip's handles were ${before}, now ${after}`);
@@ -392,3 +400,78 @@ main().catch((e: unknown) => {
   console.log(`RESULT main FAIL ${(e as Error).stack ?? String(e)}`);
   finish();
 });
+
+// ---- `tenant add --raw-tpm device`: the user-data's daemon and stock tools with no TCTI setting --
+
+async function deviceUserDataChecks(work: string): Promise<void> {
+  let dev: { tpm: string; rm: string } | undefined;
+  await check('device-user-data', async () => {
+    const json = join(DIR, 'device-user-data.json');
+    assert(existsSync(json), 'the host made no device-user-data.json');
+    const r = await run(process.execPath, [join(DIR, 'apply-user-data.mjs'), json]);
+    log(r.stdout + r.stderr);
+    assert(r.code === 0, `apply-user-data exit ${String(r.code)}: ${r.stdout}${r.stderr}`);
+    const m = /eve-tools: TPM device (\/dev\/tpm\d+) \+ (\/dev\/tpmrm\d+) up \((.*)$/m.exec(r.stderr);
+    assert(m, `setup reported no device: ${r.stderr}`);
+    dev = { tpm: m[1]!, rm: m[2]! };
+    // The guest has no systemd or OpenRC: started by hand, and the setup says so.
+    assert(/neither systemd nor OpenRC found/.test(m[3]!), `setup said: ${m[3]}`);
+    assert(existsSync(dev.rm) && existsSync(dev.tpm), `${dev.rm} missing after runcmd ended`);
+    assert(readFileSync('/run/eve-tpm-vtpmd.ready', 'utf8') === `${dev.tpm} ${dev.rm}\n`, 'the ready file names another device');
+    // The guest's chip holds /dev/tpmrm0, so the setup points tpm2-tss at the new device.
+    const environment = readFileSync('/etc/environment', 'utf8');
+    if (dev.rm !== '/dev/tpmrm0') assert(environment.includes(`TPM2TOOLS_TCTI="device:${dev.rm}"\n`), `/etc/environment: ${environment}`);
+    return `${dev.tpm} + ${dev.rm} before runcmd ended; ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
+  });
+
+  await check('device-default-tcti', async () => {
+    assert(dev, 'no device from the user-data');
+    const tpm2 = join(TOOLS, 'bin/tpm2');
+    const w = (f: string): string => join(work, `default-${f}`);
+    // A private mount namespace where /dev/tpmrm0 and /dev/tpm0 are the new device: a VM whose only
+    // TPM it is. No TPM2TOOLS_TCTI: tpm2-tss's default order reaches nothing else.
+    const script = [
+      'set -e',
+      `mount --bind ${dev.rm} /dev/tpmrm0`,
+      `mount --bind ${dev.tpm} /dev/tpm0`,
+      `"${tpm2}" getrandom --hex 16; echo`,
+      `"${tpm2}" createprimary -C o -G ecc -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign' -c ${w('p.ctx')} >/dev/null`,
+      `echo 'stock tools, default TCTI, the user-data device' > ${w('msg')}`,
+      `"${tpm2}" sign -c ${w('p.ctx')} -g sha256 -o ${w('sig')} ${w('msg')}`,
+      `"${tpm2}" verifysignature -c ${w('p.ctx')} -g sha256 -s ${w('sig')} -m ${w('msg')}`,
+      `echo other > ${w('other')}`,
+      `if "${tpm2}" verifysignature -c ${w('p.ctx')} -g sha256 -s ${w('sig')} -m ${w('other')} 2>/dev/null; then echo 'verified another message'; exit 1; fi`,
+      'echo signed-and-verified',
+    ];
+    const env: NodeJS.ProcessEnv = { ...process.env, LD_LIBRARY_PATH: join(TOOLS, 'lib') };
+    delete env.TPM2TOOLS_TCTI;
+    delete env.TPM2OPENSSL_TCTI;
+    let result: Done;
+    try {
+      result = await run('unshare', ['-m', 'sh', '-c', script.join('\n')], env);
+    } finally {
+      await stopUserDataDaemon();
+    }
+    assert(result.code === 0, `exit ${String(result.code)}: ${result.stdout} ${result.stderr.trim()}`);
+    const rnd = result.stdout.split('\n')[0]!.trim();
+    assert(/^[0-9a-f]{32}$/.test(rnd) && result.stdout.includes('signed-and-verified'), `printed ${result.stdout}`);
+    const logText = readFileSync('/var/log/eve-tpm-vtpmd.log', 'utf8');
+    assert(/stopped by SIGTERM/.test(logText), `the daemon's log: ${logText}`);
+    assert(!existsSync(dev.rm) && !existsSync('/run/eve-tpm-vtpmd.ready'), `${dev.rm} or the ready file left after SIGTERM`);
+    return `no TPM2TOOLS_TCTI, ${dev.rm} as /dev/tpmrm0: getrandom ${rnd}; createprimary (ECC sign) → sign → verifysignature, another message refused; SIGTERM: ${logText.trim().split('\n').pop()}`;
+  });
+}
+
+/** SIGTERM to the daemon the user-data's setup started (its pid file), and its end. */
+async function stopUserDataDaemon(): Promise<void> {
+  if (!existsSync('/run/eve-tpm-vtpmd.pid')) return;
+  const pid = Number(readFileSync('/run/eve-tpm-vtpmd.pid', 'utf8').trim());
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return; // already gone
+  }
+  // Its last log line comes after the device and the ready file are gone (a zombie keeps /proc/PID).
+  const said = (): boolean => /stopped by|exiting/.test(readFileSync('/var/log/eve-tpm-vtpmd.log', 'utf8'));
+  for (let i = 0; i < 200 && !said(); i++) await new Promise((r) => setTimeout(r, 50));
+}

@@ -8,11 +8,15 @@
  * no URL, no package download — the VM needs only Node.js ≥ 18 in its image.
  * Downloaded (`toolsUrl` + `toolsSha256`): the VM fetches the tarball of
  * `deploy/install.sh --bundle` and checks it, as deploy/cloud-init.yaml does.
+ * `--raw-tpm device` adds the device daemon (eve-tpm-vtpmd.cjs, its own bundle: only these VMs
+ * pay its size) and the script that runs it (src/guest/vtpmd-setup.ts); downloaded, install.sh
+ * `--raw-tpm device` does the same from the tarball.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GUEST_CONFIG, GUEST_ENVIRONMENT, GUEST_LIB, GUEST_TCTI_PROFILE, guestSetupScript, rawTpmEnv, type RawTpm } from './guest-setup.js';
+import { vtpmdSetupScript } from '../../guest/vtpmd-setup.js';
+import { GUEST_CONFIG, GUEST_ENVIRONMENT, GUEST_LIB, GUEST_TCTI_PROFILE, GUEST_VTPMD, GUEST_VTPMD_SETUP, guestSetupScript, rawTpmEnv, type RawTpm } from './guest-setup.js';
 
 /** The platforms an addon may be prebuilt for, as prebuilds/ names them. */
 export const ADDON_PLATFORMS = ['linux-x64-glibc', 'linux-x64-musl', 'linux-arm64-glibc', 'linux-arm64-musl'] as const;
@@ -22,6 +26,8 @@ export interface EmbeddedTools {
   bundle: Uint8Array;
   /** The addon per platform, for those that have one. */
   addons: { platform: string; file: Uint8Array }[];
+  /** eve-tpm-vtpmd.cjs, the device daemon: only for `--raw-tpm device`. */
+  vtpmd?: Uint8Array;
 }
 
 export type ToolsSource = { embed: EmbeddedTools } | { url: string; sha256: string };
@@ -32,7 +38,10 @@ export interface CloudInitOptions {
   /** Address as seen from the VM (default vsock:2:8877: the host, CID 2). */
   service: string;
   tools: ToolsSource;
-  /** `tcti`: stock TPM software defaults to the cmd TCTI through eve_tools_tpm2_tcti (default none). */
+  /**
+   * `tcti`: stock TPM software defaults to the cmd TCTI through eve_tools_tpm2_tcti; `device`:
+   * eve-tpm-vtpmd makes /dev/tpmrmN (embedded: `tools.embed.vtpmd` is required). Default none.
+   */
   rawTpm?: RawTpm;
 }
 
@@ -40,8 +49,11 @@ export class ToolsPayloadError extends Error {
   override readonly name = 'ToolsPayloadError';
 }
 
-/** Reads the bundle and whatever addons `prebuildsDir` holds (none is fine: the VM then uses socat). */
-export function loadEmbeddedTools(bundlePath: string, prebuildsDir: string): EmbeddedTools {
+/**
+ * Reads the bundle and whatever addons `prebuildsDir` holds (none is fine: the VM then uses socat);
+ * with `vtpmd`, also eve-tpm-vtpmd.cjs beside the bundle (as the build puts it).
+ */
+export function loadEmbeddedTools(bundlePath: string, prebuildsDir: string, opts: { vtpmd?: boolean } = {}): EmbeddedTools {
   let bundle: Uint8Array;
   try {
     bundle = readFileSync(bundlePath);
@@ -51,7 +63,13 @@ export function loadEmbeddedTools(bundlePath: string, prebuildsDir: string): Emb
   const addons = ADDON_PLATFORMS.map((platform) => ({ platform, path: join(prebuildsDir, platform, 'vsock.node') }))
     .filter((a) => existsSync(a.path))
     .map((a) => ({ platform: a.platform, file: readFileSync(a.path) }));
-  return { bundle, addons };
+  if (!opts.vtpmd) return { bundle, addons };
+  const daemon = join(dirname(bundlePath), 'eve-tpm-vtpmd.cjs');
+  try {
+    return { bundle, addons, vtpmd: readFileSync(daemon) };
+  } catch (e) {
+    throw new ToolsPayloadError(`--raw-tpm device embeds the device daemon, but ${daemon} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run 'npm run build' (it is built beside eve-tools.cjs)`);
+  }
 }
 
 const gzB64 = (data: Uint8Array): string => gzipSync(data, { level: 9 }).toString('base64');
@@ -95,12 +113,14 @@ export function cloudInitUserData(o: CloudInitOptions): string {
       '      curl -fsSL --retry 5 -o "$work/eve-tools.tar.gz" "$url"',
       '      echo "$sha  $work/eve-tools.tar.gz" | sha256sum -c -',
       '      tar -xzf "$work/eve-tools.tar.gz" -C "$work"',
-      '      sh "$work/eve-tools/install.sh" --prefix /usr/local',
+      `      sh "$work/eve-tools/install.sh" --prefix /usr/local${o.rawTpm === 'device' ? ' --raw-tpm device' : ''}`,
       '      rm -rf "$work"',
       '',
     ].join('\n');
   }
-  const { bundle, addons } = o.tools.embed;
+  const { bundle, addons, vtpmd } = o.tools.embed;
+  if (o.rawTpm === 'device' && !vtpmd) throw new ToolsPayloadError('--raw-tpm device needs the device daemon (eve-tpm-vtpmd.cjs) in the embedded tools');
+  const device = o.rawTpm === 'device' && vtpmd ? [...writeFile(GUEST_VTPMD, '0755', gzB64(vtpmd), { gz: true }), ...writeFile(GUEST_VTPMD_SETUP, '0755', vtpmdSetupScript(GUEST_VTPMD))] : [];
   return [
     ...head,
     `# Installs with no network: the tools and vsock addons (${addons.map((a) => a.platform).join(', ') || 'none'}) are`,
@@ -108,6 +128,7 @@ export function cloudInitUserData(o: CloudInitOptions): string {
     'write_files:',
     ...writeFile(`${GUEST_LIB}/eve-tools.cjs`, '0755', gzB64(bundle), { gz: true }),
     ...addons.flatMap((a) => writeFile(`${GUEST_LIB}/prebuilds/${a.platform}/vsock.node`, '0755', gzB64(a.file), { gz: true })),
+    ...device,
     ...writeFile(`${GUEST_LIB}/setup.sh`, '0755', guestSetupScript(o.rawTpm)),
     ...configFile,
     'runcmd:',

@@ -5,6 +5,7 @@
  * Plain POSIX sh (dash, busybox): stock guests have nothing more. Needs no network.
  */
 import { TOOL_NAMES, toolCommand } from '../protocol/tools.js';
+import { ENVIRONMENT, TCTI_PROFILE } from '../../guest/vtpmd-setup.js';
 
 /** Where the user-data puts the tools in the VM. */
 export const GUEST_LIB = '/usr/local/lib/eve-tools';
@@ -16,14 +17,18 @@ export const GUEST_TOOLS = TOOL_NAMES.map(toolCommand);
 
 /**
  * How stock TPM software in the VM reaches the TPM (`tenant add --raw-tpm`): `tcti` makes the
- * cmd TCTI through eve_tools_tpm2_tcti the default of tpm2-tools and the tpm2-openssl provider.
- * (A `device` mode, eve-tpm-vtpmd, needs the daemon in the payload: not yet.)
+ * cmd TCTI through eve_tools_tpm2_tcti the default of tpm2-tools and the tpm2-openssl provider;
+ * `device` runs eve-tpm-vtpmd, a real /dev/tpmrmN through the kernel's vTPM proxy
+ * (src/guest/vtpmd-setup.ts), for every TPM program.
  */
-export const RAW_TPM_MODES = ['none', 'tcti'] as const;
+export const RAW_TPM_MODES = ['none', 'tcti', 'device'] as const;
 export type RawTpm = (typeof RAW_TPM_MODES)[number];
 /** The login shells' defaults; /etc/environment gets the same lines for everything pam_env starts. */
-export const GUEST_TCTI_PROFILE = '/etc/profile.d/eve-tools-tpm2.sh';
-export const GUEST_ENVIRONMENT = '/etc/environment';
+export const GUEST_TCTI_PROFILE = TCTI_PROFILE;
+export const GUEST_ENVIRONMENT = ENVIRONMENT;
+/** `--raw-tpm device`: the daemon bundle and the script that runs it (vtpmd-setup.ts). */
+export const GUEST_VTPMD = `${GUEST_LIB}/eve-tpm-vtpmd.cjs`;
+export const GUEST_VTPMD_SETUP = `${GUEST_LIB}/vtpmd-setup.sh`;
 
 /** The variables `--raw-tpm tcti` sets in the VM. */
 export function rawTpmEnv(): Record<string, string> {
@@ -105,5 +110,5 @@ for t in ${GUEST_TOOLS.join(' ')}; do
   mv -f "$tmp" "$bin/$t"
 done
 say "installed ${GUEST_TOOLS.length} tools in $bin ($how)"
-${rawTpm === 'tcti' ? tctiCheck() : ''}`;
+${rawTpm === 'tcti' ? tctiCheck() : ''}${rawTpm === 'device' ? `sh ${GUEST_VTPMD_SETUP}\n` : ''}`;
 }

@@ -27,7 +27,7 @@ export interface TenantAddArgs {
   toolsBundle?: string;
   /** Folder of prebuilt addons, prebuilds/linux-ARCH-LIBC/vsock.node (default: the package's). */
   prebuilds?: string;
-  /** `--raw-tpm`: none (default) or tcti (the user-data makes the cmd TCTI the default). */
+  /** `--raw-tpm`: none (default), tcti (the cmd TCTI is the default) or device (eve-tpm-vtpmd's /dev/tpmrmN). */
   rawTpm?: string;
   json?: boolean;
 }
@@ -42,13 +42,13 @@ function executableDir(): string {
   return dirname(realpathSync(process.argv[1] ?? '.'));
 }
 
-function toolsSource(a: TenantAddArgs): ToolsSource | undefined {
+function toolsSource(a: TenantAddArgs, rawTpm: RawTpm | undefined): ToolsSource | undefined {
   const url = toolsUrlSource(a.toolsUrl, a.toolsSha256);
   if (url) return url;
   if (a.userData === undefined) return undefined;
   const bin = executableDir();
   try {
-    return { embed: loadEmbeddedTools(a.toolsBundle ?? resolve(bin, 'eve-tools.cjs'), a.prebuilds ?? resolve(bin, '../../prebuilds')) };
+    return { embed: loadEmbeddedTools(a.toolsBundle ?? resolve(bin, 'eve-tools.cjs'), a.prebuilds ?? resolve(bin, '../../prebuilds'), { vtpmd: rawTpm === 'device' }) };
   } catch (e) {
     if (e instanceof ToolsPayloadError) throw new AdminError(e.message);
     throw e;
@@ -64,7 +64,7 @@ export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
   if (a.userData === undefined && (a.toolsBundle !== undefined || a.prebuilds !== undefined)) throw new AdminError('--tools-bundle and --prebuilds need --user-data FILE');
   const rawTpm = rawTpmMode(a);
   // Everything the user-data needs is read before the tenant exists, so a missing build adds nothing.
-  const tools = toolsSource(a);
+  const tools = toolsSource(a, rawTpm);
   const r = await addTenant({ tenantsFile: a.tenants, id: a.id, cid: a.cid, maxKeys: a.maxKeys, cgroup: a.cgroup, netifs: a.netif, service: a.serviceAddress, tools, rawTpm });
   let stderr = `Tenant ${a.id} added${a.cid === undefined ? '' : ` (CID ${a.cid})`}, quota ${r.tenant.maxKeys} keys, record ${r.tenant.uid}.\n`;
   let written: string | undefined;
@@ -90,7 +90,7 @@ export async function tenantAdd(a: TenantAddArgs): Promise<TenantAddOutput> {
 
 function rawTpmMode(a: TenantAddArgs): RawTpm | undefined {
   if (a.rawTpm === undefined) return undefined;
-  if (!(RAW_TPM_MODES as readonly string[]).includes(a.rawTpm)) throw new AdminError(`--raw-tpm must be one of ${RAW_TPM_MODES.join(', ')}, got '${a.rawTpm}' (device: not yet, the user-data does not carry eve-tpm-vtpmd)`);
+  if (!(RAW_TPM_MODES as readonly string[]).includes(a.rawTpm)) throw new AdminError(`--raw-tpm must be one of ${RAW_TPM_MODES.join(', ')}, got '${a.rawTpm}'`);
   if (a.userData === undefined) throw new AdminError('--raw-tpm needs --user-data FILE');
   return a.rawTpm as RawTpm;
 }
