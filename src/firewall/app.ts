@@ -7,6 +7,8 @@
 import { createHash } from 'node:crypto';
 import { TPMS_CONTEXT } from '../tpm/structures.js';
 import { encode } from '../tpm/wire/codec.js';
+import { monotonic, type Clock } from './clock.js';
+import { DaCount, TokenBucket } from './limits.js';
 
 /** An inclusive range of handles. */
 export interface HandleRange {
@@ -35,12 +37,31 @@ export interface AppLimits {
   readonly nvBytes: number;
   /** Authorization failures on the app's DA-protected objects before the app is stopped. */
   readonly daFailures: number;
+  /** One failure forgotten per this many ms (docs/FIREWALL.md "DA safety": not faster than the chip forgets). */
+  readonly daRecoveryMs: number;
+  /** NV writes (rules.ts `nvWrite`): a burst of this many, then one more per `nvWriteIntervalMs` (docs/FIREWALL.md "NV"). */
+  readonly nvWriteBurst: number;
+  readonly nvWriteIntervalMs: number;
+  /** A session the app saved and the service kept (kept-sessions.ts) is flushed after this long unused. */
+  readonly keptSessionIdleMs: number;
   /** Loaded transient objects/sequences and sessions per connection (abrmd's defaults: 27, 4). */
   readonly transients: number;
   readonly sessions: number;
 }
 
-export const DEFAULT_LIMITS: AppLimits = { persistents: 8, nvIndices: 8, nvBytes: 4096, daFailures: 4, transients: 27, sessions: 4 };
+const MINUTE = 60_000;
+export const DEFAULT_LIMITS: AppLimits = {
+  persistents: 8,
+  nvIndices: 8,
+  nvBytes: 4096,
+  daFailures: 4,
+  daRecoveryMs: 120 * MINUTE,
+  nvWriteBurst: 64,
+  nvWriteIntervalMs: 10 * MINUTE,
+  keptSessionIdleMs: 10 * MINUTE,
+  transients: 27,
+  sessions: 4,
+};
 
 /** State shared by all connections of one app (kept by the service across connections). */
 export class AppState {
@@ -53,19 +74,30 @@ export class AppState {
   readonly saved = new Set<string>();
   /** NV indices the app defined, with their data size (for the quota). */
   readonly nv = new Map<number, number>();
-  /** Authorization failures counted against this app (TPM_RC_AUTH_FAIL answers). */
-  daFailures = 0;
+  /** Authorization failures counted against this app (TPM_RC_AUTH_FAIL answers), forgotten over time. */
+  readonly da: DaCount;
+  /** The app's NV write tokens (in memory: a restart gives a full bucket). */
+  readonly nvWrites: TokenBucket;
 
   constructor(
     readonly app: string,
     /** The app's NV range: real indices (NV is not virtualized), disjoint from EVE's and other apps'. */
     readonly nvRange: HandleRange,
     readonly limits: AppLimits = DEFAULT_LIMITS,
+    /** The limits' clock (clock.ts); tests pass a fake one. */
+    readonly now: Clock = monotonic,
   ) {
+    this.da = new DaCount(now, limits.daRecoveryMs);
+    this.nvWrites = new TokenBucket(now, limits.nvWriteBurst, limits.nvWriteIntervalMs);
     if (nvRange.first > nvRange.last || Math.floor(nvRange.first / 0x1000000) !== 0x01 || Math.floor(nvRange.last / 0x1000000) !== 0x01) {
       throw new RangeError(`${app}: NV range must be NV index handles (0x01xxxxxx)`);
     }
     if (nvRange.first <= EVE_NV.last && nvRange.last >= EVE_NV.first) throw new RangeError(`${app}: NV range overlaps EVE's 0x01500000–0x019FFFFF`);
+  }
+
+  /** Authorization failures still counted now. */
+  get daFailures(): number {
+    return this.da.failures();
   }
 }
 

@@ -3,11 +3,13 @@
  * transient objects, virtual persistent handles and sessions come from the firewall's own
  * records (the chip's lists name other apps' and EVE's); NV handle lists from the chip are
  * cut to the app's NV range. PCR and permanent handle lists are the same for everyone.
+ * TPM_CAP_TPM_PROPERTIES: the counts are the app's own (properties.ts).
  */
 import { TPM_CAP, TPM_HT } from '../tpm/constants.js';
 import { GetCapability } from '../tpm/commands.js';
 import { marshalResponse, type CommandOutput } from '../tpm/command.js';
 import { inRange, type Connection } from './app.js';
+import { appProperties, type TaggedProperty } from './properties.js';
 import { typeOf } from './slots.js';
 
 /** The most handles one TPML_HANDLE carries (MAX_CAP_HANDLES for a 1024-byte buffer). */
@@ -34,9 +36,16 @@ export function localHandles(conn: Connection, capability: number, property: num
   return answer(from.slice(0, n), from.length > n);
 }
 
-/** Cuts a chip's NV handle list to the app's range; other answers are returned as they are. */
+/**
+ * Cuts a chip's NV handle list to the app's range and puts the app's counts in a property list;
+ * other answers are returned as they are.
+ */
 export function filterCapability(conn: Connection, out: Output, frame: Uint8Array): Uint8Array {
   const data = out.capabilityData as { capability: number; data: unknown };
+  if (data.capability === TPM_CAP.TPM_PROPERTIES) {
+    const props = appProperties(conn, data.data as TaggedProperty[]);
+    return marshalResponse(GetCapability, { moreData: out.moreData, capabilityData: { capability: TPM_CAP.TPM_PROPERTIES, data: props } } as unknown as Output);
+  }
   if (data.capability !== TPM_CAP.HANDLES) return frame;
   const handles = data.data as number[];
   if (!handles.some((h) => typeOf(h) === TPM_HT.NV_INDEX)) return frame;

@@ -75,7 +75,8 @@ function decideOrRefuse(conn: Connection, frame: Uint8Array): Decision {
   if (rule.noSessions && parsed.tag === TPM_ST.SESSIONS) refuse(TPM_RC.AUTH_CONTEXT, `${rule.cmd.name}: sessions are not allowed (the firewall rewrites its response)`);
   const real = parsed.handles.map((h, i) => resolveSlot(conn, rule.slots[i]!, h, i + 1));
   const params = { ...parsed.params };
-  const effects = rule.params?.(params, conn, real, parsed.auths) ?? {};
+  const checked = rule.params?.(params, conn, real, parsed.auths) ?? {};
+  const effects = rule.nvWrite ? { ...checked, nvWrite: nvRate(conn) } : checked;
   if (rule.cmd === GetCapability) {
     const local = localHandles(conn, params.capability as number, params.property as number, params.propertyCount as number);
     if (local) return { kind: 'reply', response: local, rc: TPM_RC.SUCCESS, reason: 'the app’s own handles' };
@@ -94,6 +95,13 @@ function checkQuota(conn: Connection, cmd: AnyCommand, params: Record<string, un
   const { limits } = conn.app;
   if (session && conn.sessions.size >= limits.sessions) refuse(TPM_RC.SESSION_MEMORY, `${limits.sessions} sessions per connection`);
   if (!session && conn.transients.size >= limits.transients) refuse(TPM_RC.OBJECT_MEMORY, `${limits.transients} objects per connection`);
+}
+
+/** NV wear (attack 9): the app's write tokens (limits.ts) are checked before anything reaches the chip. */
+function nvRate(conn: Connection): true {
+  const { nvWrites } = conn.app;
+  if (nvWrites.level() < 1) refuse(TPM_RC.NV_RATE, `NV writes: ${nvWrites.capacity}, then one per ${nvWrites.intervalMs / 1000} s`);
+  return true;
 }
 
 /**

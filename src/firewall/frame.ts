@@ -57,7 +57,7 @@ export function readCommand(cmd: AnyCommand, frame: Uint8Array, header: Header):
     if (r.remaining < 4) refuse(TPM_RC.INSUFFICIENT, `${cmd.name}: the frame ends inside the handle area`);
     handles.push(r.u32());
   }
-  const authCount = cmd.handles.filter((h) => h.auth === 'auth').length;
+  const authCount = authCountOf(cmd);
   let auths: Authorization[] = [];
   if (header.tag === TPM_ST.SESSIONS) {
     try {
@@ -70,16 +70,17 @@ export function readCommand(cmd: AnyCommand, frame: Uint8Array, header: Header):
   if (auths.length < authCount) refuse(TPM_RC.AUTH_MISSING, `${cmd.name} needs ${authCount} authorization(s), got ${auths.length}`);
   const fields = paramFields(cmd, auths.some((a) => a.sessionAttributes >= DECRYPT && Math.floor(a.sessionAttributes / DECRYPT) % 2 === 1));
   const params: Record<string, unknown> = {};
-  fields.forEach(([name, codec], i) => {
+  for (let i = 0; i < fields.length; i++) {
+    const [name, codec] = fields[i]!;
     try {
       params[name] = codec.decode(r, params);
     } catch (e) {
       if (!(e instanceof TpmDecodeError)) throw e;
       refuse(atParam(faultOf(e.reason), i + 1), `${cmd.name}.${name}: ${e.reason}`);
     }
-  });
+  }
   if (r.remaining !== 0) refuse(TPM_RC.SIZE, `${cmd.name}: ${r.remaining} bytes after the last parameter`);
-  return { ...header, handles, auths, params, fields };
+  return { tag: header.tag, code: header.code, handles, auths, params, fields };
 }
 
 /**
@@ -97,7 +98,30 @@ function faultOf(reason: string): number {
  * The parameter codecs in wire order. Under a decrypt session the first parameter's contents
  * are ciphertext: only its size is checked (any TPM2B in that place is carried as bytes).
  */
-function paramFields(cmd: AnyCommand, decrypt: boolean): [string, AnyCodec][] {
+function paramFields(cmd: AnyCommand, decrypt: boolean): readonly [string, AnyCodec][] {
+  const known = FIELDS.get(cmd)?.[decrypt ? 1 : 0];
+  if (known) return known;
+  const fields = fieldsOf(cmd, decrypt);
+  const pair = FIELDS.get(cmd) ?? [undefined, undefined];
+  pair[decrypt ? 1 : 0] = fields;
+  FIELDS.set(cmd, pair);
+  return fields;
+}
+
+/** Each descriptor's parameter list, plain and under a decrypt session: made once, read per frame. */
+const FIELDS = new WeakMap<AnyCommand, [(readonly [string, AnyCodec][]) | undefined, (readonly [string, AnyCodec][]) | undefined]>();
+const AUTH_COUNT = new WeakMap<AnyCommand, number>();
+
+function authCountOf(cmd: AnyCommand): number {
+  let n = AUTH_COUNT.get(cmd);
+  if (n === undefined) {
+    n = cmd.handles.filter((h) => h.auth === 'auth').length;
+    AUTH_COUNT.set(cmd, n);
+  }
+  return n;
+}
+
+function fieldsOf(cmd: AnyCommand, decrypt: boolean): readonly [string, AnyCodec][] {
   const meta = cmd.params.meta;
   if (meta.kind !== 'struct') throw new TypeError(`${cmd.name}: parameters are not a struct`);
   const fields = Object.entries(meta.fields);

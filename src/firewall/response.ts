@@ -1,18 +1,21 @@
 /**
  * The chip's response, mapped back for the app: handles the command loaded get virtual
  * numbers, the connection's and app's records follow what the command did (flushed, saved,
- * defined), authorization failures count against the app's DA throttle, and NV handle lists are
- * filtered. The response is decoded strictly first; one that does not decode is TPM_RC_FAILURE.
+ * defined), authorization failures count against the app's DA throttle, NV writes take the
+ * app's write tokens, and NV handle lists are filtered. The response is decoded strictly
+ * first; one that does not decode is TPM_RC_FAILURE.
  */
 import { TPM_HT, TPM_ST } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
-import { ContextSave, GetCapability } from '../tpm/commands.js';
+import { ContextSave, GetCapability, ReadClock } from '../tpm/commands.js';
 import { unmarshalResponse, type AnyCommand, type AuthResponse, type CommandOutput } from '../tpm/command.js';
 import type { TPMS_CONTEXT } from '../tpm/structures.js';
 import { contextDigest, type Connection } from './app.js';
 import { filterCapability } from './capability.js';
+import { noteNvDefined } from './properties.js';
+import { appReadClock } from './read-clock.js';
 import { errorFrame } from './refusal.js';
-import type { ParamEffects } from './rules.js';
+import type { ParamEffects } from './rule.js';
 import { typeOf } from './slots.js';
 
 /** What `finish` needs to know about the command that was forwarded. */
@@ -40,7 +43,7 @@ export function finish(conn: Connection, plan: ResponsePlan, response: Uint8Arra
   const view = new DataView(response.buffer, response.byteOffset, response.byteLength);
   const rc = view.getUint32(6);
   if (rc !== TPM_RC.SUCCESS) {
-    if (isAuthFail(rc)) conn.app.daFailures++;
+    if (isAuthFail(rc)) conn.app.da.fail();
     return errorFrame(rc);
   }
   let output: Record<string, unknown>;
@@ -76,17 +79,26 @@ export function finish(conn: Connection, plan: ResponsePlan, response: Uint8Arra
     conn.sessions.delete(s);
     conn.unkeyed.delete(s);
   }
-  const { flushed, nvDefined, nvUndefined } = plan.effects;
+  const { flushed, nvDefined, nvUndefined, nvWrite } = plan.effects;
+  // A write the chip did (an error wrote nothing): one of the app's NV write tokens (decide checked one is left).
+  if (nvWrite) conn.app.nvWrites.take(1);
   if (flushed) {
     conn.transients.delete(flushed.virtual);
     conn.sessions.delete(flushed.virtual);
     conn.unkeyed.delete(flushed.virtual);
   }
-  if (nvDefined) conn.app.nv.set(nvDefined.index, nvDefined.size);
+  if (nvDefined) {
+    conn.app.nv.set(nvDefined.index, nvDefined.size);
+    noteNvDefined(conn.app, nvDefined.index, nvDefined.counter === true);
+  }
   if (nvUndefined !== undefined) conn.app.nv.delete(nvUndefined);
   if (plan.cmd === ContextSave) conn.app.saved.add(contextDigest(output.context as TPMS_CONTEXT));
   if (plan.cmd === GetCapability && view.getUint16(0) === TPM_ST.NO_SESSIONS) {
     out = new Uint8Array(filterCapability(conn, output as CommandOutput<typeof GetCapability>, out));
+  }
+  // The boot counts as this app sees them (read-clock.ts); ReadClock's rule takes no sessions.
+  if (plan.cmd === ReadClock && view.getUint16(0) === TPM_ST.NO_SESSIONS) {
+    out = new Uint8Array(appReadClock(conn.app.app, output as CommandOutput<typeof ReadClock>));
   }
   return out;
 }

@@ -6,36 +6,22 @@
 import { TPM_HT, TPM_RH, hex32 } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import * as C from '../tpm/commands.js';
-import type { AnyCommand, Authorization } from '../tpm/command.js';
+import type { Authorization } from '../tpm/command.js';
 import type { TPMS_CONTEXT, TPMS_NV_PUBLIC } from '../tpm/structures.js';
 import { command } from '../tpm/command.js';
 import { TPM2B_ECC_PARAMETER, TPM2B_MAX_BUFFER, TPM_ALG_ID, TPM_ECC_CURVE, TPMT_ECC_SCHEME, TPMT_KDF_SCHEME } from '../tpm/structures.js';
 import { struct, tpm2b, u16, yesNo } from '../tpm/wire/codec.js';
 import { contextDigest, inRange, type Connection } from './app.js';
 import * as X from './commands.js';
+import { nvRules } from './nv-rules.js';
+import { objectRules } from './object-rules.js';
+import { policyRules } from './policy-rules.js';
+import { isCounter } from './properties.js';
 import { atParam, refuse } from './refusal.js';
-import { typeOf, type Slot } from './slots.js';
+import { typeOf } from './slots.js';
+import type { ParamEffects, Rule } from './rule.js';
 
-/** What a parameter check may ask the response step to do on success. */
-export interface ParamEffects {
-  /** A real handle the command flushes (FlushContext), with its virtual name. */
-  flushed?: { real: number; virtual: number };
-  /** An NV index the command defines (size) or undefines (undefined). */
-  nvDefined?: { index: number; size: number };
-  nvUndefined?: number;
-  /** StartAuthSession of an HMAC session without salt or bind: its key is empty (primary-auth.ts). */
-  unkeyed?: { hashAlg: number };
-}
-
-export interface Rule {
-  readonly cmd: AnyCommand;
-  /** One per handle, in handle-area order. */
-  readonly slots: readonly Slot[];
-  /** Checks (and where documented rewrites) the decoded parameters in place. */
-  readonly params?: (p: Record<string, unknown>, conn: Connection, handles: readonly number[], auths: readonly Authorization[]) => ParamEffects | void;
-  /** Only TPM_ST_NO_SESSIONS (the firewall rewrites the response; no rpHash may cover it). */
-  readonly noSessions?: true;
-}
+export type { ParamEffects, Rule } from './rule.js';
 
 /** A hierarchy parameter that sets a ticket's hierarchy: only TPM_RH_NULL (attack 1, §4.6). */
 const nullHierarchy =
@@ -85,7 +71,7 @@ function defineSpace(p: Record<string, unknown>, conn: Connection): ParamEffects
   if (app.nv.size >= app.limits.nvIndices || bytes > app.limits.nvBytes) refuse(TPM_RC.NV_SPACE, `NV quota: ${app.limits.nvIndices} indices, ${app.limits.nvBytes} bytes`);
   // Failed authorizations on an app's index must never count towards the chip's lockout.
   if (!hasBit(info.attributes, NV_NO_DA)) p.publicInfo = { ...info, attributes: info.attributes + NV_NO_DA };
-  return { nvDefined: { index: info.nvIndex, size: info.dataSize } };
+  return { nvDefined: { index: info.nvIndex, size: info.dataSize, ...(isCounter(info.attributes) ? { counter: true as const } : {}) } };
 }
 
 function flushContext(p: Record<string, unknown>, conn: Connection): ParamEffects {
@@ -174,7 +160,7 @@ const EncryptDecrypt2 = command({
 const rules: Rule[] = [
   { cmd: C.GetRandom, slots: [] },
   { cmd: C.PCR_Read, slots: [] },
-  { cmd: C.ReadClock, slots: [] },
+  { cmd: C.ReadClock, slots: [], noSessions: true },
   { cmd: ECC_Parameters, slots: [] },
   { cmd: C.GetCapability, slots: [], noSessions: true },
   { cmd: C.Create, slots: ['object'] },
@@ -201,11 +187,14 @@ const rules: Rule[] = [
   { cmd: C.ContextSave, slots: ['saveable'] },
   { cmd: C.ContextLoad, slots: [], params: contextLoad },
   { cmd: C.FlushContext, slots: [], params: flushContext },
-  { cmd: X.NV_DefineSpace, slots: ['owner'], params: defineSpace },
-  { cmd: X.NV_UndefineSpace, slots: ['owner', 'nv'], params: (_p, _c, h) => ({ nvUndefined: h[1] }) },
+  { cmd: X.NV_DefineSpace, slots: ['owner'], params: defineSpace, nvWrite: true },
+  { cmd: X.NV_UndefineSpace, slots: ['owner', 'nv'], params: (_p, _c, h) => ({ nvUndefined: h[1] }), nvWrite: true },
   { cmd: C.NV_ReadPublic, slots: ['nv'] },
   { cmd: C.NV_Read, slots: ['nvAuth', 'nv'] },
-  { cmd: X.NV_Write, slots: ['nvAuth', 'nv'] },
+  { cmd: X.NV_Write, slots: ['nvAuth', 'nv'], nvWrite: true },
+  ...policyRules,
+  ...nvRules,
+  ...objectRules,
 ];
 
 /** The rules by command code. CreatePrimary and EvictControl are the service's (service-ops.ts). */

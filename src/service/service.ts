@@ -153,7 +153,7 @@ export async function startService(config: ServiceConfig, deps: ServiceDeps = {}
   );
 
   // Purges on reload, and `tenant add` picked up without a restart.
-  tenants.start({ keys: core.keys, registry: core.registry, ...(config.rawChannel ? { rawPurge: (record: string) => raw.purge(record) } : {}) });
+  tenants.start({ keys: core.keys, registry: core.registry, ...(config.rawChannel ? { rawPurge: (record: string) => raw.purge(record), rawTenantsChanged: () => raw.tenantsChanged() } : {}) });
 
   let closing: Promise<void> | undefined;
   return {

@@ -22,6 +22,7 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { allRefs, resolvePointer, unsupportedKeywords, validate, type Schema } from '../helpers/json-schema.js';
 import { rawRequest, httpText } from './raw.js';
 import { eventually, startEnv, type TestEnv } from './env.js';
+import { openRaw } from '../raw/helpers.js';
 
 /** A parsed JSON document, walked by the test (its shape is what is being checked). */
 type Json = Record<string, any>;
@@ -206,15 +207,16 @@ describe('docs/openapi.json names exactly the routes of the server\'s table', ()
     for (const r of routes) {
       const op = docOf(r.method, r.path)!;
       const label = `${r.op} (${r.method} ${r.path})`;
-      expect(Object.keys(op.responses as Json).filter((s) => s.startsWith('2')), label).toEqual([String(r.status)]);
+      expect(Object.keys(op.responses as Json).filter((s) => /^[12]/.test(s)), label).toEqual([String(r.status)]);
       expect(((op.security ?? doc.security) as Json[]).length === 0, `${label}: needs no identity`).toBe(r.auth === 'none');
       if (r.auth === 'tenant') expect(Object.keys(op.responses as Json), label).toContain('401');
       const params = [...((doc.paths[r.path].parameters ?? []) as Json[]), ...((op.parameters ?? []) as Json[])].map(deref);
       expect(params.filter((p) => p.in === 'query').map((p) => p.name as string).sort(), `${label}: query`).toEqual([...r.query].sort());
       const content = Object.keys((op.requestBody?.content ?? {}) as Json).sort();
-      const media = { none: [], json: ['application/json'], 'json-or-stream': ['application/json', 'application/octet-stream'] }[r.body];
+      // frames: TPM frames after the upgrade, no HTTP request body.
+      const media = { none: [], json: ['application/json'], 'json-or-stream': ['application/json', 'application/octet-stream'], frames: [] }[r.body];
       expect(content, `${label}: body`).toEqual(media);
-      if (r.body !== 'none') {
+      if (r.body !== 'none' && r.body !== 'frames') {
         const schema = deref(op.requestBody.content['application/json'].schema as Json);
         expect(Object.keys(schema.properties as Json).sort(), `${label}: fields`).toEqual([...r.fields].sort());
         expect(schema.additionalProperties, `${label}: closed`).toBe(false);
@@ -747,6 +749,19 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('the real service answers as do
     conforms(USAGE, bad);
   });
 
+  it('openRawTpm: 101 with the upgrade; 400 without it; 401 without identity', async () => {
+    const RAW = { method: 'GET', path: '/v1/tpm' };
+    const c = await openRaw(env.unix, alice);
+    c.close();
+    const headers = Object.fromEntries(c.head.split('\r\n').slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    expect(c.status).toBe(101);
+    conforms(RAW, { status: c.status, headers, text: '' }, false); // taken on the upgrade, before the request log's id
+    const plain = await call(env, 'GET', '/v1/tpm', { secret: alice });
+    expect(plain.status).toBe(400);
+    expect((conforms(RAW, plain) as Json).error.message).toMatch(/Upgrade: tpm2-frames/);
+    expect(conforms(RAW, await call(env, 'GET', '/v1/tpm')) as Json).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
+  });
+
   it('503 TPM_UNAVAILABLE and a degraded health while the TPM is gone', async () => {
     await env.restartService({ deadlineMs: 30_000 });
     await eventually(() => env.service.core.supervisor.healthy, 20_000, 'TPM ready');
@@ -760,7 +775,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('the real service answers as do
 
   it('saw every operation succeed and the error answers provoked here', () => {
     for (const { path, method, op } of operations()) {
-      const ok = Object.keys(op.responses as Json).filter((s) => s.startsWith('2'));
+      const ok = Object.keys(op.responses as Json).filter((s) => /^[12]/.test(s));
       const got = [...(seen.get(`${method} ${path}`) ?? [])].map(String);
       // An EK certificate can only be put in NV with stock tools (swtpm serves one connection at a
       // time, and this service holds it): test/service/attest-ek.test.ts checks that answer's schema.

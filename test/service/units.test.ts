@@ -539,6 +539,7 @@ describe('hostile request values', () => {
     ['GET', '/v1/ek', 'ek-public'],
     ['GET', '/v1/ek/certificate', 'ek-certificate'],
     ['GET', '/v1/usage', 'usage'],
+    ['GET', '/v1/tpm', 'raw-tpm'],
   ];
   const segs = (path: string, h = '0x81010000'): string[] => path.replace('{h}', h).slice(1).split('/');
 

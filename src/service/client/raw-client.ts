@@ -8,7 +8,8 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseAddress } from '../protocol/address.js';
-import { RAW_PATH, RAW_PROTOCOL } from '../protocol/raw.js';
+import { RAW_PROTOCOL } from '../protocol/raw.js';
+import { ROUTES } from '../protocol/routes.js';
 
 /** The longest HTTP answer head read before the frames begin. */
 const MAX_HEAD = 8192;
@@ -56,7 +57,8 @@ export async function dialService(address: string, timeoutMs = 10_000): Promise<
 /** Sends the upgrade on `s` and reads the answer's head; resolves with the bytes after it (frames). */
 export function upgradeRaw(s: Duplex, secret: string | undefined): Promise<Buffer> {
   const auth = secret === undefined ? '' : `Authorization: Bearer ${secret}\r\n`;
-  s.write(`GET ${RAW_PATH} HTTP/1.1\r\nHost: eve-tpm-service\r\nConnection: Upgrade\r\nUpgrade: ${RAW_PROTOCOL}\r\n${auth}\r\n`);
+  const { method, path } = ROUTES['raw-tpm'];
+  s.write(`${method} ${path} HTTP/1.1\r\nHost: eve-tpm-service\r\nConnection: Upgrade\r\nUpgrade: ${RAW_PROTOCOL}\r\n${auth}\r\n`);
   return new Promise((resolve, reject) => {
     let got = Buffer.alloc(0);
     const done = (e: RawChannelError | undefined, rest?: Buffer): void => {

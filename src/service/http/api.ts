@@ -17,6 +17,7 @@ import { parseGeneralShape } from '../keys/general-shape.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
 import { appKeyHandlers } from './appkeys-api.js';
+import { rawHandlers } from './raw-api.js';
 import { jsonBody, ownKey, reply, type ApiDeps, type Handlers, type OpenContext, type RequestContext } from './handler.js';
 
 export type { ApiDeps, Handlers, OpenContext, RequestContext } from './handler.js';
@@ -55,6 +56,7 @@ export class Api {
       ...attestHandlers(d),
       ...usageHandlers(d),
       ...appKeyHandlers(d),
+      ...rawHandlers(d.config.rawChannel !== false),
     };
   }
 
@@ -77,7 +79,7 @@ export class Api {
     const used = this.d.registry.ofTenant(ctx.tenant).length;
     reply(ctx.res, 'capabilities', {
       tenant: ctx.tenant.id,
-      operations: OPS.map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
+      operations: OPS.filter((op) => op !== 'raw-tpm' || this.d.config.rawChannel !== false).map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
       keyTypes: Object.keys(KEY_ALG) as KeyType[],
       hashAlgs,
       hashAlgsFrom,

@@ -72,7 +72,7 @@ export interface ApiDeps {
   appKeys: GeneralKeyOps;
   /** GET /v1/capabilities: the hashes this TPM implements (tpm/hash-algs.ts). */
   hashAlgs: TpmHashAlgs;
-  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'>;
+  config: Pick<ServiceConfig, 'maxJsonBytes' | 'maxInlineMessageBytes' | 'maxStreamBytes' | 'bodyTimeoutMs' | 'minBodyBytesPerSec' | 'bodyRateGraceMs'> & Partial<Pick<ServiceConfig, 'rawChannel'>>;
 }
 
 /**

@@ -35,6 +35,7 @@ import type {
   SignQuery,
   SignRequest,
 } from './messages.js';
+import { RAW_PATH } from './raw.js';
 
 /** Per operation: its query parameters, its JSON request body (undefined: none) and its answer (undefined: 204). */
 export interface Contract {
@@ -56,6 +57,8 @@ export interface Contract {
   'ek-public': { query: EkQuery; request: undefined; response: EkPublicAnswer };
   'ek-certificate': { query: EkQuery; request: undefined; response: EkCertificateAnswer };
   usage: { query: Record<never, never>; request: undefined; response: Usage };
+  /** The raw TPM channel (docs/API.md "Raw TPM channel"): an upgrade; TPM frames follow the 101, no JSON. */
+  'raw-tpm': { query: Record<never, never>; request: undefined; response: undefined };
 }
 
 export type Op = keyof Contract;
@@ -75,11 +78,16 @@ export interface RouteDef<O extends Op = Op> {
   readonly path: `/v1/${string}`;
   /** none: anyone who can connect; tenant: an identified tenant (docs/SERVICE.md, Security model). */
   readonly auth: 'none' | 'tenant';
-  readonly status: 200 | 201 | 204;
+  /** 101: the route is an upgrade (body `frames`), answered before routing (raw/channel.ts). */
+  readonly status: 101 | 200 | 201 | 204;
   /** Query parameters the route takes (with a streamed body: its parameters). */
   readonly query: readonly (keyof QueryOf<O> & string)[];
-  /** none; json (fields: the body's allowed members); json-or-stream (sign: inline JSON or application/octet-stream). */
-  readonly body: 'none' | 'json' | 'json-or-stream';
+  /**
+   * none; json (fields: the body's allowed members); json-or-stream (sign: inline JSON or
+   * application/octet-stream); frames (raw-tpm: TPM command frames after the upgrade, each
+   * answered with a response frame).
+   */
+  readonly body: 'none' | 'json' | 'json-or-stream' | 'frames';
   readonly fields: readonly (keyof NonNullable<RequestOf<O>> & string)[];
   /** Safe for the client to send again on a kept-alive connection the service had just closed. */
   readonly retry: boolean;
@@ -126,6 +134,8 @@ export const ROUTES = {
   'ek-public': { method: 'GET', path: '/v1/ek', auth: 'tenant', status: 200, query: ['type'], body: 'none', fields: [], retry: true },
   'ek-certificate': { method: 'GET', path: '/v1/ek/certificate', auth: 'tenant', status: 200, query: ['type'], body: 'none', fields: [], retry: true },
   usage: { method: 'GET', path: '/v1/usage', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
+  // `Connection: Upgrade` + `Upgrade: tpm2-frames` (protocol/raw.ts); without them the route answers 400.
+  'raw-tpm': { method: 'GET', path: RAW_PATH, auth: 'tenant', status: 101, query: [], body: 'frames', fields: [], retry: false },
 } as const satisfies { readonly [O in Op]: RouteDef<O> };
 
 export type RouteOf<O extends Op> = (typeof ROUTES)[O];

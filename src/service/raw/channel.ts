@@ -16,9 +16,13 @@ import { badRequest, serviceBusy, ServiceError } from '../protocol/errors.js';
 import { rawErrorResponse } from '../http/respond.js';
 import { authenticate, bearerSecret, type Peer } from '../tenants/auth.js';
 import { recordOf, type Tenant, type TenantDirectory } from '../tenants/tenants.js';
+import { isTpmUnreachable } from '../tpm/error-mapping.js';
 import type { TpmQueue } from '../tpm/queue.js';
 import { RawApps } from './apps.js';
+import { loadClockKey } from './clock-key.js';
 import { RawSpace } from './space.js';
+import { KeygenBudgets } from './budgets.js';
+import { KeptIdle } from './kept-idle.js';
 import { purgeAppState, RAW_STATE_DIR } from './purge-state.js';
 import { BadFrameSize, FrameReader, RAW_PATH, RAW_PROTOCOL } from './wire.js';
 
@@ -38,6 +42,8 @@ export interface RawChannelDeps {
   frameTimeoutMs: number;
   /** Time a connection may stay silent between commands; its context is then closed. */
   idleTimeoutMs: number;
+  /** The apps' RSA key generation budgets (budgets.ts; default: DEFAULT_KEYGEN on the real clock). */
+  keygen?: KeygenBudgets;
 }
 
 /** What the HTTP front does for an accepted upgrade: counts the connection as a tenant's and busy. */
@@ -53,12 +59,26 @@ export function isRawUpgrade(req: IncomingMessage): boolean {
 export class RawChannel {
   private apps = new RawApps();
   private open = 0;
+  /** Every connection's context until its close job ran. */
+  private readonly spaces = new Set<RawSpace>();
+  /** Each open connection's socket with its tenant: closed at once when the tenant is removed (tenantsChanged). */
+  private readonly live = new Map<Duplex, { record: string; tenant: string }>();
+  /** Time limits (docs/FIREWALL.md "Time budgets", "Kept state"): RSA keygen budgets; kept sessions' idle flush. */
+  private readonly keygen: KeygenBudgets;
+  private readonly keptIdle: KeptIdle;
 
-  constructor(private readonly d: RawChannelDeps) {}
+  constructor(private readonly d: RawChannelDeps) {
+    [this.keygen, this.keptIdle] = [d.keygen ?? new KeygenBudgets(), new KeptIdle(d)];
+    // A TPM that stopped answering may come back restarted: kept objects are given up, as the object cache's.
+    d.queue.events.on('done', (ev: { error?: unknown }) => {
+      if (ev.error !== undefined && isTpmUnreachable(ev.error)) for (const s of this.spaces) s.lost();
+    });
+  }
 
   /** Reads the apps' kept state (NV placement, virtual persistent handles) before any connection. */
   async loadState(stateDir: string): Promise<void> {
     this.apps = await RawApps.load(join(stateDir, RAW_STATE_DIR), this.d.log);
+    await loadClockKey(join(stateDir, RAW_STATE_DIR), this.d.log);
   }
 
   /**
@@ -72,6 +92,21 @@ export class RawChannel {
 
   get connections(): number {
     return this.open;
+  }
+
+  /**
+   * The tenants file was reloaded (tenants/live-tenants.ts): a removed tenant's connections end
+   * now, not at their next command; the close flushes their context as any close does.
+   */
+  tenantsChanged(): void {
+    if (this.d.singleTenant) return;
+    const dir = this.d.tenants();
+    for (const [socket, c] of this.live) {
+      if (dir.ofRecord(c.record)) continue;
+      this.live.delete(socket);
+      this.d.log.info({ event: 'raw-tenant-gone', tenant: c.tenant, record: c.record }, 'the tenant is no longer configured: closing its raw channel');
+      socket.destroy();
+    }
   }
 
   /** An `upgrade` request on RAW_PATH: 101 and the frame loop, or a JSON error and close. */
@@ -103,6 +138,7 @@ export class RawChannel {
     const raw = this.apps.app(record);
     const app = raw.state;
     const space = new RawSpace(app, { chip: this.d.chip, transport: this.d.transport, transients: this.d.queue.transients, log, raw }, fields);
+    this.spaces.add(space);
     const reader = new FrameReader();
     const stop = new AbortController();
     let busy = false;
@@ -113,6 +149,8 @@ export class RawChannel {
     /** What the timer waits for: a frame begun must be whole by its deadline, however it trickles. */
     let waiting: 'idle' | 'frame' | undefined;
     this.open++;
+    this.live.set(socket, { record, tenant: tenant.id });
+    socket.once('close', () => this.live.delete(socket));
     const nv = `0x${app.nvRange.first.toString(16).padStart(8, '0')}–0x${app.nvRange.last.toString(16).padStart(8, '0')}`;
     log.info({ event: 'raw-open', ...fields, nv }, `raw TPM channel opened (the app's NV indices: ${nv})`);
 
@@ -153,7 +191,6 @@ export class RawChannel {
       }
       disarm();
       busy = true;
-      socket.pause();
       if (!this.d.singleTenant && !this.d.tenants().ofRecord(record)) {
         // The tenant was removed (tenants file reloaded): its connection ends, as its /v1 requests would be refused.
         log.info({ event: 'raw-tenant-gone', ...fields }, 'the tenant is no longer configured: closing its raw channel');
@@ -161,8 +198,8 @@ export class RawChannel {
         return;
       }
       commands++;
-      this.d.queue
-        .submit(tenant.id, 'raw', (job) => space.command(job, frame), { signal: stop.signal })
+      this.keygen
+        .run(record, frame, stop.signal, (timed) => this.d.queue.submit(tenant.id, 'raw', (job) => timed(() => space.command(job, frame)), { signal: stop.signal }))
         .catch((e: unknown) => {
           if (e instanceof ServiceError) {
             // Queue full or the tenant over its share: the TPM's "try again"; the command did not run.
@@ -179,25 +216,35 @@ export class RawChannel {
           if (closed) return;
           socket.write(response);
           if (ended) return void socket.end();
-          socket.resume();
+          if (socket.isPaused()) socket.resume();
           pump();
         });
     };
 
     socket.on('data', (chunk: Buffer) => {
       reader.push(chunk);
-      pump();
+      // Bytes sent while a command runs are held (one chunk) and reading stops until it is answered;
+      // a client that waits for each answer costs no pause and resume per command.
+      if (busy) socket.pause();
+      else pump();
     });
     socket.once('close', () => {
       closed = true;
       disarm();
       stop.abort(new Error('the raw connection closed'));
       this.open--;
-      // As tpmrm on close: the connection's sessions flushed, its saved objects forgotten.
+      // As tpmrm on close: the connection's objects and sessions flushed, its saved objects forgotten.
       void this.d.queue
         .submit(tenant.id, 'raw-close', () => space.close(), { lane: 'cleanup' })
-        .catch((e: unknown) => log.warn({ event: 'raw-close-failed', ...fields, err: (e as Error).message }, 'flushing a closed raw connection failed'))
-        .then(() => log.info({ event: 'raw-close', ...fields, commands }, 'raw TPM channel closed'));
+        .catch((e: unknown) => {
+          space.forget(); // not flushed (the TPM failed): the maintenance sweep sees to what is left
+          log.warn({ event: 'raw-close-failed', ...fields, err: (e as Error).message }, 'flushing a closed raw connection failed');
+        })
+        .then(() => {
+          this.spaces.delete(space);
+          this.keptIdle.arm(); // it may have kept sessions: flushed once idle too long
+          log.info({ event: 'raw-close', ...fields, commands }, 'raw TPM channel closed');
+        });
     });
     // The app is done sending: answer what is in flight, then close.
     socket.on('end', () => {

@@ -18,6 +18,7 @@ import type { Connection } from '../../firewall/app.js';
 import type { Decision } from '../../firewall/decide.js';
 import { readCommand, readHeader } from '../../firewall/frame.js';
 import { namedHandles } from '../../firewall/names.js';
+import { CreateLoaded } from '../../firewall/commands-objects.js';
 import { atHandle, errorFrame } from '../../firewall/refusal.js';
 import type { ServiceOp } from '../../firewall/service-ops.js';
 import { typeOf } from '../../firewall/slots.js';
@@ -31,6 +32,8 @@ const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.by
 const hex32 = (h: number): string => `0x${h.toString(16).padStart(8, '0')}`;
 
 type CreatePrimaryOp = Extract<ServiceOp, { op: 'CreatePrimary' }>;
+/** An object the app loaded (Load, CreateLoaded): its Name, its parent as the app named it, and the blobs Load takes. */
+type MadeObject = { name: Uint8Array; virtualParent: number; inPrivate: Uint8Array; inPublic: TPMT_PUBLIC };
 
 export class PersistentOps {
   /** Virtual persistent handles made for the current command, with the real handle. */
@@ -84,13 +87,15 @@ export class PersistentOps {
     if (name) this.raw.recent.add(name, primaryRecipe(op.hierarchy, op.inSensitive, op.inPublic));
   }
 
-  /** A Load under a parent whose recipe is known: the child's recipe is the parent's plus the blobs. */
+  /**
+   * A Load under a parent whose recipe is known: the child's recipe is the parent's plus the
+   * blobs. CreateLoaded's object is Load's of the blobs it answers with (Part 3 §12.9).
+   */
   async madeByLoad(d: Extract<Decision, { kind: 'forward' }>, frame: Uint8Array, response: Uint8Array): Promise<void> {
-    if (d.plan.cmd !== Load || rcOf(response) !== TPM_RC.SUCCESS) return;
-    const name = this.nameIn(Load, response, d.plan.sessions);
-    if (!name) return;
-    const parsed = readCommand(Load, frame, readHeader(frame));
-    const virtualParent = parsed.handles[0] as number;
+    if ((d.plan.cmd !== Load && d.plan.cmd !== CreateLoaded) || rcOf(response) !== TPM_RC.SUCCESS) return;
+    const made = d.plan.cmd === Load ? this.loaded(frame, response, d.plan.sessions) : this.createLoaded(frame, response, d.plan.sessions);
+    if (!made) return;
+    const { name, virtualParent, inPrivate, inPublic } = made;
     let parent: Recipe | undefined = this.raw.record(virtualParent)?.recipe;
     if (!parent) {
       try {
@@ -99,7 +104,24 @@ export class PersistentOps {
         if (!(e instanceof TpmError)) throw e;
       }
     }
-    if (parent) this.raw.recent.add(name, loadRecipe(parent, parsed.params.inPrivate as Uint8Array, parsed.params.inPublic as TPMT_PUBLIC));
+    if (parent) this.raw.recent.add(name, loadRecipe(parent, inPrivate, inPublic));
+  }
+
+  private loaded(frame: Uint8Array, response: Uint8Array, sessions: number): MadeObject | undefined {
+    const name = this.nameIn(Load, response, sessions);
+    if (!name) return undefined;
+    const parsed = readCommand(Load, frame, readHeader(frame));
+    return { name, virtualParent: parsed.handles[0] as number, inPrivate: parsed.params.inPrivate as Uint8Array, inPublic: parsed.params.inPublic as TPMT_PUBLIC };
+  }
+
+  private createLoaded(frame: Uint8Array, response: Uint8Array, sessions: number): MadeObject | undefined {
+    let out: { outPrivate: Uint8Array; outPublic: TPMT_PUBLIC; name: Uint8Array };
+    try {
+      out = unmarshalResponse(CreateLoaded, response, sessions).output as typeof out;
+    } catch {
+      return undefined;
+    }
+    return { name: out.name, virtualParent: u32At(frame, 10), inPrivate: out.outPrivate, inPublic: out.outPublic };
   }
 
   /** EvictControl's Persist or Evict (already checked by the firewall: range, quota, in use). */

@@ -21,6 +21,8 @@ export interface PurgeTarget {
   registry: KeyRegistry;
   /** The record's raw channel state (NV indices, kept file): raw/channel.ts RawChannel.purge. */
   rawPurge?: (record: string) => Promise<number>;
+  /** After each good reload: a removed tenant's raw connections end at once (RawChannel.tenantsChanged). */
+  rawTenantsChanged?: () => void;
 }
 
 export class LiveTenants {
@@ -100,6 +102,7 @@ export class LiveTenants {
         this.current = new TenantDirectory(parseTenants(JSON.parse(text), config.defaultMaxKeys));
         this.lastStamp = `${st.mtimeMs}:${st.size}`;
         log.info({ event: 'tenants-reloaded', tenants: this.current.tenants.length }, 'tenants reloaded');
+        this.target?.rawTenantsChanged?.();
       } catch (e) {
         log.error({ event: 'tenants-reload-failed', err: (e as Error).message }, 'the tenants file is invalid; keeping the previous tenants');
       }

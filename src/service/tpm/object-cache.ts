@@ -56,6 +56,8 @@ interface Cached {
   pins: number;
   /** Forgotten (key deleted): whatever a running job loads for it is not kept. */
   dropped: boolean;
+  /** Last use (Transients.tick): the lenders' one order. */
+  used: number;
 }
 
 /** The TPM says the handle names nothing loaded (any handle position). */
@@ -83,7 +85,7 @@ export class ObjectCache implements SlotLender {
     private readonly transients: Transients,
     private readonly opts: ObjectCacheOptions,
   ) {
-    if (opts.size > 0) transients.lender = this;
+    if (opts.size > 0) transients.addLender(this);
   }
 
   get enabled(): boolean {
@@ -113,7 +115,7 @@ export class ObjectCache implements SlotLender {
       c = undefined;
     }
     if (!c) {
-      c = { owner: entry.owner, name: entry.name, loaded: undefined, context: undefined, pins: 0, dropped: false };
+      c = { owner: entry.owner, name: entry.name, loaded: undefined, context: undefined, pins: 0, dropped: false, used: this.transients.tick() };
       this.entries.set(entry.handle, c);
     }
     const name = Buffer.from(entry.name, 'hex');
@@ -202,6 +204,12 @@ export class ObjectCache implements SlotLender {
     return false;
   }
 
+  /** SlotLender: the last use of the least recently used idle loaded key. */
+  idleSince(): number | undefined {
+    for (const c of this.entries.values()) if (c.loaded !== undefined && c.pins === 0) return c.used;
+    return undefined;
+  }
+
   /** SlotLender: a kept handle was handed out again, so the TPM lost everything kept here. */
   reissued(): void {
     for (const c of this.entries.values()) if (c.loaded !== undefined) this.unload(c);
@@ -276,6 +284,7 @@ export class ObjectCache implements SlotLender {
     if (this.entries.get(handle) !== c) return; // forgotten meanwhile
     this.entries.delete(handle);
     this.entries.set(handle, c);
+    c.used = this.transients.tick();
   }
 
   private async learnSlots(tpm: TpmRunner): Promise<void> {
