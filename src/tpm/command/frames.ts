@@ -7,6 +7,7 @@ import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import type { CommandDescriptor, CommandOutput } from './descriptor.js';
 import { TPMS_AUTH_RESPONSE, readAuthArea, writeAuthArea, type AuthResponse, type Authorization } from './auth.js';
+import { borrowWriter, framesOf, returnWriter } from './compiled.js';
 
 export interface DecodedCommand {
   tag: number;
@@ -22,6 +23,8 @@ export interface DecodedCommand {
  * size) and the parameters, consumed exactly.
  */
 export function unmarshalCommand(cmd: CommandDescriptor, frame: Uint8Array): DecodedCommand {
+  const decode = framesOf(cmd).decodeCommand;
+  if (decode !== undefined) return decode(frame) as DecodedCommand;
   const r = new Reader(frame);
   r.path.push(`${cmd.name} command`);
   const tag = r.u16();
@@ -60,6 +63,12 @@ export function remarshalCommand(cmd: CommandDescriptor, d: DecodedCommand): Uin
  * With `auths`, the frame is TPM_ST_SESSIONS with a parameterSize and those auth responses.
  */
 export function marshalResponse<C extends CommandDescriptor>(cmd: C, output: CommandOutput<C>, auths?: AuthResponse[]): Uint8Array {
+  const encode = framesOf(cmd).response;
+  if (encode !== undefined) {
+    const cw = borrowWriter();
+    encode(cw, output, auths);
+    return returnWriter(cw);
+  }
   const w = new Writer(512);
   const obj = output as Record<string, unknown>;
   const withSessions = auths !== undefined && auths.length > 0;

@@ -10,6 +10,7 @@ import type { SessionUse } from '../session/session.js';
 import { handleOf, nameOf, type CommandDescriptor, type HandleArg, type CommandInput, type CommandOutput } from './descriptor.js';
 import { cpHash, passwordAuth, sessionHmac, type AuthResponse, type Authorization } from './auth.js';
 import { readResponse, writeCommand } from './layout.js';
+import { borrowWriter, framesOf, returnWriter, stateOf } from './compiled.js';
 
 /** The default authorization (empty password), shared: marshalCommand only reads it. */
 const EMPTY_PASSWORD: Authorization = passwordAuth();
@@ -23,12 +24,20 @@ export function marshalCommand<C extends CommandDescriptor>(
   names: Partial<Record<string, Uint8Array>> = {},
 ): Uint8Array {
   const obj: Record<string, unknown> = input;
-  const authHandles = cmd.handles.filter((h) => h.auth === 'auth');
-  const label = (i: number): string => `authorization(${authHandles[i]!.name})`;
+  const st = stateOf(cmd);
+  const authNames = st.authNames;
   // An HMAC over cpHash (hmacFor) signs the parameters' bytes: then they are encoded first.
   // Else they go straight into the frame.
-  if (!authHandles.some((h) => auths[h.name]?.hmacFor)) {
-    return writeCommand(cmd, obj, authHandles.length, (i) => auths[authHandles[i]!.name] ?? EMPTY_PASSWORD, label);
+  let hmac = false;
+  for (let i = 0; i < authNames.length; i++) if (auths[authNames[i]!]?.hmacFor) hmac = true;
+  if (!hmac) {
+    const encode = framesOf(cmd, st).command;
+    if (encode !== undefined) {
+      const w = borrowWriter();
+      encode(w, obj, auths, authNames, authNames.length, EMPTY_PASSWORD);
+      return returnWriter(w);
+    }
+    return writeCommand(cmd, obj, authNames.length, (i) => auths[authNames[i]!] ?? EMPTY_PASSWORD, (i) => label(authNames, i));
   }
   const pw = new Writer(256);
   cmd.params.encode(pw, obj);
@@ -38,13 +47,15 @@ export function marshalCommand<C extends CommandDescriptor>(
     return names[x.name] ?? nameOf(arg) ?? defaultName(handleOf(arg), x.name, pw);
   });
   const entry = (i: number): Authorization => {
-    const a = auths[authHandles[i]!.name] ?? EMPTY_PASSWORD;
+    const a = auths[authNames[i]!] ?? EMPTY_PASSWORD;
     if (!a.hmacFor) return a;
     const hmac = sessionHmac(a.hmacFor, cpHash(a.hmacFor.hashAlg, cmd.code, handleNames, paramBytes), a.nonceCaller, a.sessionAttributes);
     return { sessionHandle: a.sessionHandle, nonceCaller: a.nonceCaller, sessionAttributes: a.sessionAttributes, hmac };
   };
-  return writeCommand(cmd, obj, authHandles.length, entry, label, paramBytes);
+  return writeCommand(cmd, obj, authNames.length, entry, (i) => label(authNames, i), paramBytes);
 }
+
+const label = (authNames: readonly string[], i: number): string => `authorization(${authNames[i]!})`;
 
 /**
  * The Name of a handle whose Name is the handle itself (Part 1 §16: PCRs, sessions,
@@ -77,7 +88,10 @@ export function responseCode(response: Uint8Array): number | undefined {
  * per session sent, nothing trailing. A non-zero response code throws TpmError.
  */
 export function unmarshalResponse<C extends CommandDescriptor>(cmd: C, response: Uint8Array, sessionCount?: number): DecodedResponse<C> {
-  const nSessions = sessionCount ?? cmd.handles.filter((h) => h.auth === 'auth').length;
+  const st = stateOf(cmd);
+  const nSessions = sessionCount ?? st.authNames.length;
+  const decode = framesOf(cmd, st).decodeResponse;
+  if (decode !== undefined) return decode(response, nSessions) as DecodedResponse<C>;
   return readResponse(cmd, response, nSessions);
 }
 

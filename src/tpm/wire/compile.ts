@@ -12,6 +12,10 @@
  * through its own methods from the generated code, with the reader/writer path set as the
  * interpreted codec would have it. If code generation is refused (`--disallow-code-generation-
  * from-strings`), the codec keeps its interpreted functions.
+ *
+ * compileFrames does the same for a command's whole frames (header, handles, authorization
+ * area, parameters: generate-frame.ts), used by ../command from a descriptor's TIER_UP-th use.
+ * Decoded byte fields are copies, never views of the frame: the caller keeps its frame.
  */
 import { TpmDecodeError, TpmEncodeError } from './errors.js';
 import { Reader } from './reader.js';
@@ -19,6 +23,7 @@ import { describe, type Writer } from './writer.js';
 import type { AnyCodec, Codec, Meta, Reference } from './types.js';
 import { DecodeGen } from './generate-decode.js';
 import { EncodeGen } from './generate-encode.js';
+import { FrameDecodeGen, FrameEncodeGen, type AuthFields, type FrameShape } from './generate-frame.js';
 
 /** Each codec paired with reference functions of its own T (`set` allows no other pairing). */
 interface Registry {
@@ -117,10 +122,80 @@ function compileDecoder<T>(c: Codec<T>, fallback: Reference<T>): Reference<T>['d
 }
 
 /** The errors of the generated code: the path is the one at entry followed by `segs`. */
-function decodeError(r: Reader, segs: readonly string[], reason: string, at: number): TpmDecodeError {
+function decodeError(r: { readonly path: readonly string[] }, segs: readonly string[], reason: string, at: number): TpmDecodeError {
   return new TpmDecodeError(reason, r.path.concat(segs).join('.'), at);
 }
-function encodeError(w: Writer, segs: readonly string[], reason: string): TpmEncodeError {
+function encodeError(w: { readonly path: readonly string[] }, segs: readonly string[], reason: string): TpmEncodeError {
   return new TpmEncodeError(reason, w.path.concat(segs).join('.'));
 }
 
+
+/** A command's whole frames as generated functions (generate-frame.ts); each undefined if not compiled. */
+export interface CompiledFrames {
+  /** Command frame into the empty writer `w`: `count` entries `auths[names[i]] ?? empty`. */
+  command?: (w: Writer, input: unknown, auths: Record<string, unknown>, names: readonly string[], count: number, empty: unknown) => void;
+  /** Response frame into the empty writer `w`. */
+  response?: (w: Writer, output: unknown, auths: unknown) => void;
+  decodeCommand?: (frame: Uint8Array) => unknown;
+  decodeResponse?: (frame: Uint8Array, sessions: number) => { output: unknown; auths: unknown[] };
+}
+
+/** What the frame code calls that lives above the wire layer (../command). */
+export interface FrameRuntime {
+  handleOf(h: unknown): number;
+  hex32(n: number): string;
+  /** The error of a response with a non-zero response code. */
+  tpmError(rc: number): Error;
+}
+
+/**
+ * Compiles a command's four frame functions; a direction whose structures are not all
+ * combinator-built, or any when code generation is refused, stays undefined.
+ */
+export function compileFrames(cmd: FrameShape, auth: AuthFields, rt: FrameRuntime): CompiledFrames {
+  const out: CompiledFrames = {};
+  const gen = <F>(make: () => F | undefined): F | undefined => {
+    try {
+      return make();
+    } catch (e) {
+      if (e instanceof EvalError) return undefined;
+      throw e;
+    }
+  };
+  out.command = gen(() => {
+    const g = new FrameEncodeGen(referenceOf, auth);
+    const body = g.commandBody(cmd);
+    if (body === undefined) return undefined;
+    g.consts[0] = rt.handleOf;
+    return new Function('K', 'describe', 'E', `return function encodeCommand(w, input, auths, names, count, EMPTY) {\n${body}\n};`)(g.consts, describe, encodeError);
+  });
+  out.response = gen(() => {
+    const g = new FrameEncodeGen(referenceOf, auth);
+    const body = g.responseBody(cmd);
+    if (body === undefined) return undefined;
+    return new Function('K', 'describe', 'E', `return function encodeResponse(w, output, auths) {\n${body}\n};`)(g.consts, describe, encodeError);
+  });
+  out.decodeCommand = gen(() => {
+    const g = new FrameDecodeGen(referenceOf, auth);
+    const body = g.commandBody(cmd);
+    if (body === undefined) return undefined;
+    g.consts[0] = rt.hex32;
+    return new Function('K', 'D', 'r', `return function decodeCommand(f) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} command`] });
+  });
+  out.decodeResponse = gen(() => {
+    const g = new FrameDecodeGen(referenceOf, auth);
+    const body = g.responseBody(cmd);
+    if (body === undefined) return undefined;
+    g.consts[0] = rt.tpmError;
+    return new Function('K', 'D', 'r', `return function decodeResponse(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
+  });
+  return out;
+}
+
+/** The generated source of a command's frame function (for tests and the curious). */
+export function generatedFrameSource(cmd: FrameShape, auth: AuthFields, which: 'command' | 'response' | 'decodeCommand' | 'decodeResponse'): string | undefined {
+  if (which === 'command') return new FrameEncodeGen(referenceOf, auth).commandBody(cmd);
+  if (which === 'response') return new FrameEncodeGen(referenceOf, auth).responseBody(cmd);
+  if (which === 'decodeCommand') return new FrameDecodeGen(referenceOf, auth).commandBody(cmd);
+  return new FrameDecodeGen(referenceOf, auth).responseBody(cmd);
+}

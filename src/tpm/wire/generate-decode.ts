@@ -5,14 +5,42 @@
 import type { AnyCodec } from './types.js';
 import { CodeGen, GETTER, INT_NAME, INT_SIZE, lit, objectLiteral, plural, num, selectorExpr, ctxObject, segsExpr, type Ctx, type Seg } from './generate.js';
 
+/**
+ * The bytes as a plain Uint8Array: a Buffer's slice() is a view, not a copy, and its subarray()
+ * is slow; a plain view of the same memory has neither problem.
+ */
+export const PLAIN = (x: string): string => `(${x}.constructor === Uint8Array ? ${x} : new Uint8Array(${x}.buffer, ${x}.byteOffset, ${x}.byteLength))`;
+
+/** The buffer of every empty byte field decoded: zero bytes, so nothing to share or change. */
+let EMPTY = new ArrayBuffer(0);
+
+/**
+ * An empty byte field: a view of EMPTY (`new Uint8Array(0)` costs V8 a backing store of its
+ * own, ~5 times a small copy). If someone transferred EMPTY away (postMessage, structuredClone
+ * with `transfer`), it is detached: then a new one.
+ */
+function emptyBytes(): Uint8Array {
+  try {
+    return new Uint8Array(EMPTY);
+  } catch {
+    EMPTY = new ArrayBuffer(0);
+    return new Uint8Array(EMPTY);
+  }
+}
+
 export class DecodeGen extends CodeGen {
-  private fallbacks = 0;
+  protected fallbacks = 0;
+  private empty: string | undefined;
+
+  private emptyRef(): string {
+    return (this.empty ??= this.k(emptyBytes));
+  }
 
   decoderBody(c: AnyCodec): string {
     this.out = [];
     const v = this.dec(c, [], { param: true }, false);
     const body = this.out.join('\n');
-    const head = 'const b = r.buf, dv = r.view, o0 = r.offset;\nlet o = o0, e = r.end;';
+    const head = `const b = ${PLAIN('r.buf')}, dv = r.view, o0 = r.offset;\nlet o = o0, e = r.end;`;
     const done = `r.offset = o;\nreturn ${v};`;
     if (this.fallbacks === 0) return `return function decode(r, ctx) {\n${head}\n${body}\n${done}\n};`;
     // A hand-written codec moves the shared reader and path: put them back if anything fails.
@@ -20,12 +48,12 @@ export class DecodeGen extends CodeGen {
   }
 
   /** Throws a TpmDecodeError at `segs` (relative to the reader's path at entry). */
-  private dfail(segs: readonly Seg[], reason: string, at: string): string {
+  protected dfail(segs: readonly Seg[], reason: string, at: string): string {
     return `throw D(r, ${this.path(segs)}, ${reason}, ${at});`;
   }
 
   /** Reader.need: the same message, at the current offset. */
-  private need(segs: readonly Seg[], n: number | string, what: string): void {
+  protected need(segs: readonly Seg[], n: number | string, what: string): void {
     if (typeof n === 'number') {
       this.emit(`if (e - o < ${n}) ${this.dfail(segs, `"need ${n} byte${plural(n)} for ${what}, only " + (e - o) + " left"`, 'o')}`);
     } else {
@@ -33,10 +61,14 @@ export class DecodeGen extends CodeGen {
     }
   }
 
-  private readInt(kind: 'u8' | 'u16' | 'u32' | 'i32' | 'u64', segs: readonly Seg[]): string {
+  protected readInt(kind: 'u8' | 'u16' | 'u32' | 'i32' | 'u64', segs: readonly Seg[]): string {
     this.need(segs, INT_SIZE[kind], INT_NAME[kind]);
     const v = this.v();
-    this.emit(kind === 'u8' ? `const ${v} = b[o];` : `const ${v} = dv.${GETTER[kind]}(o);`);
+    // Bytes read one by one need no DataView; a UINT32 is put together without bit operators on
+    // its top byte (values >= 2^31 stay positive).
+    const read =
+      kind === 'u8' ? 'b[o]' : kind === 'u16' ? '(b[o] << 8) | b[o + 1]' : kind === 'u32' ? 'b[o] * 0x1000000 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3])' : `dv.${GETTER[kind]}(o)`;
+    this.emit(`const ${v} = ${read};`);
     this.emit(`o += ${INT_SIZE[kind]};`);
     return v;
   }
@@ -45,15 +77,14 @@ export class DecodeGen extends CodeGen {
   private readBytes(n: string, segs: readonly Seg[]): string {
     this.need(segs, n, `${n} + "-byte array"`);
     const v = this.v();
-    // Up to 64 bytes (V8 keeps such arrays on its heap) a loop beats making a view to copy from.
-    this.emit(
-      `let ${v};\nif (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else ${v} = new Uint8Array(b.subarray(o, o + ${n}));`,
-    );
+    // Up to 64 bytes (V8 keeps such arrays on its heap) a loop beats making a view to copy from;
+    // above, slice (a copy: `b` is a plain Uint8Array, see PLAIN).
+    this.emit(`let ${v};\nif (${n} === 0) ${v} = ${this.emptyRef()}(); else if (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else ${v} = b.slice(o, o + ${n});`);
     this.emit(`o += ${n};`);
     return v;
   }
 
-  private dec(c: AnyCodec, segs: readonly Seg[], ctx: Ctx, sized: boolean): string {
+  protected dec(c: AnyCodec, segs: readonly Seg[], ctx: Ctx, sized: boolean): string {
     const ref = this.refOf(c);
     const m = c.meta;
     if (!ref) return this.decFallback(c, segs, ctx, sized);

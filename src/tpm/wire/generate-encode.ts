@@ -13,7 +13,7 @@ export class EncodeGen extends CodeGen {
   }
 
   /** Throws a TpmEncodeError at `segs` (relative to the writer's path at entry). */
-  private efail(segs: readonly Seg[], reason: string): string {
+  protected efail(segs: readonly Seg[], reason: string): string {
     return `throw E(w, ${this.path(segs)}, ${reason});`;
   }
 
@@ -23,7 +23,7 @@ export class EncodeGen extends CodeGen {
   }
 
   /** An integer after the checks of Writer.u8/u16/u32/i32/u64, with their messages. */
-  private writeInt(kind: 'u8' | 'u16' | 'u32' | 'i32' | 'u64', x: string, segs: readonly Seg[], checked = false): void {
+  protected writeInt(kind: 'u8' | 'u16' | 'u32' | 'i32' | 'u64', x: string, segs: readonly Seg[], checked = false): void {
     if (!checked) {
       if (kind === 'u64') {
         this.emit(
@@ -49,7 +49,7 @@ export class EncodeGen extends CodeGen {
     this.emit(`w.buf.set(${x}, w.length); w.length += ${x}.length;`);
   }
 
-  private enc(c: AnyCodec, x: string, segs: readonly Seg[], ctx: Ctx): void {
+  protected enc(c: AnyCodec, x: string, segs: readonly Seg[], ctx: Ctx): void {
     const ref = this.refOf(c);
     const m = c.meta;
     if (!ref) return this.encFallback(c, x, segs, ctx);
@@ -148,7 +148,10 @@ export class EncodeGen extends CodeGen {
     }
   }
 
+  protected fallbacks = 0;
+
   private encFallback(c: AnyCodec, x: string, segs: readonly Seg[], ctx: Ctx): void {
+    this.fallbacks++;
     const codec = this.k(c);
     const d = this.v('d');
     this.emit(`const ${d} = w.path.length;`);

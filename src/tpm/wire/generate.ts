@@ -5,14 +5,16 @@
 import type { AnyCodec, Reference } from './types.js';
 
 /**
- * A path segment of the generated code: a static name, or a list index held in a variable
- * (rendered `[i]`, as the interpreted list does).
+ * A path segment of the generated code: a static name, a list index held in a variable
+ * (rendered `[i]`, as the interpreted list does), or a JS expression of the generator's own
+ * (a frame's `authorization[i]`).
  */
-export type Seg = { name: string } | { index: string };
+export type Seg = { name: string } | { index: string } | { expr: string };
 
 export const lit = (s: string): string => JSON.stringify(s);
 /** JS expression of the array of segments (evaluated only when an error is thrown). */
-export const segsExpr = (segs: readonly Seg[]): string => '[' + segs.map((s) => ('name' in s ? lit(s.name) : `"[" + ${s.index} + "]"`)).join(', ') + ']';
+export const segsExpr = (segs: readonly Seg[]): string =>
+  '[' + segs.map((s) => ('name' in s ? lit(s.name) : 'index' in s ? `"[" + ${s.index} + "]"` : s.expr)).join(', ') + ']';
 export const plural = (n: number): string => (n === 1 ? '' : 's');
 /** A number from a codec's meta, as a literal of the generated code (nothing else gets in). */
 export const num = (x: unknown): string => {

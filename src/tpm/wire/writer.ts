@@ -12,8 +12,12 @@ export class Writer {
   /** Names of the structures/fields being encoded, for error messages. */
   readonly path: string[] = [];
 
-  constructor(initial = 256) {
-    this.buf = workBuffer(initial);
+  constructor(
+    initial = 256,
+    /** Whether working memory comes from Node's pool (a short-lived writer) or is its own (a reused one). */
+    private readonly pooled = true,
+  ) {
+    this.buf = pooled ? workBuffer(initial) : new Uint8Array(initial);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -25,7 +29,7 @@ export class Writer {
     if (this.length + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.length + n) size *= 2;
-    const next = workBuffer(size);
+    const next = this.pooled ? workBuffer(size) : new Uint8Array(size);
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
     this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
@@ -95,9 +99,21 @@ export class Writer {
     this.view.setUint32(at, v);
   }
 
+  /** Empties the writer for another frame (the compiled frame code reuses one). @internal */
+  clear(): void {
+    this.length = 0;
+    this.path.length = 0;
+  }
+
+  /** Bytes the writer holds, written or not. @internal */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
   /** The bytes written so far (a copy). */
   finish(): Uint8Array {
-    return new Uint8Array(this.buf.subarray(0, this.length)); // a copy; faster than slice() in V8
+    // Copies; for a Buffer, slice() would be a view (and its subarray() is slow).
+    return this.pooled ? new Uint8Array(this.buf.subarray(0, this.length)) : this.buf.slice(0, this.length);
   }
 }
 
