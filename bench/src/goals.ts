@@ -188,10 +188,14 @@ const GOALS: GoalDef[] = [
     after(d) {
       const random = num(d, 7, 'results', 'GetRandom', 'addedUs');
       const sign = num(d, 7, 'results', 'Sign', 'addedUs');
+      // The split: the firewall and virtualization in process; the rest is the hop to the service.
+      const fwRandom = num(d, 7, 'results', 'GetRandom', 'firewallUs');
+      const fwSign = num(d, 7, 'results', 'Sign', 'firewallUs');
       return {
-        text: `GetRandom +${random.toFixed(0)} µs, Sign +${sign.toFixed(0)} µs`,
+        text: `GetRandom +${random.toFixed(0)} µs, Sign +${sign.toFixed(0)} µs (firewall + virtualization in process: +${fwRandom.toFixed(0)}, +${fwSign.toFixed(0)} µs)`,
+        // Judged end to end, as the issue's row is: through the raw channel vs the library.
         met: random <= 50 && sign <= 50,
-        values: { getRandomAddedUs: random, signAddedUs: sign },
+        values: { getRandomAddedUs: random, signAddedUs: sign, getRandomFirewallUs: fwRandom, signFirewallUs: fwSign },
       };
     },
   },

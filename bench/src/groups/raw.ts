@@ -5,18 +5,20 @@
  * virtualization, the TPM queue) and by the library directly, on the same swtpm, interleaved:
  *
  *   GetRandom   32 bytes: no handles, nothing to virtualize (the channel's floor)
- *   Sign        ECC P-256 primary of the caller's own (NULL ticket): the channel swaps the
- *               app's object in for the command (ContextLoad … FlushContext)
+ *   Sign        ECC P-256 primary of the caller's own (NULL ticket): the app's object stays
+ *               loaded between its commands (a hot Sign is one Sign on the chip)
  *
  * swtpm serves one connection at a time, so both paths reach it through the benchmark's
  * command multiplexer (one hop each, alike on both sides); it also records which TPM commands
  * one raw Sign costs. A third path, the library through a node process that only pipes bytes
  * to the multiplexer ("relay"), splits the added time into the extra process hop (relay −
  * library) and the service's own work (raw − relay). A fourth ("swap") is the library sending
- * the raw Sign's three TPM commands itself (ContextLoad, Sign, FlushContext): what the
- * virtualization costs the TPM, apart from the service's CPU.
+ * ContextLoad, Sign, FlushContext itself: what swapping the object per command would cost the
+ * TPM. Last, the firewall and the virtualization alone: the service's RawSpace and TPM queue in
+ * this process against the library directly (no process hop).
  */
 import { join } from 'node:path';
+import pino from 'pino';
 import { RawClient } from '../../../src/service/client/raw-client.js';
 import { NULL_HASHCHECK, SwtpmSocketTransport, TPM_RH, Tpm, signDigest, type NamedHandle, type TpmRunner, type Transport } from '../../../src/tpm/index.js';
 import * as C from '../../../src/tpm/commands.js';
@@ -26,6 +28,9 @@ import { ms, type Ctx, type Group } from '../context.js';
 import { startService, startTwinSwtpms } from '../env.js';
 import { onCleanup, spawnTracked, tempDir, waitUntil } from '../lifecycle.js';
 import { TpmMux } from '../mux.js';
+import { RawApps } from '../../../src/service/raw/apps.js';
+import { RawSpace } from '../../../src/service/raw/space.js';
+import { TpmQueue } from '../../../src/service/tpm/queue.js';
 import { interleave, summarize, timeMs, type Summary } from '../stats.js';
 
 type Op = 'GetRandom' | 'Sign';
@@ -93,6 +98,28 @@ async function swapOps(tpm: TpmRunner, key: NamedHandle): Promise<Record<Op, () 
   };
 }
 
+/**
+ * The firewall and the virtualization alone, in this process: the service's own RawSpace (an
+ * app connection's resource-manager context) and TPM queue over a connection of their own to
+ * the multiplexer — what a raw command costs in the service, without the hop to it.
+ */
+function inProcessFirewall(muxPath: string): { tpm: Tpm; close(): Promise<void> } {
+  const chipTransport = new SwtpmSocketTransport({ path: muxPath });
+  const chip = new Tpm(chipTransport);
+  const queue = new TpmQueue(chip, { capacity: 64, perTenant: 16 });
+  const app = new RawApps().app('bench-in-process');
+  const space = new RawSpace(app.state, { chip, transport: chipTransport, transients: queue.transients, log: pino({ level: 'silent' }), raw: app }, { tenant: 'bench' });
+  const transport: Transport = {
+    description: 'firewall in process',
+    send: (frame) => queue.submit('bench', 'raw', (job) => space.command(job, frame)) as Promise<Uint8Array>,
+    close: async () => {
+      await space.close().catch(() => undefined);
+      await chipTransport.close();
+    },
+  };
+  return { tpm: new Tpm(transport), close: () => transport.close() };
+}
+
 const nameOf = (code: number): string => COMMANDS.get(code)?.name ?? `0x${code.toString(16)}`;
 const us = (msValue: number): number => msValue * 1000;
 /** µs with its sign: +120, -6. */
@@ -136,7 +163,7 @@ export const rawGroup: Group = {
     };
 
     // What one command costs the TPM on each path (the raw path's virtualization shows here).
-    const calibration: Record<string, Record<Path, string[]>> = {};
+    const calibration: Record<string, Record<Path, string[]> & { firewall?: string[] }> = {};
     for (const op of ['GetRandom', 'Sign'] as Op[]) {
       calibration[op] = { raw: [], direct: [], relay: [], swap: [] };
       for (const p of PATHS) {
@@ -148,7 +175,7 @@ export const rawGroup: Group = {
       }
     }
 
-    type Figures = { addedUs: number; pairedAddedUs: number; hopUs: number; serviceUs: number; swapUs: number };
+    type Figures = { addedUs: number; pairedAddedUs: number; hopUs: number; serviceUs: number; swapUs: number; firewall?: Summary; firewallUs?: number; pairedFirewallUs?: number };
     const results: Record<string, Record<Path, Summary> & Figures> = {};
     for (const op of ['GetRandom', 'Sign'] as Op[]) {
       ctx.log(`group 7: ${op} × ${reps[op]}, raw channel and library interleaved`);
@@ -173,6 +200,30 @@ export const rawGroup: Group = {
     await rawTpm.run(C.FlushContext, { flushHandle: rawKey.handle });
     await direct.run(C.FlushContext, { flushHandle: directKey.handle });
 
+    // The service's share alone (firewall, virtualization, queue), in this process: the same
+    // commands through a RawSpace against the library directly, interleaved (no hop to a service).
+    const fw = inProcessFirewall(mux.path);
+    onCleanup(() => fw.close());
+    const fwKey = await createSigner(fw.tpm);
+    const directKey2 = await createSigner(direct);
+    const inProcess: Record<'firewall' | 'direct', Record<Op, () => Promise<unknown>>> = { firewall: ops(fw.tpm, fwKey), direct: ops(direct, directKey2) };
+    for (const op of ['GetRandom', 'Sign'] as Op[]) {
+      ctx.log(`group 7: ${op} × ${reps[op]}, firewall in process and library interleaved`);
+      for (let i = 0; i < warm; i++) for (const p of ['firewall', 'direct'] as const) await inProcess[p][op]();
+      mux.record = [];
+      await inProcess.firewall[op]();
+      calibration[op]!.firewall = mux.record.map(nameOf);
+      mux.record = undefined;
+      const samples = await interleave(['firewall', 'direct'] as const, reps[op], (p) => timeMs(inProcess[p][op]));
+      const [fwS, dirS] = [summarize(samples.firewall), summarize(samples.direct)];
+      results[op]!.firewall = fwS;
+      results[op]!.firewallUs = us(fwS.p50 - dirS.p50);
+      results[op]!.pairedFirewallUs = us(summarize(samples.firewall.map((v, i) => v - samples.direct[i]!)).p50);
+    }
+    await fw.tpm.run(C.FlushContext, { flushHandle: fwKey.handle });
+    await direct.run(C.FlushContext, { flushHandle: directKey2.handle });
+    await fw.close();
+
     const rows = (['GetRandom', 'Sign'] as Op[]).map((op) => {
       const r = results[op]!;
       return [
@@ -183,16 +234,18 @@ export const rawGroup: Group = {
         signed(r.pairedAddedUs),
         `${r.hopUs.toFixed(0)} + ${r.serviceUs.toFixed(0)}`,
         signed(r.swapUs),
+        `${signed(r.firewallUs ?? Number.NaN)} (${signed(r.pairedFirewallUs ?? Number.NaN)})`,
         ms(r.raw.p99),
         calibration[op]!.raw.join(', '),
       ];
     });
     return {
-      tables: [{ columns: ['command', 'library p50 ms', 'raw p50 ms', 'added µs', 'added µs (paired)', 'hop + service µs', 'swap, library µs', 'raw p99 ms', 'TPM commands (raw)'], rows }],
+      tables: [{ columns: ['command', 'library p50 ms', 'raw p50 ms', 'added µs', 'added µs (paired)', 'hop + service µs', 'swap, library µs', 'firewall in process µs (paired)', 'raw p99 ms', 'TPM commands (raw)'], rows }],
       notes: [
         'added µs: raw p50 − library p50; paired: median over rounds of (raw − library) in the same round. Goal F4: ≤ 50 µs at p50.',
         'Both paths reach swtpm through the same multiplexer hop, so the difference is the unix-socket hop to the service, the firewall, the virtualization and the TPM queue.',
-        'hop: relay p50 − library p50 (one more node process piping bytes); service: raw p50 − relay p50 (firewall, virtualization, queue, and for Sign the ContextLoad + FlushContext round trips).',
+        'hop: relay p50 − library p50 (one more node process piping bytes); service: raw p50 − relay p50 (firewall, virtualization, queue, and the wake-ups of one more process on the way).',
+        'firewall in process: the service\'s RawSpace and TPM queue run in the benchmark\'s own process over a connection of their own to the multiplexer, against the library directly (interleaved; p50 difference, paired in brackets): the firewall and the virtualization alone, without the hop to a service process.',
         'swap, library: the library itself sending ContextLoad + Sign + FlushContext − its plain Sign: the TPM work the virtualization adds, without the service.',
         `TPM commands per library command: ${(['GetRandom', 'Sign'] as Op[]).map((op) => `${op}: ${calibration[op]!.direct.join(', ')}`).join('; ')}.`,
       ],
