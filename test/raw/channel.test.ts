@@ -15,7 +15,7 @@ import { swtpmAvailable } from '../helpers/swtpm.js';
 import { startEnv, type TestEnv } from '../service/env.js';
 import { NV_DefineSpace as NvDefine } from '../../src/firewall/commands.js';
 import { RULES } from '../../src/firewall/rules.js';
-import { openRaw, rawSettled, rcOf, type RawConn, u32At } from './helpers.js';
+import { openRaw, rawSettled, rcOf, type RawConn, u32At, eveSnapshot } from './helpers.js';
 
 const signing = { ...akEccTemplate(), objectAttributes: akEccTemplate().objectAttributes - 0x10000 }; // not restricted
 const primary = (hierarchy: number) =>
@@ -161,7 +161,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable(), 'swtpm'))('raw channel', () => {
         await t.run(C.FlushContext, { flushHandle: made.objectHandle });
       }
       await t.run(NvDefine, { authHandle: TPM_RH.OWNER, auth: new Uint8Array(0), publicInfo: { nvIndex: eveNv, nameAlg: TPM_ALG.SHA256, attributes: 0x00060006 /* owner write/read, authread/authwrite */, authPolicy: new Uint8Array(0), dataSize: 8 } as never });
-      return snapshot(t, eveNv);
+      return eveSnapshot(t, eveNv);
     });
     const c = await raw('alice');
     const pw = passwordAuth();
@@ -183,7 +183,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable(), 'swtpm'))('raw channel', () => {
     expect(rcOf(await c.send(persist))).toBe(TPM_RC.ATTRIBUTES + 0x200);
     c.close();
     await settled();
-    expect(await env.onTpm((t) => snapshot(t, eveNv))).toEqual(before);
+    expect(await env.onTpm((t) => eveSnapshot(t, eveNv))).toEqual(before);
   });
 
   it('fuzz: random frames (allowed codes and any, sessions or not) each get one TPM response; nothing stays loaded', async () => {
@@ -237,16 +237,6 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable(), 'swtpm'))('raw channel', () => {
     await expect(env.client('alice').request('raw-tpm', {})).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/turned off/) });
   });
 });
-
-/** What the attack corpus must not change: EVE's objects' Names, its NV index, the PCRs, the lockout counter. */
-async function snapshot(t: import('../../src/tpm/index.js').TpmRunner, nv: number): Promise<unknown> {
-  const names = [];
-  for (const h of [0x81000001, 0x81000003]) names.push(Buffer.from((await t.run(C.ReadPublic, { objectHandle: h })).name).toString('hex'));
-  const nvName = Buffer.from((await t.run(C.NV_ReadPublic, { nvIndex: nv })).nvName).toString('hex');
-  const pcrs = (await t.run(C.PCR_Read, { pcrSelectionIn: [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(0xff, 0xff, 0xff) }] } as never)).pcrValues.map((v: Uint8Array) => Buffer.from(v).toString('hex'));
-  const lockout = (await t.run(C.GetCapability, { capability: TPM_CAP.TPM_PROPERTIES as never, property: 0x20e, propertyCount: 1 })).capabilityData;
-  return { names, nvName, pcrs, lockout };
-}
 
 /** A command frame of `code` with no handles or parameters: the firewall refuses it by its code. */
 function bare(code: number): Uint8Array {

@@ -5,6 +5,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestEnv } from '../service/env.js';
+import { TPM_ALG, TPM_CAP } from '../../src/tpm/constants.js';
+import * as C from '../../src/tpm/commands.js';
 
 const REPO_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
@@ -125,4 +127,14 @@ export async function rawSettled(env: Pick<TestEnv, 'logs' | 'onTpm'>): Promise<
   const count = (e: string): number => env.logs.filter((l) => l.event === e).length;
   while (count('raw-close') < count('raw-open')) await new Promise((r) => setTimeout(r, 10));
   await env.onTpm(async () => {});
+}
+
+/** What an attack corpus must not change: EVE's objects' Names, its NV index, the PCRs, the lockout counter. */
+export async function eveSnapshot(t: import('../../src/tpm/index.js').TpmRunner, nv: number): Promise<unknown> {
+  const names = [];
+  for (const h of [0x81000001, 0x81000003]) names.push(Buffer.from((await t.run(C.ReadPublic, { objectHandle: h })).name).toString('hex'));
+  const nvName = Buffer.from((await t.run(C.NV_ReadPublic, { nvIndex: nv })).nvName).toString('hex');
+  const pcrs = (await t.run(C.PCR_Read, { pcrSelectionIn: [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(0xff, 0xff, 0xff) }] } as never)).pcrValues.map((v: Uint8Array) => Buffer.from(v).toString('hex'));
+  const lockout = (await t.run(C.GetCapability, { capability: TPM_CAP.TPM_PROPERTIES as never, property: 0x20e, propertyCount: 1 })).capabilityData;
+  return { names, nvName, pcrs, lockout };
 }

@@ -20,7 +20,7 @@ import { NV_DefineSpace } from '../../src/firewall/commands.js';
 import * as N from '../../src/firewall/commands-nv.js';
 import * as O from '../../src/firewall/commands-objects.js';
 import * as P from '../../src/firewall/commands-policy.js';
-import { bundleTcti, openRaw, rcOf, rawSettled, stockToolsThere, tctiEnv, u32At } from './helpers.js';
+import { bundleTcti, openRaw, rcOf, rawSettled, stockToolsThere, tctiEnv, u32At, eveSnapshot } from './helpers.js';
 
 describe.skipIf(skipUnlessCI(!swtpmAvailable() || !stockToolsThere(), 'swtpm, tpm2-tools or libtss2-tcti-cmd0'))('object commands with stock tpm2-tools', () => {
   let env: TestEnv;
@@ -148,7 +148,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !stockToolsThere(), 'swtpm, tp
         await t.run(C.FlushContext, { flushHandle: made.objectHandle });
       }
       await t.run(NV_DefineSpace, { authHandle: TPM_RH.OWNER, auth: empty, publicInfo: { nvIndex: eveNv, nameAlg: TPM_ALG.SHA256, attributes: 0x00060006, authPolicy: empty, dataSize: 8 } as never });
-      return snapshot(t, eveNv);
+      return eveSnapshot(t, eveNv);
     });
     const c = await openRaw(env.unix, env.secrets.alice);
     const pw = passwordAuth();
@@ -188,16 +188,6 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !stockToolsThere(), 'swtpm, tp
     for (const [name, bytes, want] of corpus) expect(rcOf(await c.send(bytes)), name).toBe(want);
     c.close();
     await rawSettled(env);
-    expect(await env.onTpm((t) => snapshot(t, eveNv))).toEqual(before);
+    expect(await env.onTpm((t) => eveSnapshot(t, eveNv))).toEqual(before);
   });
 });
-
-/** What the corpus must not change: EVE's objects' Names, its NV index (Name and data), the PCRs, the lockout counter. */
-async function snapshot(t: import('../../src/tpm/index.js').TpmRunner, nv: number): Promise<unknown> {
-  const names = [];
-  for (const h of [0x81000001, 0x81000003]) names.push(Buffer.from((await t.run(C.ReadPublic, { objectHandle: h })).name).toString('hex'));
-  const nvName = Buffer.from((await t.run(C.NV_ReadPublic, { nvIndex: nv })).nvName).toString('hex');
-  const pcrs = (await t.run(C.PCR_Read, { pcrSelectionIn: [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(0xff, 0xff, 0xff) }] } as never)).pcrValues.map((v: Uint8Array) => Buffer.from(v).toString('hex'));
-  const lockout = (await t.run(C.GetCapability, { capability: TPM_CAP.TPM_PROPERTIES as never, property: 0x20e, propertyCount: 1 })).capabilityData;
-  return { names, nvName, pcrs, lockout };
-}
