@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { TPMS_CONTEXT } from '../tpm/structures.js';
 import { encode } from '../tpm/wire/codec.js';
 import { monotonic, type Clock } from './clock.js';
-import { DaCount, TokenBucket } from './limits.js';
+import { DaCount, TokenBucket, type DaTotal } from './limits.js';
 
 /** An inclusive range of handles. */
 export interface HandleRange {
@@ -86,8 +86,11 @@ export class AppState {
     readonly limits: AppLimits = DEFAULT_LIMITS,
     /** The limits' clock (clock.ts); tests pass a fake one. */
     readonly now: Clock = monotonic,
+    /** All apps' failures together, with the chip's figures (limits.ts; none: this app's limits only). */
+    readonly daTotal?: DaTotal,
   ) {
-    this.da = new DaCount(now, limits.daRecoveryMs);
+    // Never forgiven faster than the chip forgives (docs/FIREWALL.md "DA safety").
+    this.da = new DaCount(now, () => Math.max(limits.daRecoveryMs, daTotal?.recoveryMs ?? 0));
     this.nvWrites = new TokenBucket(now, limits.nvWriteBurst, limits.nvWriteIntervalMs);
     if (nvRange.first > nvRange.last || Math.floor(nvRange.first / 0x1000000) !== 0x01 || Math.floor(nvRange.last / 0x1000000) !== 0x01) {
       throw new RangeError(`${app}: NV range must be NV index handles (0x01xxxxxx)`);
@@ -98,6 +101,22 @@ export class AppState {
   /** Authorization failures still counted now. */
   get daFailures(): number {
     return this.da.failures();
+  }
+
+  /** Failures at which this app is stopped: its own limit, never more than all apps may have together. */
+  get daLimit(): number {
+    return Math.min(this.limits.daFailures, this.daTotal?.limit ?? Infinity);
+  }
+
+  /** Whether the app's DA-counted authorizations are stopped now (its own count, or all apps' together). */
+  daStopped(): boolean {
+    return this.daFailures >= this.daLimit || this.daTotal?.stopped() === true;
+  }
+
+  /** The chip answered TPM_RC_AUTH_FAIL to this app. */
+  daFail(): void {
+    this.da.fail();
+    this.daTotal?.fail();
   }
 }
 

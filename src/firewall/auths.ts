@@ -67,9 +67,9 @@ export function checkAuths(conn: Connection, cmd: AnyCommand, real: readonly num
     }
     out.push({ sessionHandle: a.sessionHandle, nonceCaller: a.nonceCaller, sessionAttributes: a.sessionAttributes, hmac: a.hmac });
   });
-  // The per-app throttle (attack 5): stop the app long before the chip's lockout counter moves.
-  if (usesObjectAuth && conn.app.daFailures >= conn.app.limits.daFailures) {
-    refuse(TPM_RC.LOCKOUT, `${conn.app.app} had ${conn.app.daFailures} authorization failures`);
+  // The per-app throttle and the total of all apps (attack 5): stop long before the chip's lockout.
+  if (usesObjectAuth && conn.app.daStopped()) {
+    refuse(TPM_RC.LOCKOUT, `${conn.app.app} had ${conn.app.daFailures} authorization failures, all apps ${conn.app.daTotal?.failures() ?? conn.app.daFailures}`);
   }
   return { auths: out, ownerAuth, ownerHmac, ending };
 }

@@ -2,7 +2,8 @@
  * GetCapability(TPM_CAP_TPM_PROPERTIES) as the app sees it (Part 2 §6.13 TPM_PT; attacks 7 and
  * 12): the variable counts that describe other apps and EVE (loaded and active sessions,
  * transient slots, persistent objects, NV indices and counters, the lockout counter and
- * interval) are answered for the app's own view: its records and the quotas it has left.
+ * interval) are answered for the app's own view: its records and the quotas it has left
+ * (inLockout also when all apps' failures together stop it).
  * Constants (the TPM_PT_FIXED group, TPM_PT_MAX_…) and everything else pass as the chip gave
  * them, in the chip's order, with its moreData.
  */
@@ -68,7 +69,7 @@ function appValue(conn: Connection, property: number, chip: number): number | un
       let v = chip;
       if (hasBit(v, OWNER_AUTH_SET)) v -= OWNER_AUTH_SET;
       if (hasBit(v, ENDORSEMENT_AUTH_SET)) v -= ENDORSEMENT_AUTH_SET;
-      if (!hasBit(v, IN_LOCKOUT) && app.daFailures >= limits.daFailures) v += IN_LOCKOUT;
+      if (!hasBit(v, IN_LOCKOUT) && app.daStopped()) v += IN_LOCKOUT;
       return v;
     }
     case PT_HR_NV_INDEX:
@@ -97,10 +98,10 @@ function appValue(conn: Connection, property: number, chip: number): number | un
       return app.daFailures;
     case PT_MAX_AUTH_FAIL:
       // The count at which the app's own throttle stops it (auths.ts), not the chip's.
-      return limits.daFailures;
+      return app.daLimit;
     case PT_LOCKOUT_INTERVAL:
       // Seconds until the app's throttle forgets one failure (limits.ts), as LOCKOUT_COUNTER is its count.
-      return Math.ceil(limits.daRecoveryMs / 1000);
+      return Math.min(0xffffffff, Math.ceil(app.da.recoveryMs / 1000)); // Infinity: never (a chip with interval 0)
     default:
       return undefined;
   }

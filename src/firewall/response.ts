@@ -1,7 +1,7 @@
 /**
  * The chip's response, mapped back for the app: handles the command loaded get virtual
  * numbers, the connection's and app's records follow what the command did (flushed, saved,
- * defined), authorization failures count against the app's DA throttle, NV writes take the
+ * defined), authorization failures count against the app's DA throttle (and all apps' total), NV writes take the
  * app's write tokens, and NV handle lists are filtered. The response is decoded strictly
  * first; one that does not decode is TPM_RC_FAILURE.
  */
@@ -43,7 +43,7 @@ export function finish(conn: Connection, plan: ResponsePlan, response: Uint8Arra
   const view = new DataView(response.buffer, response.byteOffset, response.byteLength);
   const rc = view.getUint32(6);
   if (rc !== TPM_RC.SUCCESS) {
-    if (isAuthFail(rc)) conn.app.da.fail();
+    if (isAuthFail(rc)) conn.app.daFail();
     return errorFrame(rc);
   }
   let output: Record<string, unknown>;

@@ -10,9 +10,12 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { APP_PERSISTENT, AppState, EVE_PERSISTENT, inRange, type HandleRange } from '../../firewall/app.js';
+import { APP_PERSISTENT, AppState, DEFAULT_LIMITS, EVE_PERSISTENT, inRange, type HandleRange } from '../../firewall/app.js';
+import { monotonic } from '../../firewall/clock.js';
+import { DaTotal } from '../../firewall/limits.js';
 import { removeFileDurable, writeFileDurable } from '../admin/durable-file.js';
 import { isRecipe, RecentRecipes, type PersistentRecord } from './persistents.js';
+import { KEPT_FILE } from './kept-file.js';
 
 const NV_BASE = 0x01000000;
 const NV_PER_APP = 0x100;
@@ -95,6 +98,8 @@ export class RawApps {
   private readonly byRecord = new Map<string, RawApp>();
   private readonly slots = new Map<number, string>();
   private readonly kept = new Map<string, { slot: number; persistents: PersistentRecord[] }>();
+  /** All apps' authorization failures together (docs/FIREWALL.md "DA safety"; the chip's figures: da-figures.ts). */
+  readonly daTotal = new DaTotal(monotonic);
 
   /** `dir`: where the apps' state files are (none: kept in memory only, as in unit tests). */
   constructor(private readonly dir?: string) {}
@@ -104,7 +109,7 @@ export class RawApps {
     const apps = new RawApps(dir);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     for (const name of (await fsp.readdir(dir)).sort()) {
-      if (!name.endsWith('.json')) continue;
+      if (!name.endsWith('.json') || name === KEPT_FILE) continue;
       try {
         const j = JSON.parse(await fsp.readFile(join(dir, name), 'utf8')) as Partial<StateFile>;
         const slot = j.nvSlot;
@@ -135,7 +140,7 @@ export class RawApps {
     const slot = kept?.slot ?? this.place(record);
     const first = NV_BASE + slot * NV_PER_APP;
     const range: HandleRange = { first, last: first + NV_PER_APP - 1 };
-    app = new RawApp(new AppState(record, range), slot, this.dir && join(this.dir, fileOf(record)), kept?.persistents ?? []);
+    app = new RawApp(new AppState(record, range, DEFAULT_LIMITS, monotonic, this.daTotal), slot, this.dir && join(this.dir, fileOf(record)), kept?.persistents ?? []);
     this.byRecord.set(record, app);
     if (!kept) void app.save().catch(() => undefined); // a failure shows in saved()
     return app;

@@ -7,6 +7,9 @@
  * the app's next key generation waits outside the queue (others' work goes on) until the
  * budget is back; if that would take longer than `maxWaitMs`, it is answered TPM_RC_RETRY at
  * once (the TPM's "not able to start the command"; a ServiceError, which the channel answers so).
+ * The service's own re-makes of an app's RSA primaries (a virtual persistent handle's recipe,
+ * persistents.ts) are charged to the app too: waited for like the app's own when foreseen (no
+ * saved context), charged afterwards when not (a context that no longer loads).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreatePrimary, Create, TPM_ALG, TPM_ST } from '../../tpm/index.js';
@@ -39,6 +42,7 @@ const realTime: BudgetTime = { now: monotonic, wait: (ms, signal) => sleep(ms, u
 
 /** Measures the TPM time of the work it wraps (called inside the queue job). */
 export type Timed = <R>(work: () => Promise<R>) => Promise<R>;
+const untimed: Timed = (work) => work();
 
 /** Whether `frame` asks the TPM to generate an RSA key: read from its bytes (a malformed one is the firewall's to refuse). */
 export function isRsaKeygen(frame: Uint8Array): boolean {
@@ -69,11 +73,15 @@ export class KeygenBudgets {
   ) {}
 
   /**
-   * Runs `submit` (which queues the app's command, wrapping the job's work in `timed`). An RSA
-   * key generation first waits for the app's previous one and for its budget.
+   * Runs `submit` (which queues the app's command, wrapping the job's work in `timed` and the
+   * service's re-makes of the app's RSA primaries in `remakes`). An RSA key generation, or a
+   * command for which such a re-make is foreseen (`remakesRsa`), first waits for the app's
+   * previous one and for its budget.
    */
-  async run<T>(app: string, frame: Uint8Array, signal: AbortSignal, submit: (timed: Timed) => Promise<T>): Promise<T> {
-    if (!isRsaKeygen(frame)) return submit((work) => work());
+  async run<T>(app: string, frame: Uint8Array, signal: AbortSignal, submit: (timed: Timed, remakes: Timed) => Promise<T>, remakesRsa = false): Promise<T> {
+    const keygen = isRsaKeygen(frame);
+    // A keygen's whole run is measured, re-makes inside it with it (never charged twice).
+    if (!keygen && !remakesRsa) return submit(untimed, this.charge(app));
     const b = this.of(app);
     const previous = b.turn;
     let done!: () => void;
@@ -86,17 +94,22 @@ export class KeygenBudgets {
         throw tenantBusy(`RSA key generation: this app's TPM time budget (${this.limits.budgetMs / 1000} s per ${this.limits.windowMs / MINUTE} min) is spent; back in ${Math.ceil(wait / 1000)} s`);
       }
       if (wait > 0) await this.time.wait(wait, signal);
-      return await submit(async (work) => {
-        const start = this.time.now();
-        try {
-          return await work();
-        } finally {
-          b.bucket.take(this.time.now() - start);
-        }
-      });
+      return await (keygen ? submit(this.charge(app), untimed) : submit(untimed, this.charge(app)));
     } finally {
       done();
     }
+  }
+
+  /** Runs work on the TPM and charges its time to the app's budget afterwards. */
+  charge(app: string): Timed {
+    return async (work) => {
+      const start = this.time.now();
+      try {
+        return await work();
+      } finally {
+        this.of(app).bucket.take(this.time.now() - start);
+      }
+    };
   }
 
   /** TPM time (ms) left in the app's budget now (negative: in debt). */

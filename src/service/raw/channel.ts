@@ -23,6 +23,8 @@ import { loadClockKey } from './clock-key.js';
 import { RawSpace } from './space.js';
 import { KeygenBudgets } from './budgets.js';
 import { KeptIdle } from './kept-idle.js';
+import { KeptFile } from './kept-file.js';
+import { syncDaTotal } from './da-figures.js';
 import { purgeAppState, RAW_STATE_DIR } from './purge-state.js';
 import { BadFrameSize, FrameReader, RAW_PATH, RAW_PROTOCOL } from './wire.js';
 
@@ -66,12 +68,17 @@ export class RawChannel {
   /** Time limits (docs/FIREWALL.md "Time budgets", "Kept state"): RSA keygen budgets; kept sessions' idle flush. */
   private readonly keygen: KeygenBudgets;
   private readonly keptIdle: KeptIdle;
+  /** The chip's DA figures are to be read again (the TPM stopped answering: it may come back restarted). */
+  private daStale = false;
 
   constructor(private readonly d: RawChannelDeps) {
     [this.keygen, this.keptIdle] = [d.keygen ?? new KeygenBudgets(), new KeptIdle(d)];
     // A TPM that stopped answering may come back restarted: kept objects are given up, as the object cache's.
     d.queue.events.on('done', (ev: { error?: unknown }) => {
-      if (ev.error !== undefined && isTpmUnreachable(ev.error)) for (const s of this.spaces) s.lost();
+      if (ev.error !== undefined && isTpmUnreachable(ev.error)) {
+        for (const s of this.spaces) s.lost();
+        this.daStale = true;
+      }
     });
   }
 
@@ -79,6 +86,9 @@ export class RawChannel {
   async loadState(stateDir: string): Promise<void> {
     this.apps = await RawApps.load(join(stateDir, RAW_STATE_DIR), this.d.log);
     await loadClockKey(join(stateDir, RAW_STATE_DIR), this.d.log);
+    // Before any app command (docs/FIREWALL.md "DA safety", kept sessions); a TPM that fails here is logged, never fatal.
+    const kept = new KeptFile(join(stateDir, RAW_STATE_DIR), this.d.log);
+    await Promise.all([kept.flushPrevious(this.d.queue, await kept.previous()), syncDaTotal(this.d.queue, this.apps.daTotal, this.d.log)]);
   }
 
   /**
@@ -137,6 +147,10 @@ export class RawChannel {
     const log = this.d.log;
     const raw = this.apps.app(record);
     const app = raw.state;
+    if (this.daStale) {
+      this.daStale = false;
+      void syncDaTotal(this.d.queue, this.apps.daTotal, log).then((ok) => void (this.daStale ||= !ok));
+    }
     const space = new RawSpace(app, { chip: this.d.chip, transport: this.d.transport, transients: this.d.queue.transients, log, raw }, fields);
     this.spaces.add(space);
     const reader = new FrameReader();
@@ -199,7 +213,7 @@ export class RawChannel {
       }
       commands++;
       this.keygen
-        .run(record, frame, stop.signal, (timed) => this.d.queue.submit(tenant.id, 'raw', (job) => timed(() => space.command(job, frame)), { signal: stop.signal }))
+        .run(record, frame, stop.signal, (timed, remakes) => this.d.queue.submit(tenant.id, 'raw', (job) => timed(() => space.command(job, frame, remakes)), { signal: stop.signal }), space.remakesRsa(frame))
         .catch((e: unknown) => {
           if (e instanceof ServiceError) {
             // Queue full or the tenant over its share: the TPM's "try again"; the command did not run.

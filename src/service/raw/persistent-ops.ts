@@ -2,16 +2,19 @@
  * EvictControl by an app, and its virtual persistent handles in use (docs/FIREWALL.md
  * "Persistent handles"). For one connection: notes how each object it makes was made (a
  * recipe, by Name, shared by the app's connections because each tool run is a new one),
- * records a persisted object's recipe in the app's state file (never chip NV), and makes the
- * objects a command names again for that command only, checking their Names.
+ * records a persisted object's recipe in the app's state file (never chip NV), and brings in
+ * the objects a command names for that command only: from the context saved when the object was
+ * first made (ContextLoad), or made again from the recipe, its Name checked, when there is none
+ * or it no longer loads (TPM Reset). The saved contexts are the app's, in memory: a service
+ * restart makes each object once again, as a TPM Reset does.
  */
 import type { Logger } from 'pino';
 import { TPMA_OBJECT, TPMA_SESSION, TPM_HT } from '../../tpm/constants.js';
-import { CreatePrimary, EvictControl, FlushContext, Load, ReadPublic } from '../../tpm/commands.js';
+import { ContextLoad, ContextSave, CreatePrimary, EvictControl, FlushContext, Load, ReadPublic } from '../../tpm/commands.js';
 import { marshalResponse, unmarshalResponse, type Authorization } from '../../tpm/command.js';
 import type { Transport } from '../../tpm/transport/types.js';
 import { TPM_RC } from '../../tpm/rc.js';
-import { TpmError, type TpmRunner } from '../../tpm/index.js';
+import { TpmError, type TPMS_CONTEXT, type TpmRunner } from '../../tpm/index.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
 import { decode } from '../../tpm/wire/codec.js';
 import type { Connection } from '../../firewall/app.js';
@@ -25,13 +28,19 @@ import { typeOf } from '../../firewall/slots.js';
 import type { Transients } from '../tpm/transients.js';
 import type { RawApp } from './apps.js';
 import { checkEvictHmac, rollAndAnswer } from './owner-session.js';
-import { hex, loadRecipe, materialize, primaryRecipe, type Recipe } from './persistents.js';
+import type { Timed } from './budgets.js';
+import { hex, loadRecipe, materialize, primaryRecipe, rsaRoot, withSlot, type PersistentRecord, type Recipe } from './persistents.js';
 
 const rcOf = (r: Uint8Array): number => (r.length < 10 ? 0 : new DataView(r.buffer, r.byteOffset, r.byteLength).getUint32(6));
 const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
 const hex32 = (h: number): string => `0x${h.toString(16).padStart(8, '0')}`;
 
 type CreatePrimaryOp = Extract<ServiceOp, { op: 'CreatePrimary' }>;
+
+/** A persistent object's saved context, with the Name it was made with (a handle evicted and persisted again is another object). */
+type SavedObject = { readonly name: string; readonly context: TPMS_CONTEXT };
+/** Each app's saved persistent objects by virtual handle (all its connections share them; gone with the app's state). */
+const savedOf = new WeakMap<RawApp, Map<number, SavedObject>>();
 /** An object the app loaded (Load, CreateLoaded): its Name, its parent as the app named it, and the blobs Load takes. */
 type MadeObject = { name: Uint8Array; virtualParent: number; inPrivate: Uint8Array; inPublic: TPMT_PUBLIC };
 
@@ -46,28 +55,71 @@ export class PersistentOps {
     private readonly fields: Record<string, unknown>,
   ) {}
 
-  /** Makes the app's persistent objects the frame names (EvictControl needs only the record). */
-  async bringIn(job: TpmRunner, frame: Uint8Array): Promise<void> {
+  /** The app's saved persistent objects (ContextSave after each was first made). */
+  private get saved(): Map<number, SavedObject> {
+    let m = savedOf.get(this.raw);
+    if (!m) savedOf.set(this.raw, (m = new Map()));
+    return m;
+  }
+
+  /** Whether bringing in what the frame names would make an RSA primary again (no saved context): a keygen for the budget. */
+  remakesRsa(frame: Uint8Array): boolean {
+    if (this.conn.app.persistents.size === 0) return false;
+    for (const h of namedHandles(frame)) {
+      const r = typeOf(h) === TPM_HT.PERSISTENT ? this.raw.record(h) : undefined;
+      if (r && this.saved.get(h)?.name !== r.name && rsaRoot(r.recipe)) return true;
+    }
+    return false;
+  }
+
+  /** Brings in the app's persistent objects the frame names (EvictControl needs only the record); RSA re-makes go through `charge`. */
+  async bringIn(job: TpmRunner, frame: Uint8Array, charge?: Timed): Promise<void> {
     if (this.conn.app.persistents.size === 0 || (frame.length >= 10 && u32At(frame, 6) === EvictControl.code)) return;
     for (const h of new Set(namedHandles(frame))) {
       const r = typeOf(h) === TPM_HT.PERSISTENT ? this.raw.record(h) : undefined;
       if (!r || this.conn.app.persistents.get(h) !== undefined) continue;
-      let made: { handle: number; name: Uint8Array };
-      try {
-        made = await materialize(this.d.chip, job, this.d.transients, this.conn.app.app, r.recipe);
-      } catch (e) {
-        if (!(e instanceof TpmError)) throw e;
-        this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(h), rc: e.rc }, `the app's persistent ${hex32(h)} could not be made again: ${e.message}`);
-        continue; // left unmade: the firewall answers TPM_RC_HANDLE
-      }
-      if (hex(made.name) !== r.name) {
-        await this.flush(made.handle);
-        this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(h) }, `the app's persistent ${hex32(h)} was made again with another Name: refused`);
-        continue;
-      }
-      this.conn.app.persistents.set(h, made.handle);
-      this.made.push([h, made.handle]);
+      const real = (await this.fromContext(job, r)) ?? (await this.fromRecipe(job, r, charge));
+      if (real === undefined) continue; // left unmade: the firewall answers TPM_RC_HANDLE
+      this.conn.app.persistents.set(h, real);
+      this.made.push([h, real]);
     }
+  }
+
+  /** The object loaded from its saved context; undefined when there is none or it no longer loads (forgotten then). */
+  private async fromContext(job: TpmRunner, r: PersistentRecord): Promise<number | undefined> {
+    const saved = this.saved.get(r.handle);
+    if (saved?.name !== r.name) return undefined;
+    try {
+      return (await withSlot(job, this.d.transients, () => this.d.chip.run(ContextLoad, { context: saved.context }))).loadedHandle;
+    } catch (e) {
+      if (!(e instanceof TpmError)) throw e;
+      this.saved.delete(r.handle);
+      this.d.log.info({ event: 'raw-persistent-context-lost', ...this.fields, handle: hex32(r.handle), rc: e.rc }, `the saved context of the app's persistent ${hex32(r.handle)} no longer loads (${e.message}): made again`);
+      return undefined;
+    }
+  }
+
+  /** The object made again from its recipe, its Name checked, its context saved for the next commands. */
+  private async fromRecipe(job: TpmRunner, r: PersistentRecord, charge: Timed | undefined): Promise<number | undefined> {
+    let made: { handle: number; name: Uint8Array };
+    try {
+      made = await materialize(this.d.chip, job, this.d.transients, this.conn.app.app, r.recipe, charge);
+    } catch (e) {
+      if (!(e instanceof TpmError)) throw e;
+      this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(r.handle), rc: e.rc }, `the app's persistent ${hex32(r.handle)} could not be made again: ${e.message}`);
+      return undefined;
+    }
+    if (hex(made.name) !== r.name) {
+      await this.flush(made.handle);
+      this.d.log.warn({ event: 'raw-persistent-lost', ...this.fields, handle: hex32(r.handle) }, `the app's persistent ${hex32(r.handle)} was made again with another Name: refused`);
+      return undefined;
+    }
+    try {
+      this.saved.set(r.handle, { name: r.name, context: (await this.d.chip.run(ContextSave, { saveHandle: made.handle })).context });
+    } catch (e) {
+      if (!(e instanceof TpmError)) throw e; // no context: made from the recipe next time too
+    }
+    return made.handle;
   }
 
   /** After the command: nothing made for it stays loaded. */
@@ -131,6 +183,7 @@ export class PersistentOps {
       const bad = op.session && checkEvictHmac(this.conn, op.session, name, op.persistent);
       if (bad) return this.refused(bad.rc, bad.reason);
       await this.raw.evict(op.persistent);
+      this.saved.delete(op.persistent);
       this.d.log.info({ event: 'raw-evict', ...this.fields, handle: hex32(op.persistent) }, `the app's persistent ${hex32(op.persistent)} evicted`);
       return this.done(op.session);
     }
@@ -148,6 +201,7 @@ export class PersistentOps {
     if (!recipe) return this.refused(atHandle(TPM_RC.ATTRIBUTES, 2), 'the object was not made by this app as a primary or a Load under one, so it cannot be made again');
     const attrs = decode(TPMT_PUBLIC, Buffer.from(recipe.inPublic, 'hex')).objectAttributes;
     if (Math.floor(attrs / TPMA_OBJECT.stClear) % 2 === 1) return this.refused(atHandle(TPM_RC.ATTRIBUTES, 2), 'an stClear object cannot be made persistent');
+    this.saved.delete(op.persistent);
     await this.raw.persist({ handle: op.persistent, name: hex(name), recipe });
     this.d.log.info({ event: 'raw-persist', ...this.fields, handle: hex32(op.persistent) }, `the app's object persisted as ${hex32(op.persistent)} (service records, not chip NV)`);
     return this.done(op.session);

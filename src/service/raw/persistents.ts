@@ -2,15 +2,17 @@
  * An app's virtual persistent handles (docs/FIREWALL.md "Persistent handles"): EvictControl by
  * an app records *how* the object was made — a recipe — never a chip NV slot. A recipe is a
  * primary of the app's owner or endorsement hierarchy (its template: re-derived on demand, the
- * same key every time) or a Load of blobs under a parent recipe. When a command names the
- * handle, the service makes the object again for that job and checks its Name against the one
- * recorded, so a recipe can never stand for another object.
+ * same key every time) or a Load of blobs under a parent recipe. The first command that names
+ * the handle makes the object (its Name checked against the one recorded, so a recipe can never
+ * stand for another object) and saves its context; later commands load that context
+ * (persistent-ops.ts), and the recipe is used again only when it no longer loads (TPM Reset).
  */
 import { CreatePrimary, FlushContext, Load, TPM_RC, TpmError, type TpmRunner } from '../../tpm/index.js';
 import { TPM2B_SENSITIVE_CREATE, TPML_PCR_SELECTION, TPMT_PUBLIC } from '../../tpm/structures.js';
 import { decode, encode, type Infer } from '../../tpm/wire/codec.js';
 import { appTemplate } from '../../firewall/primary.js';
 import type { Transients } from '../tpm/transients.js';
+import type { Timed } from './budgets.js';
 
 /** How an object of the app is made again; byte fields are hex of their TPM encodings. */
 export type Recipe =
@@ -48,22 +50,38 @@ export function isRecipe(v: unknown, depth = 0): v is Recipe {
 
 const NO_PCRS = decode(TPML_PCR_SELECTION, new Uint8Array(4));
 
+/** Whether the recipe starts from an RSA primary: making it again is an RSA key generation (budgets.ts). */
+export function rsaRoot(recipe: Recipe): boolean {
+  let r = recipe;
+  while (r.kind === 'load') r = r.parent;
+  return r.inPublic.startsWith('0001'); // TPMT_PUBLIC.type first: TPM_ALG_RSA
+}
+
+/** Runs `f` again while the chip has no object slot and a lender frees one (as the rest of the raw channel does). */
+export async function withSlot<T>(job: TpmRunner, transients: Transients, f: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof TpmError && e.is(TPM_RC.OBJECT_MEMORY) && (await transients.lender?.reclaim(job))) continue;
+      throw e;
+    }
+  }
+}
+
 /**
  * Makes the object of `recipe` on the chip (inside the app's queue job) and returns its
- * transient handle and Name. A parent made on the way is flushed again. TPM_RC_OBJECT_MEMORY
- * borrows a slot from the object cache, as the rest of the raw channel does.
+ * transient handle and Name. A parent made on the way is flushed again. An RSA primary's
+ * CreatePrimary runs through `charge` (the app's keygen budget).
  */
-export async function materialize(chip: TpmRunner, job: TpmRunner, transients: Transients, app: string, recipe: Recipe): Promise<{ handle: number; name: Uint8Array }> {
-  const retrying = async <T>(f: () => Promise<T>): Promise<T> => {
-    for (;;) {
-      try {
-        return await f();
-      } catch (e) {
-        if (e instanceof TpmError && e.is(TPM_RC.OBJECT_MEMORY) && (await transients.lender?.reclaim(job))) continue;
-        throw e;
-      }
-    }
-  };
+export async function materialize(
+  chip: TpmRunner,
+  job: TpmRunner,
+  transients: Transients,
+  app: string,
+  recipe: Recipe,
+  charge: Timed = (work) => work(),
+): Promise<{ handle: number; name: Uint8Array }> {
   if (recipe.kind === 'primary') {
     const inPublic = appTemplate(app, decode(TPMT_PUBLIC, bytes(recipe.inPublic)));
     const input = {
@@ -73,15 +91,16 @@ export async function materialize(chip: TpmRunner, job: TpmRunner, transients: T
       outsideInfo: new Uint8Array(0),
       creationPCR: NO_PCRS,
     } as unknown as Parameters<typeof chip.run<typeof CreatePrimary>>[1];
-    const out = await retrying(() => chip.run(CreatePrimary, input));
+    const create = (): Promise<{ objectHandle: number; name: Uint8Array }> => withSlot(job, transients, () => chip.run(CreatePrimary, input));
+    const out = rsaRoot(recipe) ? await charge(create) : await create();
     return { handle: out.objectHandle, name: out.name };
   }
-  const parent = await materialize(chip, job, transients, app, recipe.parent);
+  const parent = await materialize(chip, job, transients, app, recipe.parent, charge);
   try {
     const input = { parentHandle: parent.handle, inPrivate: bytes(recipe.inPrivate), inPublic: decode(TPMT_PUBLIC, bytes(recipe.inPublic)) } as unknown as Parameters<
       typeof chip.run<typeof Load>
     >[1];
-    const out = await retrying(() => chip.run(Load, input));
+    const out = await withSlot(job, transients, () => chip.run(Load, input));
     return { handle: out.objectHandle, name: out.name };
   } finally {
     await chip.run(FlushContext, { flushHandle: parent.handle }).catch(() => undefined);

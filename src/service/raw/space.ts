@@ -25,6 +25,7 @@ import { claimSessions, keepSessions } from '../../firewall/kept-sessions.js';
 import type { SlotLender, Transients } from '../tpm/transients.js';
 import type { RawApp } from './apps.js';
 import { PersistentOps } from './persistent-ops.js';
+import type { Timed } from './budgets.js';
 
 export interface SpaceDeps {
   /** The chip, outside any job's account (used only inside this connection's queue jobs). */
@@ -95,14 +96,19 @@ export class RawSpace implements SlotLender {
     d.transients.addLender(this);
   }
 
-  /** One app command as a queue job: `job` is the job's runner (lenders free slots through it). */
-  async command(job: TpmRunner, frame: Uint8Array): Promise<Uint8Array> {
+  /** Whether the frame needs one of the app's RSA primaries made again (budgets.ts: a keygen). */
+  remakesRsa(frame: Uint8Array): boolean {
+    return this.persistents?.remakesRsa(frame) ?? false;
+  }
+
+  /** One app command as a queue job: `job` is the job's runner (lenders free slots through it); RSA re-makes go through `remakes`. */
+  async command(job: TpmRunner, frame: Uint8Array, remakes?: Timed): Promise<Uint8Array> {
     await this.d.raw?.saved(); // the app's NV placement is on disk before the app uses it
     const named = namedHandles(frame);
     this.pinned = named;
     try {
       if (this.persistents && this.conn.app.persistents.size > 0) {
-        await this.persistents.bringIn(job, frame);
+        await this.persistents.bringIn(job, frame, remakes);
         // Made on the chip without a check: a handle someone keeps means the chip restarted.
         for (const real of this.conn.app.persistents.values()) if (real !== undefined) this.noticeReissued(real);
       }
