@@ -1,8 +1,8 @@
 /**
- * What every transport shares: one command at a time (a FIFO queue), a deadline and an
- * AbortSignal on every command, command-frame checks, and close(). Subclasses implement one
- * exchange; they learn of a timeout/abort/close through the AbortSignal handed to `exchange`,
- * whose `reason` is the TpmTransportError that `send` rejects with.
+ * What every transport shares: one command at a time (a FIFO queue), a deadline and the
+ * caller's AbortSignal on every command, command-frame checks, and close(). Subclasses implement
+ * one exchange; they learn of a timeout/abort/close through the AbortSignal handed to
+ * `exchange`, whose `reason` is the TpmTransportError that `send` rejects with.
  */
 import { checkCommand } from './framing.js';
 import { DEFAULT_TIMEOUT_MS, MAX_FRAME_SIZE, TpmTransportError, type SendOptions, type Transport } from './types.js';
@@ -24,50 +24,27 @@ function checkTimeout(ms: number, what: string): number {
   return ms;
 }
 
-/**
- * One command's deadline: a signal that fires (with a TpmTransportError as its reason) on the
- * timeout, on the caller's signal, or on fail() (the transport closing), and a promise
- * rejecting then.
- */
-class Deadline {
-  private readonly ctl = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  private readonly unlisten: Array<() => void> = [];
-  readonly failed: Promise<never>;
+/** One command from send() until it is answered or given up. */
+class Command {
+  done = false;
+  timer: NodeJS.Timeout | undefined;
+  /** The caller's signal and our listener on it, removed when the command ends. */
+  userSignal: AbortSignal | undefined;
+  onUserAbort: (() => void) | undefined;
 
-  constructor(timeoutMs: number, userSignal: AbortSignal | undefined, description: string) {
-    this.failed = new Promise<never>((_, reject) => {
-      this.ctl.signal.addEventListener('abort', () => reject(this.ctl.signal.reason), { once: true });
-    });
-    this.failed.catch(() => {}); // observed through race(); never an unhandled rejection
-    const onUser = (): void =>
-      this.fail(new TpmTransportError('ABORTED', `command to ${description} aborted`, { cause: userSignal?.reason }));
-    this.timer = setTimeout(
-      () => this.fail(new TpmTransportError('TIMEOUT', `no response from ${description} within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    if (userSignal?.aborted) onUser();
-    else if (userSignal) {
-      userSignal.addEventListener('abort', onUser, { once: true });
-      this.unlisten.push(() => userSignal.removeEventListener('abort', onUser));
-    }
-  }
+  constructor(
+    readonly frame: Uint8Array,
+    readonly resolve: (response: Uint8Array) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
 
-  fail(err: TpmTransportError): void {
-    if (!this.ctl.signal.aborted) this.ctl.abort(err);
-  }
-
-  get signal(): AbortSignal {
-    return this.ctl.signal;
-  }
-
-  race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.failed]);
-  }
-
-  dispose(): void {
+  /** Marks the command ended; false when it already was. */
+  end(): boolean {
+    if (this.done) return false;
+    this.done = true;
     clearTimeout(this.timer);
-    for (const u of this.unlisten) u();
+    if (this.onUserAbort) this.userSignal!.removeEventListener('abort', this.onUserAbort);
+    return true;
   }
 }
 
@@ -75,11 +52,16 @@ export abstract class QueuedTransport implements Transport {
   abstract readonly description: string;
   protected readonly timeoutMs: number;
   protected readonly maxFrameSize: number;
-  /** Settles when the last queued command has finished (never rejects). */
-  private tail: Promise<void> = Promise.resolve();
-  /** Deadlines of queued and running commands, failed by close(). (Not listeners on one shared
-   * signal: 11+ concurrent commands would trip Node's MaxListeners warning.) */
-  private readonly pending = new Set<Deadline>();
+  /** Commands waiting for their turn, oldest first; a command given up is taken out at once. */
+  private readonly queue: Command[] = [];
+  /** The command whose exchange is running. */
+  private running: Command | undefined;
+  /**
+   * The signal handed to `exchange`: shared by consecutive commands until one is given up (then
+   * a fresh one), because an AbortController per command is a measurable part of a fast TPM's
+   * round trip. Only one exchange runs at a time, so it only ever fires for the running one.
+   */
+  private ctl: AbortController | undefined;
   private isClosed = false;
   private closing: Promise<void> | undefined;
 
@@ -95,46 +77,106 @@ export abstract class QueuedTransport implements Transport {
     return this.isClosed;
   }
 
-  async send(command: Uint8Array, opts: SendOptions = {}): Promise<Uint8Array> {
-    if (this.closed) throw new TpmTransportError('CLOSED', `transport ${this.description} closed`);
-    checkCommand(command, this.maxFrameSize);
-    const timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');
-    // Our own copy: the caller may reuse its buffer while the command waits in the queue.
-    const cmd = command.slice();
-    const deadline = new Deadline(timeoutMs, opts.signal, this.description);
-    this.pending.add(deadline);
-
-    const prev = this.tail;
-    let release!: () => void;
-    this.tail = new Promise<void>((r) => (release = r));
-    let ourTurn = false;
+  send(command: Uint8Array, opts: SendOptions = {}): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new TpmTransportError('CLOSED', `transport ${this.description} closed`));
+    let timeoutMs: number;
+    let userSignal: AbortSignal | undefined;
     try {
-      await deadline.race(prev);
-      ourTurn = true;
-      return await deadline.race(this.exchange(cmd, deadline.signal));
-    } finally {
-      this.pending.delete(deadline);
-      deadline.dispose();
-      // Giving up while queued must not let the next command overtake the running one.
-      if (ourTurn) release();
-      else void prev.then(release);
+      checkCommand(command, this.maxFrameSize);
+      timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');
+      userSignal = opts.signal;
+    } catch (e) {
+      return Promise.reject(e); // as from an async function: a bad argument is a rejection, never a throw
     }
+    if (userSignal?.aborted) return Promise.reject(this.abortedError(userSignal));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      // Our own copy: the caller may reuse its buffer while the command waits in the queue. A
+      // Buffer, because streams turn anything else into one (and a small typed array's
+      // `.buffer`, which that needs, costs a copy of its own).
+      const c = new Command(Buffer.from(command), resolve, reject);
+      c.timer = setTimeout(
+        () => this.giveUp(c, new TpmTransportError('TIMEOUT', `no response from ${this.description} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      if (userSignal) {
+        c.userSignal = userSignal;
+        c.onUserAbort = () => this.giveUp(c, this.abortedError(userSignal));
+        userSignal.addEventListener('abort', c.onUserAbort, { once: true });
+      }
+      this.queue.push(c);
+      if (this.running === undefined) this.next();
+    });
   }
 
   close(): Promise<void> {
     if (!this.closing) {
       this.isClosed = true;
       const err = new TpmTransportError('CLOSED', `transport ${this.description} closed`);
-      for (const d of this.pending) d.fail(err);
+      if (this.running) this.giveUp(this.running, err);
+      for (const c of this.queue.splice(0)) this.giveUp(c, err);
       this.closing = this.dispose();
     }
     return this.closing;
+  }
+
+  private abortedError(userSignal: AbortSignal): TpmTransportError {
+    return new TpmTransportError('ABORTED', `command to ${this.description} aborted`, { cause: userSignal.reason });
+  }
+
+  /** Starts the oldest queued command, if nothing is running. */
+  private next(): void {
+    if (this.running !== undefined || this.isClosed) return;
+    const c = this.queue.shift();
+    if (c === undefined) return;
+    this.running = c;
+    const ctl = (this.ctl ??= new AbortController());
+    let response: Promise<Uint8Array>;
+    try {
+      response = this.exchange(c.frame, ctl.signal);
+    } catch (e) {
+      response = Promise.reject(e);
+    }
+    response.then(
+      (r) => {
+        if (!c.end()) return; // given up before: its caller has its answer, the queue moved on
+        this.running = undefined;
+        c.resolve(r);
+        this.next();
+      },
+      (e: unknown) => {
+        if (!c.end()) return;
+        this.running = undefined;
+        c.reject(e);
+        this.next();
+      },
+    );
+  }
+
+  /** Timeout, the caller's abort, or close(): answers the caller now, whatever the peer does. */
+  private giveUp(c: Command, err: TpmTransportError): void {
+    if (!c.end()) return;
+    c.reject(err);
+    if (c !== this.running) {
+      // Queued: it leaves the queue; the running command keeps its place ahead of the others.
+      const i = this.queue.indexOf(c);
+      if (i >= 0) this.queue.splice(i, 1);
+      return;
+    }
+    this.running = undefined;
+    const ctl = this.ctl!;
+    this.ctl = undefined;
+    // The exchange learns of it here (synchronously) and makes sure its late response, if any,
+    // never reaches the next command, which may start at once.
+    ctl.abort(err);
+    this.next();
   }
 
   /**
    * Sends one checked command frame and returns its response frame. When `signal` fires the
    * caller has already been answered; the implementation must make sure that whatever the peer
    * still sends for this command never reaches a later one (reconnect, reopen, or drain).
+   * Consecutive commands may get the same signal (it fires only for the running command, and
+   * then the next one gets a fresh signal): remove listeners added to it when the exchange ends.
    */
   protected abstract exchange(command: Uint8Array, signal: AbortSignal): Promise<Uint8Array>;
 

@@ -6,7 +6,8 @@ import { MAX_FRAME_SIZE, TPM_HEADER_SIZE, TpmTransportError } from './types.js';
 
 /** The header's size field; `bytes` must hold at least 6 bytes. */
 export function frameSize(bytes: Uint8Array): number {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2);
+  // Arithmetic, not a DataView: no `.buffer` of a small typed array to materialize.
+  return bytes[2]! * 0x1000000 + bytes[3]! * 0x10000 + bytes[4]! * 0x100 + bytes[5]!;
 }
 
 function checkSize(size: number, what: string, maxSize: number): void {
@@ -65,8 +66,14 @@ export class ResponseFramer {
   /** Adds bytes; returns every frame completed by them (usually zero or one). */
   push(chunk: Uint8Array): Uint8Array[] {
     if (chunk.length === 0) return [];
-    // Copy: callers may reuse their read buffer.
-    this.chunks.push(chunk.slice());
+    if (this.length === 0 && chunk.length >= 6) {
+      // The usual case: one whole response in one chunk, copied once and nothing kept.
+      const size = frameSize(chunk);
+      checkSize(size, 'response', this.maxSize);
+      if (size === chunk.length) return [new Uint8Array(chunk)];
+    }
+    // A copy (a Buffer's slice() is a view): callers may reuse their read buffer.
+    this.chunks.push(new Uint8Array(chunk));
     this.length += chunk.length;
     const frames: Uint8Array[] = [];
     while (this.length >= 6) {

@@ -19,6 +19,11 @@ export interface StreamTransportOptions extends TransportOptions {
   description?: string;
 }
 
+/** The connection an exchange is using, for the abort listener of its signal. */
+interface Slot {
+  conn: Connection | undefined;
+}
+
 interface Waiter {
   resolve(frame: Uint8Array): void;
   reject(e: unknown): void;
@@ -112,11 +117,13 @@ class Connection {
     if (this.broken) return Promise.reject(this.broken);
     const response = new Promise<Uint8Array>((resolve, reject) => (this.waiter = { resolve, reject }));
     this.outstanding++;
-    this.stream.write(command, (err) => {
-      if (err) this.fail(new TpmTransportError('IO', `cannot write to ${this.description}: ${err.message}`, { cause: err }));
-    });
+    this.stream.write(command, this.onWritten);
     return response;
   }
+
+  private readonly onWritten = (err: Error | null | undefined): void => {
+    if (err) this.fail(new TpmTransportError('IO', `cannot write to ${this.description}: ${err.message}`, { cause: err }));
+  };
 
   /** The current command was given up; its response, if it comes, will be dropped. */
   abandon(): void {
@@ -133,6 +140,8 @@ export class StreamTransport extends QueuedTransport {
   readonly description: string;
   private conn: Connection | undefined;
   private readonly connector: Connector | undefined;
+  /** The signal of the running (or last) exchange and its slot. */
+  private watched: { signal: AbortSignal; slot: Slot } | undefined;
 
   /**
    * `source`: a connected stream, which the transport then owns (close() destroys it), or a
@@ -148,23 +157,67 @@ export class StreamTransport extends QueuedTransport {
     }
   }
 
-  protected async exchange(command: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  protected exchange(command: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    const slot = this.slotOf(signal);
+    slot.conn = undefined;
+    const conn = this.conn;
+    // The usual case, with nothing to wait for before the write: no await, no extra listener.
+    if (conn && !conn.broken && conn.outstanding === 0 && !signal.aborted) return this.request(conn, command, signal, slot);
+    return this.exchangeSlowly(command, signal, slot);
+  }
+
+  private async exchangeSlowly(command: Uint8Array, signal: AbortSignal, slot: Slot): Promise<Uint8Array> {
     const conn = await this.connection(signal);
-    const onAbort = (): void => {
-      if (this.connector) this.drop(conn);
-      else conn.abandon();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      if (conn.outstanding > 0) await untilAborted(conn.drained(), signal);
-      if (signal.aborted) throw signal.reason;
-      return await conn.request(command);
-    } catch (e) {
-      if (e !== signal.reason && this.connector) this.drop(conn);
-      throw e;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
+    slot.conn = conn;
+    if (conn.outstanding > 0) {
+      try {
+        await untilAborted(conn.drained(), signal);
+      } catch (e) {
+        slot.conn = undefined;
+        if (e !== signal.reason && this.connector) this.drop(conn);
+        throw e;
+      }
     }
+    if (signal.aborted) throw signal.reason;
+    return this.request(conn, command, signal, slot);
+  }
+
+  private request(conn: Connection, command: Uint8Array, signal: AbortSignal, slot: Slot): Promise<Uint8Array> {
+    slot.conn = conn;
+    return conn.request(command).then(
+      (response) => {
+        slot.conn = undefined;
+        return response;
+      },
+      (e: unknown) => {
+        slot.conn = undefined;
+        if (e !== signal.reason && this.connector) this.drop(conn);
+        throw e;
+      },
+    );
+  }
+
+  /**
+   * One abort listener per signal, not per command: consecutive commands share a signal until
+   * one is given up. The slot names the connection of the command running when it fires.
+   */
+  private slotOf(signal: AbortSignal): Slot {
+    if (this.watched?.signal === signal) return this.watched.slot;
+    const slot: Slot = { conn: undefined };
+    this.watched = { signal, slot };
+    signal.addEventListener(
+      'abort',
+      () => {
+        const conn = slot.conn;
+        slot.conn = undefined;
+        if (this.watched?.slot === slot) this.watched = undefined;
+        if (!conn) return;
+        if (this.connector) this.drop(conn);
+        else conn.abandon();
+      },
+      { once: true },
+    );
+    return slot;
   }
 
   private async connection(signal: AbortSignal): Promise<Connection> {
