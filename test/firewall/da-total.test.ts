@@ -17,6 +17,7 @@ import { DaCount, DaTotal, UNKNOWN_CHIP_LIMIT, daReserve } from '../../src/firew
 import { appProperties } from '../../src/firewall/properties.js';
 import { claimSessions, expireSessions, keepSessions, onKeptChange, releaseSessions, takeAllKept } from '../../src/firewall/kept-sessions.js';
 import { forwarded, frame, loadObject, pw, rcOf, startSession } from './build.js';
+import { errorFrame } from '../../src/firewall/refusal.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -30,14 +31,7 @@ function fakeClock(): { now: () => number; advance(ms: number): void } {
 }
 
 /** A chip response carrying only a response code. */
-const answer = (rc: number): Uint8Array => {
-  const b = new Uint8Array(10);
-  const v = new DataView(b.buffer);
-  v.setUint16(0, TPM_ST.NO_SESSIONS);
-  v.setUint32(2, 10);
-  v.setUint32(6, rc);
-  return b;
-};
+const answer = errorFrame;
 
 let nextRange = 0x01006000;
 /** An app of the total `total`, with a DA-protected key loaded, and its Sign. */

@@ -15,20 +15,14 @@ import { DaCount, TokenBucket } from '../../src/firewall/limits.js';
 import { claimSessions, expireSessions, keepSessions, nextExpiry } from '../../src/firewall/kept-sessions.js';
 import { NV_DefineSpace, NV_UndefineSpace, NV_Write } from '../../src/firewall/commands.js';
 import { forwarded, frame, loadObject, pw, rcOf } from './build.js';
+import { errorFrame } from '../../src/firewall/refusal.js';
 
 const MINUTE = 60_000;
 const PW_AREA = [{ nonceTPM: new Uint8Array(0), sessionAttributes: 0, hmac: new Uint8Array(0) }];
 const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null } as never;
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) };
 /** A chip response carrying only a response code. */
-const answer = (rc: number): Uint8Array => {
-  const b = new Uint8Array(10);
-  const v = new DataView(b.buffer);
-  v.setUint16(0, TPM_ST.NO_SESSIONS);
-  v.setUint32(2, 10);
-  v.setUint32(6, rc);
-  return b;
-};
+const answer = errorFrame;
 
 /** A fake clock: `t` ms, moved by the test. */
 function fakeClock(): { now: () => number; advance(ms: number): void } {

@@ -5,8 +5,10 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestEnv } from '../service/env.js';
-import { TPM_ALG, TPM_CAP } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_RH } from '../../src/tpm/constants.js';
+import { command } from '../../src/tpm/command.js';
 import * as C from '../../src/tpm/commands.js';
+import { COMMANDS } from '../../src/tpm/entries/wire.js';
 
 const REPO_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
@@ -137,4 +139,29 @@ export async function eveSnapshot(t: import('../../src/tpm/index.js').TpmRunner,
   const pcrs = (await t.run(C.PCR_Read, { pcrSelectionIn: [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(0xff, 0xff, 0xff) }] } as never)).pcrValues.map((v: Uint8Array) => Buffer.from(v).toString('hex'));
   const lockout = (await t.run(C.GetCapability, { capability: TPM_CAP.TPM_PROPERTIES as never, property: 0x20e, propertyCount: 1 })).capabilityData;
   return { names, nvName, pcrs, lockout };
+}
+
+/** Records the name of every command sent through `transport` into `sent` (what the chip was asked). */
+export function recordCommands(transport: { send(frame: Uint8Array): Promise<Uint8Array> }, sent: string[]): void {
+  const send = transport.send.bind(transport);
+  transport.send = (frame: Uint8Array) => {
+    const code = frame.length >= 10 ? new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(6) : 0;
+    sent.push(COMMANDS.get(code)?.name ?? `0x${code.toString(16)}`);
+    return send(frame);
+  };
+}
+
+/** TPM2_DictionaryAttackLockReset (Part 3 §25.2): not a library command (the service never sends it). */
+const DictionaryAttackLockReset = command({ name: 'DictionaryAttackLockReset', code: 0x139, spec: 'Part 3 §25.2', handles: { lockHandle: 'auth' }, params: {}, response: {} });
+
+/**
+ * The chip's DA failure count (TPM_PT_LOCKOUT_COUNTER), then cleared with the lockout
+ * authorization (empty on swtpm), as EVE's own lockout reset would. A restart of swtpm without
+ * TPM2_Shutdown is a non-orderly one, which the chip counts as one failure; with swtpm's 3
+ * tries the firewall's total across apps then leaves the apps none (docs/FIREWALL.md "DA safety").
+ */
+export async function clearChipLockout(t: import('../../src/tpm/index.js').TpmRunner): Promise<number> {
+  const caps = (await t.run(C.GetCapability, { capability: TPM_CAP.TPM_PROPERTIES as never, property: 0x20e, propertyCount: 1 })).capabilityData as unknown as { data: { property: number; value: number }[] };
+  await t.run(DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT });
+  return caps.data.find((p) => p.property === 0x20e)?.value ?? 0;
 }

@@ -13,7 +13,6 @@ import { TpmError } from '../../src/tpm/rc.js';
 import * as C from '../../src/tpm/commands.js';
 import { Tpm, command } from '../../src/tpm/index.js';
 import { u16 } from '../../src/tpm/wire/codec.js';
-import { COMMANDS } from '../../src/tpm/entries/wire.js';
 import { NULL_HASHCHECK } from '../../src/tpm/ops/general-sign.js';
 import { signDigest } from '../../src/tpm/ops/sign.js';
 import { akEccTemplate } from '../../src/tpm/keys/templates.js';
@@ -22,7 +21,7 @@ import { Transients, type SlotLender } from '../../src/service/tpm/transients.js
 import { skipUnlessCI } from '../helpers/ci.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { startEnv, type TestEnv } from '../service/env.js';
-import { rawSettled } from './helpers.js';
+import { rawSettled, recordCommands } from './helpers.js';
 
 const SIGNING = { ...akEccTemplate(), objectAttributes: akEccTemplate().objectAttributes - 0x10000 }; // not restricted
 const DIGEST = new Uint8Array(32).fill(7);
@@ -66,13 +65,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable(), 'swtpm'))('raw channel: objects 
 
   beforeAll(async () => {
     env = await startEnv({ config: { objectCache: 4 } });
-    const transport = env.tpm.transport;
-    const send = transport.send.bind(transport);
-    transport.send = (frame: Uint8Array) => {
-      const code = frame.length >= 10 ? new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(6) : 0;
-      sent.push(COMMANDS.get(code)?.name ?? `0x${code.toString(16)}`);
-      return send(frame);
-    };
+    recordCommands(env.tpm.transport, sent);
   }, 120_000);
   afterAll(async () => {
     for (const c of clients) c.close();
