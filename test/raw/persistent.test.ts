@@ -20,6 +20,9 @@ import { openCore } from '../../src/service/core.js';
 import { purgeRawState } from '../../src/service/raw/purge-state.js';
 import { bundleTcti, stockToolsThere, tctiEnv } from './helpers.js';
 
+/** An app's raw state file, `raw/<sha256(record)>.json` (not the service's own kept-sessions.json). */
+const isAppState = (f: string): boolean => /^[0-9a-f]{64}\.json$/.test(f);
+
 const toolsThere = stockToolsThere();
 
 /** The chip's own persistent handles and NV indices (asked directly, not through the firewall). */
@@ -131,8 +134,8 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     await as('alice', 'tpm2_getrandom', '4');
     expect([rangeOf('alice').at(-1), rangeOf('bob').at(-1)]).toEqual(before);
     const files = await readdir(join(env.stateDir, 'raw'));
-    expect(files.filter((f) => f.endsWith('.json'))).toHaveLength(2);
-    const state = JSON.parse(await readFile(join(env.stateDir, 'raw', files.find((f) => f.endsWith('.json'))!), 'utf8')) as { nvSlot: number };
+    expect(files.filter(isAppState)).toHaveLength(2);
+    const state = JSON.parse(await readFile(join(env.stateDir, 'raw', files.find(isAppState)!), 'utf8')) as { nvSlot: number };
     expect(typeof state.nvSlot).toBe('number');
   });
 
@@ -176,7 +179,7 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     expect(env.logs.find((l) => l.event === 'raw-purged')).toMatchObject({ record: 'legacy:bob', nvIndices: 1, sessions: 1 });
     expect(await nvOnChip()).not.toContain(Number(index));
     expect(await savedSessions()).toEqual(sessionsBefore);
-    expect((await readdir(join(env.stateDir, 'raw'))).filter((f) => f.endsWith('.json'))).toHaveLength(1); // alice's
+    expect((await readdir(join(env.stateDir, 'raw'))).filter(isAppState)).toHaveLength(1); // alice's
     expect(await persistentList('alice')).toEqual(['0x81000100']);
   });
 
@@ -200,6 +203,6 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable() || !toolsThere, 'swtpm, tpm2-tool
     }
     await env.restartService();
     expect(await nvOnChip()).not.toContain(Number(index));
-    expect((await readdir(join(env.stateDir, 'raw'))).filter((f) => f.endsWith('.json'))).toEqual([]);
+    expect((await readdir(join(env.stateDir, 'raw'))).filter(isAppState)).toEqual([]);
   });
 });
