@@ -71,7 +71,35 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  let service;
+  // Signals are taken from the start: one that arrives while the service is still starting
+  // (a supervisor stopping it early) drains it once started, instead of killing it midway.
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
+  let stopping: string | undefined;
+  const drain = (s: NonNullable<typeof service>, signal: string): void => {
+    log.info({ event: 'signal', signal }, `received ${signal}; draining`);
+    s.close().then(
+      () => process.exit(EXIT.OK),
+      (e: unknown) => {
+        log.error({ event: 'stop-failed', err: e }, 'error while stopping');
+        process.exit(EXIT.FAILURE);
+      },
+    );
+  };
+  const stop = (signal: string): void => {
+    if (stopping) {
+      // A second signal while still starting: stop now, as before signals were taken early.
+      if (!service) {
+        log.warn({ event: 'signal', signal }, `received ${signal} again while starting; exiting now`);
+        process.exit(EXIT.FAILURE);
+      }
+      return;
+    }
+    stopping = signal;
+    if (service) drain(service, signal);
+    else log.info({ event: 'signal', signal }, `received ${signal} while starting; draining once started`);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   try {
     service = await startService(config, { logger: log });
   } catch (e) {
@@ -82,22 +110,9 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
     log.fatal({ event: 'start-failed', err: e }, 'cannot start');
     fail(`cannot start: ${(e as Error).message}`, EXIT.FAILURE);
   }
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ event: 'signal', signal }, `received ${signal}; draining`);
-    service.close().then(
-      () => process.exit(EXIT.OK),
-      (e: unknown) => {
-        log.error({ event: 'stop-failed', err: e }, 'error while stopping');
-        process.exit(EXIT.FAILURE);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void service.reload());
+  const started = service;
+  if (stopping) drain(started, stopping);
+  process.on('SIGHUP', () => void started.reload());
   process.on('uncaughtException', (e) => {
     log.fatal({ event: 'crash', err: e }, 'uncaught exception');
     process.exit(EXIT.FAILURE);
