@@ -17,6 +17,7 @@ import {
 } from '../../src/tpm/transport/index.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { startSwtpm, swtpmAvailable } from '../helpers/swtpm.js';
+import { rejection } from '../helpers/rejection.js';
 
 const haveSwtpm = swtpmAvailable();
 
@@ -69,16 +70,6 @@ class Peer {
   get holding(): number {
     return this.held.length;
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<TpmTransportError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TpmTransportError);
-    return e as TpmTransportError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Turns of the event loop (not wall time) for stream events to be delivered. */

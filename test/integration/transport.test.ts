@@ -17,6 +17,7 @@ import {
 } from '../../src/tpm/transport/index.js';
 import { socatAvailable, startPty, startSwtpm, startSwtpmChardev, swtpmAvailable } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';
+import { rejection } from '../helpers/rejection.js';
 
 const haveSwtpm = swtpmAvailable();
 const haveSocat = socatAvailable();
@@ -78,16 +79,6 @@ function frame(body: Uint8Array = new Uint8Array(0), rc = 0): Buffer {
   b.writeUInt32BE(rc, 6);
   b.set(body, 10);
   return b;
-}
-
-async function rejection(p: Promise<unknown>): Promise<TpmTransportError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TpmTransportError);
-    return e as TpmTransportError;
-  }
-  throw new Error('expected a rejection');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TPM_CAP, TPM_RH } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import * as C from '../../src/tpm/commands.js';
-import { Tpm, command, passwordAuth } from '../../src/tpm/index.js';
-import { u32 } from '../../src/tpm/wire/codec.js';
+import { Tpm, passwordAuth } from '../../src/tpm/index.js';
 import { NULL_HASHCHECK } from '../../src/tpm/ops/general-sign.js';
 import { akEccTemplate } from '../../src/tpm/keys/templates.js';
 import { RawClient } from '../../src/service/client/raw-client.js';
@@ -19,16 +18,8 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { eventually, startEnv, type TestEnv } from '../service/env.js';
 import { rawSettled } from './helpers.js';
+import { DictionaryAttackParameters } from '../helpers/hierarchy.js';
 
-/** TPM2_DictionaryAttackParameters (Part 3 §25.3): not a library command (the service never sends it). */
-const DictionaryAttackParameters = command({
-  name: 'DictionaryAttackParameters',
-  code: 0x13a,
-  spec: 'Part 3 §25.3',
-  handles: { lockHandle: 'auth' },
-  params: { newMaxTries: u32, newRecoveryTime: u32, lockoutRecovery: u32 },
-  response: {},
-});
 /** A signing key without noDA: its authorization failures count on the chip. */
 const SIGNING = { ...akEccTemplate(), objectAttributes: akEccTemplate().objectAttributes - 0x10000 };
 const RIGHT = new TextEncoder().encode('right');

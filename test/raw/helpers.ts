@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestEnv } from '../service/env.js';
 import { TPM_ALG, TPM_CAP, TPM_RH } from '../../src/tpm/constants.js';
-import { command } from '../../src/tpm/command.js';
+import { DictionaryAttackLockReset } from '../helpers/hierarchy.js';
 import * as C from '../../src/tpm/commands.js';
 import { COMMANDS } from '../../src/tpm/entries/wire.js';
 
@@ -150,9 +150,6 @@ export function recordCommands(transport: { send(frame: Uint8Array): Promise<Uin
     return send(frame);
   };
 }
-
-/** TPM2_DictionaryAttackLockReset (Part 3 §25.2): not a library command (the service never sends it). */
-const DictionaryAttackLockReset = command({ name: 'DictionaryAttackLockReset', code: 0x139, spec: 'Part 3 §25.2', handles: { lockHandle: 'auth' }, params: {}, response: {} });
 
 /**
  * The chip's DA failure count (TPM_PT_LOCKOUT_COUNTER), then cleared with the lockout

@@ -8,11 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TPM_CAP, TPM_CC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_CAP, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import * as C from '../../src/tpm/commands.js';
-import { Tpm, command } from '../../src/tpm/index.js';
-import { u16 } from '../../src/tpm/wire/codec.js';
+import { Tpm } from '../../src/tpm/index.js';
 import { NULL_HASHCHECK } from '../../src/tpm/ops/general-sign.js';
 import { signDigest } from '../../src/tpm/ops/sign.js';
 import { akEccTemplate } from '../../src/tpm/keys/templates.js';
@@ -22,11 +21,10 @@ import { skipUnlessCI } from '../helpers/ci.js';
 import { swtpmAvailable } from '../helpers/swtpm.js';
 import { startEnv, type TestEnv } from '../service/env.js';
 import { rawSettled, recordCommands } from './helpers.js';
+import { Shutdown } from '../helpers/hierarchy.js';
 
 const SIGNING = { ...akEccTemplate(), objectAttributes: akEccTemplate().objectAttributes - 0x10000 }; // not restricted
 const DIGEST = new Uint8Array(32).fill(7);
-/** TPM2_Shutdown (Part 3 §9.4): not a library command (the service never sends it). */
-const Shutdown = command({ name: 'Shutdown', code: TPM_CC.Shutdown, spec: 'Part 3 §9.4', params: { shutdownType: u16 }, response: {} });
 
 describe('Transients: every slot lender in one order', () => {
   /** A lender holding one idle object last used at `used` (undefined: none), recording who gave a slot back. */

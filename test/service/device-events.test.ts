@@ -21,8 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TPM_CC, TPM_RH, TPM_SU, Tpm, command, evictPersistent, listHandles, readPublic } from '../../src/tpm/index.js';
-import { u16 } from '../../src/tpm/wire/codec.js';
+import { TPM_RH, TPM_SU, Tpm, command, evictPersistent, listHandles, readPublic } from '../../src/tpm/index.js';
 import { ServiceClient, ServiceError, type KeyInfo } from '../../src/service/client/client.js';
 import { parseRegistry, type KeyEntry, type KeyStoreKind } from '../../src/service/keys/registry.js';
 import { generateSecret, hashSecret } from '../../src/service/tenants/tenants.js';
@@ -31,13 +30,12 @@ import { startSwtpm, swtpmAvailable, type SwtpmInstance } from '../helpers/swtpm
 import { skipUnlessCI } from '../helpers/ci.js';
 import { buildServiceBin, killAll, readRegistryFile, spawnService, waitHealthy, type ServiceProcess } from './child.js';
 import { eventually, failure, leftLoaded, startEnv, wait, type TestEnv } from './env.js';
+import { Shutdown } from '../helpers/hierarchy.js';
 
 const POOL = [0x81010000, 0x8101ffff] as const;
 const MODES: readonly KeyStoreKind[] = ['blobs', 'tpm'];
 
-// Commands the service never sends; the tests play the platform.
-/** TPM2_Shutdown (Part 3 §9.4). */
-const Shutdown = command({ name: 'Shutdown', code: TPM_CC.Shutdown, spec: 'Part 3 §9.4', params: { shutdownType: u16 }, response: {} });
+// A command the service never sends (Shutdown: ../helpers/hierarchy.ts); the tests play the platform.
 /** TPM2_Clear (Part 3 §24.6): new storage seed and proofs, objects of the owner and endorsement hierarchies gone. */
 const Clear = command({ name: 'Clear', code: 0x126, spec: 'Part 3 §24.6', handles: { authHandle: 'auth' }, params: {}, response: {} });
 
