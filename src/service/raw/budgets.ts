@@ -62,6 +62,8 @@ interface AppBudget {
   readonly bucket: TokenBucket;
   /** The app's key generation in progress (waiting or queued or running): the next one starts after it. */
   turn: Promise<void>;
+  /** Runs work and charges its TPM time to this budget: one per app, not one per command. */
+  readonly charge: Timed;
 }
 
 export class KeygenBudgets {
@@ -81,8 +83,8 @@ export class KeygenBudgets {
   async run<T>(app: string, frame: Uint8Array, signal: AbortSignal, submit: (timed: Timed, remakes: Timed) => Promise<T>, remakesRsa = false): Promise<T> {
     const keygen = isRsaKeygen(frame);
     // A keygen's whole run is measured, re-makes inside it with it (never charged twice).
-    if (!keygen && !remakesRsa) return submit(untimed, this.charge(app));
     const b = this.of(app);
+    if (!keygen && !remakesRsa) return submit(untimed, b.charge);
     const previous = b.turn;
     let done!: () => void;
     b.turn = new Promise((r) => (done = r));
@@ -94,7 +96,7 @@ export class KeygenBudgets {
         throw tenantBusy(`RSA key generation: this app's TPM time budget (${this.limits.budgetMs / 1000} s per ${this.limits.windowMs / MINUTE} min) is spent; back in ${Math.ceil(wait / 1000)} s`);
       }
       if (wait > 0) await this.time.wait(wait, signal);
-      return await (keygen ? submit(this.charge(app), untimed) : submit(untimed, this.charge(app)));
+      return await (keygen ? submit(b.charge, untimed) : submit(untimed, b.charge));
     } finally {
       done();
     }
@@ -102,14 +104,7 @@ export class KeygenBudgets {
 
   /** Runs work on the TPM and charges its time to the app's budget afterwards. */
   charge(app: string): Timed {
-    return async (work) => {
-      const start = this.time.now();
-      try {
-        return await work();
-      } finally {
-        this.of(app).bucket.take(this.time.now() - start);
-      }
-    };
+    return this.of(app).charge;
   }
 
   /** TPM time (ms) left in the app's budget now (negative: in debt). */
@@ -121,7 +116,17 @@ export class KeygenBudgets {
     let b = this.apps.get(app);
     if (!b) {
       const { budgetMs, windowMs } = this.limits;
-      b = { bucket: new TokenBucket(this.time.now, budgetMs, windowMs / budgetMs), turn: Promise.resolve() };
+      const bucket = new TokenBucket(this.time.now, budgetMs, windowMs / budgetMs);
+      const time = this.time;
+      const charge: Timed = async (work) => {
+        const start = time.now();
+        try {
+          return await work();
+        } finally {
+          bucket.take(time.now() - start);
+        }
+      };
+      b = { bucket, turn: Promise.resolve(), charge };
       this.apps.set(app, b);
     }
     return b;

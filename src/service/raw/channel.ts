@@ -21,6 +21,7 @@ import type { TpmQueue } from '../tpm/queue.js';
 import { RawApps } from './apps.js';
 import { loadClockKey } from './clock-key.js';
 import { RawSpace } from './space.js';
+import { namedHandles } from '../../firewall/names.js';
 import { KeygenBudgets } from './budgets.js';
 import { KeptIdle } from './kept-idle.js';
 import { KeptFile } from './kept-file.js';
@@ -212,8 +213,9 @@ export class RawChannel {
         return;
       }
       commands++;
+      const named = namedHandles(frame); // read once: the budget, the persistent objects and the space all need it
       this.keygen
-        .run(record, frame, stop.signal, (timed, remakes) => this.d.queue.submit(tenant.id, 'raw', (job) => timed(() => space.command(job, frame, remakes)), { signal: stop.signal }), space.remakesRsa(frame))
+        .run(record, frame, stop.signal, (timed, remakes) => this.d.queue.submit(tenant.id, 'raw', (job) => timed(() => space.command(job, frame, remakes, named)), { signal: stop.signal }), space.remakesRsa(frame, named))
         .catch((e: unknown) => {
           if (e instanceof ServiceError) {
             // Queue full or the tenant over its share: the TPM's "try again"; the command did not run.

@@ -20,7 +20,6 @@ import { decode } from '../../tpm/wire/codec.js';
 import type { Connection } from '../../firewall/app.js';
 import type { Decision } from '../../firewall/decide.js';
 import { readCommand, readHeader } from '../../firewall/frame.js';
-import { namedHandles } from '../../firewall/names.js';
 import { CreateLoaded } from '../../firewall/commands-objects.js';
 import { atHandle, errorFrame } from '../../firewall/refusal.js';
 import type { ServiceOp } from '../../firewall/service-ops.js';
@@ -63,9 +62,9 @@ export class PersistentOps {
   }
 
   /** Whether bringing in what the frame names would make an RSA primary again (no saved context): a keygen for the budget. */
-  remakesRsa(frame: Uint8Array): boolean {
+  remakesRsa(named: readonly number[]): boolean {
     if (this.conn.app.persistents.size === 0) return false;
-    for (const h of namedHandles(frame)) {
+    for (const h of named) {
       const r = typeOf(h) === TPM_HT.PERSISTENT ? this.raw.record(h) : undefined;
       if (r && this.saved.get(h)?.name !== r.name && rsaRoot(r.recipe)) return true;
     }
@@ -73,9 +72,9 @@ export class PersistentOps {
   }
 
   /** Brings in the app's persistent objects the frame names (EvictControl needs only the record); RSA re-makes go through `charge`. */
-  async bringIn(job: TpmRunner, frame: Uint8Array, charge?: Timed): Promise<void> {
+  async bringIn(job: TpmRunner, frame: Uint8Array, named: readonly number[], charge?: Timed): Promise<void> {
     if (this.conn.app.persistents.size === 0 || (frame.length >= 10 && u32At(frame, 6) === EvictControl.code)) return;
-    for (const h of new Set(namedHandles(frame))) {
+    for (const h of new Set(named)) {
       const r = typeOf(h) === TPM_HT.PERSISTENT ? this.raw.record(h) : undefined;
       if (!r || this.conn.app.persistents.get(h) !== undefined) continue;
       const real = (await this.fromContext(job, r)) ?? (await this.fromRecipe(job, r, charge));

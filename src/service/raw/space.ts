@@ -96,19 +96,18 @@ export class RawSpace implements SlotLender {
     d.transients.addLender(this);
   }
 
-  /** Whether the frame needs one of the app's RSA primaries made again (budgets.ts: a keygen). */
-  remakesRsa(frame: Uint8Array): boolean {
-    return this.persistents?.remakesRsa(frame) ?? false;
+  /** Whether the frame needs one of the app's RSA primaries made again (budgets.ts: a keygen); `named`: namedHandles(frame), read once per command by the caller. */
+  remakesRsa(frame: Uint8Array, named: readonly number[] = namedHandles(frame)): boolean {
+    return this.persistents?.remakesRsa(named) ?? false;
   }
 
   /** One app command as a queue job: `job` is the job's runner (lenders free slots through it); RSA re-makes go through `remakes`. */
-  async command(job: TpmRunner, frame: Uint8Array, remakes?: Timed): Promise<Uint8Array> {
+  async command(job: TpmRunner, frame: Uint8Array, remakes?: Timed, named: readonly number[] = namedHandles(frame)): Promise<Uint8Array> {
     await this.d.raw?.saved(); // the app's NV placement is on disk before the app uses it
-    const named = namedHandles(frame);
     this.pinned = named;
     try {
       if (this.persistents && this.conn.app.persistents.size > 0) {
-        await this.persistents.bringIn(job, frame, remakes);
+        await this.persistents.bringIn(job, frame, named, remakes);
         // Made on the chip without a check: a handle someone keeps means the chip restarted.
         for (const real of this.conn.app.persistents.values()) if (real !== undefined) this.noticeReissued(real);
       }
