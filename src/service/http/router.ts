@@ -13,25 +13,27 @@ export interface Route {
   params: Readonly<Record<string, string>>;
 }
 
-/** Each route's path as segments; a parameter is `{name}`. */
-const PATTERNS: ReadonlyArray<{ op: Op; method: string; segments: readonly string[] }> = OPS.map((op) => ({
-  op,
-  method: ROUTES[op].method,
-  segments: ROUTES[op].path.slice(1).split('/'),
-}));
+/** Each route's path as segments; a parameter is `{name}` (its name kept, undefined for a literal). */
+const PATTERNS: ReadonlyArray<{ op: Op; method: string; segments: readonly string[]; params: ReadonlyArray<string | undefined> }> = OPS.map((op) => {
+  const segments = ROUTES[op].path.slice(1).split('/');
+  return { op, method: ROUTES[op].method, segments, params: segments.map((p) => (isParam(p) ? p.slice(1, -1) : undefined)) };
+});
 
-const isParam = (s: string): boolean => s.startsWith('{') && s.endsWith('}');
+function isParam(s: string): boolean {
+  return s.startsWith('{') && s.endsWith('}');
+}
 
-function match(pattern: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
-  if (pattern.length !== segments.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < pattern.length; i++) {
-    const p = pattern[i]!;
+/** The path's parameters if it fits the pattern; checked before anything is allocated (every request tries every route). */
+function match(p: (typeof PATTERNS)[number], segments: readonly string[]): Record<string, string> | undefined {
+  if (p.segments.length !== segments.length) return undefined;
+  for (let i = 0; i < segments.length; i++) {
     const s = segments[i]!;
-    if (isParam(p)) {
-      if (s === '') return undefined;
-      params[p.slice(1, -1)] = s;
-    } else if (p !== s) return undefined;
+    if (p.params[i] !== undefined ? s === '' : p.segments[i] !== s) return undefined;
+  }
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const name = p.params[i];
+    if (name !== undefined) params[name] = segments[i]!;
   }
   return params;
 }
@@ -39,7 +41,7 @@ function match(pattern: readonly string[], segments: readonly string[]): Record<
 export function route(method: string | undefined, segments: readonly string[]): Route {
   const found: Array<{ op: Op; method: string; params: Record<string, string> }> = [];
   for (const p of PATTERNS) {
-    const params = match(p.segments, segments);
+    const params = match(p, segments);
     if (params) found.push({ op: p.op, method: p.method, params });
   }
   if (found.length === 0) throw notFound();

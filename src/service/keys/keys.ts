@@ -103,6 +103,9 @@ export interface SignResult {
   messageLength: number;
 }
 
+/** PEM of each key's public area: encoding it (SPKI DER, base64) was most of a GET .../public. */
+const PEMS = new WeakMap<TPMT_PUBLIC, string>();
+
 export class KeyManager {
   /** Handles whose creation or deletion is under way here: recovery must not touch them. */
   private readonly inFlight: Set<number>;
@@ -183,7 +186,11 @@ export class KeyManager {
 
   pem(entry: KeyEntry): string | undefined {
     const b = this.blobs.get(entry.handle);
-    return b ? publicToPem(b.publicArea) : undefined;
+    if (!b) return undefined;
+    // Made once per stored public area (a key made again under the handle has a new one).
+    let pem = PEMS.get(b.publicArea);
+    if (pem === undefined) PEMS.set(b.publicArea, (pem = publicToPem(b.publicArea)));
+    return pem;
   }
 
   blobsOf(entry: KeyEntry): StoredBlobs | undefined {

@@ -148,12 +148,15 @@ export class TenantDirectory {
   private readonly byId = new Map<string, Tenant>();
   private readonly byCidMap = new Map<number, Tenant>();
   private readonly byRecord = new Map<string, Tenant>();
+  /** Each tenant's secret digest, decoded once here rather than at every request. */
+  private readonly digests = new Map<Tenant, Buffer>();
 
   constructor(readonly tenants: readonly Tenant[]) {
     for (const t of tenants) {
       this.byId.set(t.id, t);
       this.byRecord.set(recordOf(t), t);
       if (t.cid !== undefined) this.byCidMap.set(t.cid, t);
+      if (t.secretHash) this.digests.set(t, digestOf(t.secretHash));
     }
   }
 
@@ -173,16 +176,15 @@ export class TenantDirectory {
   /** Whether `secret` is this tenant's (false when it has none). */
   secretMatches(t: Tenant, secret: string): boolean {
     if (!t.secretHash) return false;
-    return timingSafeEqual(digestOf(hashSecret(secret)), digestOf(t.secretHash));
+    return timingSafeEqual(digestOf(hashSecret(secret)), this.digests.get(t) ?? digestOf(t.secretHash));
   }
 
   /** The tenant whose secret this is; every tenant is compared, so timing says nothing. */
   bySecret(secret: string, filter: (t: Tenant) => boolean = () => true): Tenant | undefined {
     const presented = digestOf(hashSecret(secret));
     let found: Tenant | undefined;
-    for (const t of this.tenants) {
-      if (!t.secretHash) continue;
-      if (timingSafeEqual(presented, digestOf(t.secretHash)) && filter(t)) found = t;
+    for (const [t, digest] of this.digests) {
+      if (timingSafeEqual(presented, digest) && filter(t)) found = t;
     }
     return found;
   }

@@ -101,15 +101,17 @@ export class TpmQueue {
         list.push(job);
         if (list.length === 1) this.ring.push(tenant);
         this.queued++;
-        const signal = opts.signal;
-        if (signal) {
-          const onAbort = (): void => this.withdraw(job, signal.reason);
-          signal.addEventListener('abort', onAbort, { once: true });
-          job.unlisten = () => signal.removeEventListener('abort', onAbort);
-        }
       }
       this.events.emit('enqueue', { seq: job.seq, tenant, label } satisfies JobEvent);
       this.pump();
+      // Only a job left waiting can be withdrawn: one that started at once needs no listener
+      // (adding and removing one on an AbortSignal costs more than the rest of submit).
+      const signal = job.signal;
+      if (signal && this.running !== job) {
+        const onAbort = (): void => this.withdraw(job, signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        job.unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
     });
   }
 
