@@ -9,6 +9,11 @@
  * - `--semi-space-growth-factor=1`: the new space keeps its initial size (2 MiB, Node 20 x64);
  * - `--heap-growing-percent=10`: the old space may grow 10% over what the last full GC kept.
  * A flag the operator gave (command line or NODE_OPTIONS) is left as they set it.
+ *
+ * Measured and not set (issue 13, P6; interleaved runs, 8 tenants idle): `--no-opt` saves ~4 MiB
+ * (TurboFan's pages of Node's binary stay untouched) and `--lite-mode` ~7 MiB, but a 4 MiB
+ * streamed sign then costs +64% / +134% CPU; `--single-threaded-gc`, `--v8-pool-size=1`,
+ * `--max-lazy`, MALLOC_ARENA_MAX=2 and a forced GC after start moved nothing beyond the noise.
  */
 import { setFlagsFromString } from 'node:v8';
 

@@ -4,13 +4,22 @@
  * shipped. Resident sizes come from /proc/<pid>/status (VmRSS, VmHWM); a short-lived process's
  * peak from the kernel's rusage (ru_maxrss) via /usr/bin/time, or python3 when it is absent.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mib, type Ctx, type Group } from '../context.js';
 import { memStatus, sampleMemory, startService, startTwinSwtpms } from '../env.js';
 import { median } from '../stats.js';
 import { runProcess, toolBed } from './tools.js';
 
 const MESSAGE = new Uint8Array(32).fill(0x63);
+
+/** Anonymous memory (heap, stacks, malloc) of a running process, KiB; the rest of its RSS is file pages (Node's binary, libraries). */
+function anonymousKiB(pid: number): number {
+  try {
+    return Number(/^Anonymous:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? Number.NaN);
+  } catch {
+    return Number.NaN;
+  }
+}
 
 /** Peak resident memory (KiB) of a process run to completion. */
 async function peakRssKiB(argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string }): Promise<number> {
@@ -43,6 +52,7 @@ export const footprintGroup: Group = {
     for (let t = 0; t < 8; t++) keys.push((await svc.client(t).createKey({ type: 'rsa' })).handle);
     await new Promise((r) => setTimeout(r, ctx.smoke ? 200 : 1000));
     const idle = memStatus(svc.pid())!;
+    const idleAnonKiB = anonymousKiB(svc.pid());
     ctx.log(`footprint: service under load, ${clients} clients for ${loadMs} ms`);
     const sampler = sampleMemory(svc.pid(), 100);
     const end = performance.now() + loadMs;
@@ -86,6 +96,8 @@ export const footprintGroup: Group = {
           columns: ['service (RSS, MiB)', 'MiB'],
           rows: [
             ['idle, 8 tenants × 1 key (VmRSS)', mib(idle.rssKiB * 1024)],
+            ['  of it anonymous (JS heap, code, malloc)', mib(idleAnonKiB * 1024)],
+            ["  of it file pages (Node's binary, libraries)", mib((idle.rssKiB - idleAnonKiB) * 1024)],
             [`under load: peak VmRSS, ${clients} clients signing (${signs} signs)`, mib(load.peakRssKiB * 1024)],
             ['peak since start (VmHWM)', mib(load.hwmKiB * 1024)],
             ['2 s after the load (VmRSS)', mib(after.rssKiB * 1024)],
@@ -111,7 +123,7 @@ export const footprintGroup: Group = {
         `Medians of ${runs} runs for the processes. The service ran with its defaults (blobs key store, info-level JSON logs to a file).`,
         `Limit: Node itself — a bare node -e 0 peaks at ${mib(med.node * 1024)} MiB; the tool adds ${mib((med.eve - med.node) * 1024)} MiB. The service's heap grows with garbage between collections (V8 sizes its young generation to the allocation rate), not with the number of requests served: compare "under load" with "after".`,
       ],
-      data: { idle, load: { peakRssKiB: load.peakRssKiB, hwmKiB: load.hwmKiB, signs, clients, ms: loadMs }, after, toolPeaksKiB: peaks, medians: med },
+      data: { idle, idleAnonKiB, load: { peakRssKiB: load.peakRssKiB, hwmKiB: load.hwmKiB, signs, clients, ms: loadMs }, after, toolPeaksKiB: peaks, medians: med },
     };
   },
 };
