@@ -50,7 +50,7 @@ export interface TpmOptions {
   maxRetries?: number;
   /** First back-off delay in ms; doubles each time, capped at 1 s (default 20). */
   retryDelayMs?: number;
-  /** Observer for every command/response exchanged (for tracing). */
+  /** Observer for every command/response exchanged (for tracing): it may keep the frames, never write into them. */
   onExchange?: (e: { command: string; request: Uint8Array; response?: Uint8Array; error?: unknown; ms: number }) => void;
 }
 
@@ -87,7 +87,25 @@ export class Tpm implements TpmRunner {
     opts: RunOptions = {},
   ): Promise<{ output: CommandOutput<C>; auths: AuthResponse[] }> {
     const prepared = prepareCommand(cmd, input, opts);
-    const request = prepared.request;
+    const response = await this.exchange(cmd.name, prepared.request, opts);
+    // A fresh response is ours (onExchange only looks): byte fields may be views into it.
+    const owned = this.transport.freshResponses === true;
+    try {
+      return prepared.decode(response, owned);
+    } catch (e) {
+      if (e instanceof TpmError) annotate(e, cmd);
+      throw e;
+    }
+  }
+
+  /**
+   * Sends a command frame the caller marshalled (e.g. one frame refilled for a long run of the
+   * same command) as `run` sends its own: again while the TPM answers RETRY / YIELDED /
+   * TESTING, each exchange reported to `onExchange` under `command` (the descriptor's name).
+   * The response is returned undecoded: checking it is the caller's job. Observers are handed
+   * `request` itself: a caller that refills its frame afterwards changes what they were shown.
+   */
+  async exchange(command: string, request: Uint8Array, opts: SendOptions = {}): Promise<Uint8Array> {
     const sendOpts: SendOptions = { signal: opts.signal, timeoutMs: opts.timeoutMs };
     let delay = this.retryDelayMs;
     for (let attempt = 0; ; attempt++) {
@@ -96,23 +114,16 @@ export class Tpm implements TpmRunner {
       try {
         response = await this.transport.send(request, sendOpts);
       } catch (error) {
-        this.options.onExchange?.({ command: cmd.name, request, error, ms: performance.now() - t0 });
+        this.options.onExchange?.({ command, request, error, ms: performance.now() - t0 });
         throw error;
       }
-      this.options.onExchange?.({ command: cmd.name, request, response, ms: performance.now() - t0 });
+      this.options.onExchange?.({ command, request, response, ms: performance.now() - t0 });
       const rc = responseCode(response);
-      if (rc !== undefined && isRetryable(rc) && attempt < this.maxRetries) {
-        opts.signal?.throwIfAborted();
-        await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : undefined);
-        delay = Math.min(delay * 2, 1000);
-        continue;
-      }
-      try {
-        return prepared.decode(response);
-      } catch (e) {
-        if (e instanceof TpmError) annotate(e, cmd);
-        throw e;
-      }
+      // Success first: decoding a response code costs more than a fast TPM's answer.
+      if (rc === undefined || rc === 0 || !isRetryable(rc) || attempt >= this.maxRetries) return response;
+      opts.signal?.throwIfAborted();
+      await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : undefined);
+      delay = Math.min(delay * 2, 1000);
     }
   }
 }

@@ -9,6 +9,7 @@ import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ChardevTransport,
+  DeviceTransport,
   QueuedTransport,
   ResponseFramer,
   StreamTransport,
@@ -392,6 +393,19 @@ describe('ResponseFramer', () => {
     const out = f.push(Buffer.concat([a.subarray(8), b, a.subarray(0, 4)]));
     expect(out.map(tagOf)).toEqual([1, 2]);
     expect(f.buffered).toBe(4);
+  });
+
+  it('gives every frame memory of its own: the transports promise fresh responses (Transport.freshResponses)', async () => {
+    const f = new ResponseFramer();
+    const chunk = Buffer.concat([answerTo(cmd(1)), answerTo(cmd(2)), answerTo(cmd(3)).subarray(0, 5)]);
+    const frames = [...f.push(chunk), ...f.push(answerTo(cmd(3)).subarray(5)), ...f.push(answerTo(cmd(4)))];
+    expect(frames.map(tagOf)).toEqual([1, 2, 3, 4]);
+    const buffers = new Set<ArrayBufferLike>([chunk.buffer, ...frames.map((r) => r.buffer)]);
+    expect(buffers.size).toBe(5);
+    for (const r of frames) expect([r.byteOffset, r.buffer.byteLength]).toEqual([0, r.length]);
+    const transports = [new StreamTransport(new Duplex({ read() {}, write(_c, _e, cb) { cb(); } })), new DeviceTransport({ path: '/nonexistent/tpm' })];
+    for (const t of transports) expect(t.freshResponses).toBe(true);
+    await Promise.all(transports.map((t) => t.close()));
   });
 
   it('refuses an impossible size field at once, whole chunk or not', () => {

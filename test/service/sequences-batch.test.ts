@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TPM_ALG, Tpm } from '../../src/tpm/index.js';
+import { TPM_ALG, Tpm, type TpmRunner } from '../../src/tpm/index.js';
 import { TpmQueue, type JobEvent } from '../../src/service/tpm/queue.js';
 import { SequenceManager } from '../../src/service/tpm/sequences.js';
 import { loadedHandles } from '../helpers/hygiene.js';
@@ -105,6 +105,24 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('batched SequenceUpdates', () =
       expect(since(c0, 'SequenceUpdate')).toBe(Math.floor((length - 1) / 1024));
     }
     await queue.idle();
+    expect(await loadedHandles(tpm)).toEqual({ transient: [], sessions: [] });
+  });
+
+  it('over a runner that is not the executor, sends the updates through it: same commands, same digests', async () => {
+    // The queue's own executor gets refilled frames (update-frame.ts); any other runner the
+    // generic command path. Both must hash alike.
+    const wrapper: TpmRunner = { run: (c, i, o) => tpm.run(c, i, o), runWithAuths: (c, i, o) => tpm.runWithAuths(c, i, o), connection: tpm.connection };
+    const seqs = new SequenceManager(new TpmQueue(wrapper, { capacity: 64, perTenant: 16 }), { hashSlots: 1, maxSequences: 4, sequencesPerTenant: 2 });
+    for (const { length, sizes } of [
+      { length: 5000, sizes: [1023, 1025, 7] },
+      { length: 9 * 1024, sizes: [4096] },
+    ]) {
+      const message = randomBytes(length);
+      const c0 = commands.length;
+      const r = await seqs.hash('a', piecesOf(message, sizes), TPM_ALG.SHA256, never);
+      expect(Buffer.from(r.digest)).toEqual(createHash('sha256').update(message).digest());
+      expect(since(c0, 'SequenceUpdate')).toBe(Math.floor((length - 1) / 1024));
+    }
     expect(await loadedHandles(tpm)).toEqual({ transient: [], sessions: [] });
   });
 });

@@ -2,7 +2,8 @@
  * The compiled whole-frame code (src/tpm/wire/generate-frame.ts, src/tpm/command/compiled.ts)
  * beyond agreement with the interpreted frames (compiled-frames.test.ts checks that on every
  * vector and random frames of every command): that it is what runs, that decoded values own
- * their bytes, that the writer it reuses cannot leak between calls, and its fallbacks.
+ * their bytes unless the caller owns the frame (then views), that slab slices are handed out
+ * once, that the writer it reuses cannot leak between calls, and its fallbacks.
  */
 import { describe, expect, it } from 'vitest';
 import { loadVectors } from '../helpers/vectors.js';
@@ -23,6 +24,8 @@ import { tpm2b, u16, u8, u32 } from '../../src/tpm/wire/codec.js';
 import { TIER_UP, generatedFrameSource } from '../../src/tpm/wire/compile.js';
 import { TpmEncodeError } from '../../src/tpm/wire/errors.js';
 import { interpretedCommand, outcome } from './compiled-helpers.js';
+import { Tpm } from '../../src/tpm/tpm.js';
+import type { Transport } from '../../src/tpm/transport/types.js';
 
 type AnyCmd = CommandDescriptor<any, any, any, any>;
 const AUTH = { nonce: TPM2B_NONCE, auth: TPM2B_AUTH, u8, u32 };
@@ -65,11 +68,12 @@ describe('compiled frame code', () => {
     const before = unmarshalResponse(Sign, frame, 1);
     const copy = structuredClone(before);
     const fields = byteFields(before);
-    expect(fields.some((f) => f.length > 64)).toBe(true); // the signature: the copy path for large fields
+    expect(fields.some((f) => f.length > 64)).toBe(true); // the signature: the slab path for large fields
     for (const f of fields) {
       expect(f.constructor).toBe(Uint8Array);
-      expect(f.byteOffset).toBe(0);
-      expect(f.buffer.byteLength).toBe(f.length);
+      expect(f.buffer).not.toBe(frame.buffer);
+      // Up to 64 bytes an array of its own; above, a slice of slab memory (src/tpm/wire/slab.ts).
+      if (f.length <= 64) expect([f.byteOffset, f.buffer.byteLength]).toStrictEqual([0, f.length]);
     }
     frame.fill(0xee);
     expect(before).toStrictEqual(copy);
@@ -86,6 +90,48 @@ describe('compiled frame code', () => {
     expect(unmarshalResponse(Sign, big.subarray(3, 3 + raw.length), 1)).toStrictEqual(copy);
   });
 
+  it('decodes an owned response’s byte fields as views into it, the same values as copies', () => {
+    const frame = unhex(signVector.response);
+    for (let i = 0; i < TIER_UP; i++) unmarshalResponse(Sign, frame, 1);
+    const copied = unmarshalResponse(Sign, frame, 1);
+    const owned = unmarshalResponse(Sign, frame, 1, { owned: true });
+    expect(owned).toStrictEqual(copied);
+    const fields = byteFields(owned).filter((f) => f.length > 0);
+    expect(fields.length).toBeGreaterThan(0);
+    for (const f of fields) {
+      expect(f.constructor).toBe(Uint8Array);
+      expect(f.buffer).toBe(frame.buffer);
+    }
+    // Which is why only a caller that owns the frame may ask: a write shows through.
+    frame.fill(0xee);
+    expect(owned).not.toStrictEqual(copied);
+  });
+
+  it('is how the executor decodes responses of a Transport promising fresh ones, and only those', async () => {
+    const randomBytes = Uint8Array.from({ length: 48 }, (_, i) => i);
+    const make = (fresh: boolean) => {
+      const sent: Uint8Array[] = [];
+      const transport: Transport = {
+        description: 'test',
+        ...(fresh ? { freshResponses: true } : {}),
+        send: async () => {
+          const r = Uint8Array.from(marshalResponse(GetRandom, { randomBytes }));
+          sent.push(r);
+          return r;
+        },
+        close: async () => {},
+      };
+      return { tpm: new Tpm(transport), sent };
+    };
+    for (const fresh of [true, false]) {
+      const { tpm, sent } = make(fresh);
+      for (let i = 0; i < TIER_UP + 1; i++) expect(await tpm.run(GetRandom, { bytesRequested: 48 })).toStrictEqual({ randomBytes });
+      const out = await tpm.run(GetRandom, { bytesRequested: 48 });
+      const response = sent[sent.length - 1]!;
+      expect(out.randomBytes.buffer === response.buffer, `fresh ${fresh}`).toBe(fresh);
+    }
+  });
+
   it('decodes empty byte fields as distinct empty arrays, also after one’s buffer was transferred away', () => {
     const frame = marshalResponse(GetRandom, { randomBytes: new Uint8Array(0) });
     for (let i = 0; i < TIER_UP; i++) unmarshalResponse(GetRandom, frame);
@@ -98,7 +144,33 @@ describe('compiled frame code', () => {
     expect(b.length).toBe(0);
   });
 
-  it('gives each frame its own exact-size buffer, also when a getter marshals another frame meanwhile', () => {
+  it('hands out slab slices once: frames and fields never share bytes, and a transfer detaches none', () => {
+    const sign = unhex(signVector.response);
+    for (let i = 0; i < TIER_UP; i++) unmarshalResponse(Sign, sign, 1);
+    const outputs = Array.from({ length: 200 }, () => unmarshalResponse(Sign, sign, 1));
+    const frames = outputs.map((d) => marshalResponse(Sign, d.output, d.auths));
+    const expected = structuredClone({ outputs, frames });
+    const large = [...frames, ...outputs.flatMap((d) => byteFields(d).filter((f) => f.length > 64))];
+    expect(large.length).toBe(400);
+    // No two slices overlap (sorted by buffer, then offset).
+    const ids = new Map<ArrayBufferLike, number>();
+    const spans = large.map((f) => [ids.get(f.buffer) ?? ids.set(f.buffer, ids.size).get(f.buffer)!, f.byteOffset, f.byteOffset + f.length] as const);
+    spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (let i = 1; i < spans.length; i++) if (spans[i]![0] === spans[i - 1]![0]) expect(spans[i]![1]).toBeGreaterThanOrEqual(spans[i - 1]![2]);
+    expect(ids.size).toBeGreaterThan(1); // more than one slab was used
+    // Writing into one, or transferring its buffer away, leaves every other as it was (slabs are
+    // marked untransferable where Node has process.getBuiltinModule: slab.ts).
+    frames[0]!.fill(0);
+    if (typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function') {
+      const moved = structuredClone(frames[1]!, { transfer: [frames[1]!.buffer as ArrayBuffer] });
+      expect(moved).toStrictEqual(expected.frames[1]);
+      expect(frames[1]!.length).toBe(expected.frames[1]!.length);
+    }
+    expect(frames.slice(1)).toStrictEqual(expected.frames.slice(1));
+    expect(outputs).toStrictEqual(expected.outputs);
+  });
+
+  it('gives each frame bytes of its own, also when a getter marshals another frame meanwhile', () => {
     const inner = () => marshalCommand(GetRandom, { bytesRequested: 16 });
     const expected = marshalCommand(interpretedCommand(GetRandom as AnyCmd), { bytesRequested: 16 });
     for (let i = 0; i < TIER_UP; i++) inner();
@@ -112,6 +184,7 @@ describe('compiled frame code', () => {
     const outer = marshalCommand(GetRandom, input as never);
     expect(nested).toStrictEqual(expected);
     expect(outer).toStrictEqual(marshalCommand(interpretedCommand(GetRandom as AnyCmd), { bytesRequested: 32 }));
+    // Small frames: an array of their own (larger ones are slab slices, tested above).
     expect(outer.buffer.byteLength).toBe(outer.length);
     expect(outer.buffer).not.toBe(nested!.buffer);
   });

@@ -54,6 +54,9 @@ export function loadVectors(root: string): Vector[] {
 const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
+/** unmarshalResponse's option for a frame the caller owns (the executor's case). */
+const OWNED = { owned: true };
+
 /** Keeps results alive so the JIT cannot drop the work. */
 let sink: unknown;
 
@@ -97,8 +100,10 @@ function buildCases(root: string): { cases: Case[]; tssVersion: string } {
     return {
       id,
       frame,
-      ours: { encode: () => marshalResponse(cmd, d.output, d.auths), decode: () => unmarshalResponse(cmd, frame, nSessions) },
-      interp: { encode: () => marshalResponse(ic, d.output, d.auths), decode: () => unmarshalResponse(ic, frame, nSessions) },
+      // Decoded as the executor decodes a response (Transport.freshResponses): the frame is the
+      // caller's, byte fields are views into it — as TSS.JS's are (Buffer slices).
+      ours: { encode: () => marshalResponse(cmd, d.output, d.auths), decode: () => unmarshalResponse(cmd, frame, nSessions, OWNED) },
+      interp: { encode: () => marshalResponse(ic, d.output, d.auths), decode: () => unmarshalResponse(ic, frame, nSessions, OWNED) },
       tss: { encode: () => h.encodeResponse(t.resp, t.auths), decode: () => h.decodeResponse(frame, Resp, nSessions > 0, nSessions) },
     };
   };
@@ -225,6 +230,7 @@ export const marshalGroup: Group = {
       ],
       notes: [
         `TSS.JS ${tssVersion}; ratios > 1 mean ours is faster. Medians of ${reps} interleaved batches of ~${sampleMs} ms; rates are per CPU-second of this process (immune to other processes on a shared machine), each batch after a short idle gap so that V8's background work from the previous one is not charged to it.`,
+        'Responses are decoded as the executor decodes them (its Transport promises fresh frames: byte fields are views into the frame, as TSS.JS\'s Buffer slices are); unmarshalResponse without { owned: true } copies them instead. Frames and copies of more than 64 bytes come from a shared slab (src/tpm/wire/slab.ts).',
         'Ours validates more than TSS.JS (strict sizes, union selectors, bounds, trailing bytes, typed errors with field paths); TSS.JS trusts the frame.',
         slower.length === 0
           ? 'Ours is at least as fast as TSS.JS on every frame.'

@@ -8,7 +8,7 @@ import { hex32 } from '../constants.js';
 import { TpmError } from '../rc.js';
 import { TPM2B_AUTH, TPM2B_NONCE } from '../structures.js';
 import { u8, u32 } from '../wire/codec.js';
-import { TIER_UP, compileFrames, type CompiledFrames } from '../wire/compile.js';
+import { TIER_UP, compileFrames, compileOwnedResponse, type CompiledFrames, type FrameRuntime } from '../wire/compile.js';
 import type { AuthFields } from '../wire/generate-frame.js';
 import { Writer } from '../wire/writer.js';
 import { handleOf, type CommandDescriptor, type HandleArg } from './descriptor.js';
@@ -21,6 +21,8 @@ interface State {
   /** Names of the handles that need authorization, in order. */
   readonly authNames: readonly string[];
   frames: CompiledFrames | undefined;
+  /** The response decoder into views (compileOwnedResponse); null if it cannot be compiled. */
+  owned: CompiledFrames['decodeResponse'] | null;
 }
 
 const STATE = new WeakMap<CommandDescriptor, State>();
@@ -29,7 +31,7 @@ const STATE = new WeakMap<CommandDescriptor, State>();
 export function stateOf(cmd: CommandDescriptor): State {
   let s = STATE.get(cmd);
   if (s === undefined) {
-    s = { uses: 0, authNames: cmd.handles.filter((h) => h.auth === 'auth').map((h) => h.name), frames: undefined };
+    s = { uses: 0, authNames: cmd.handles.filter((h) => h.auth === 'auth').map((h) => h.name), frames: undefined, owned: undefined };
     STATE.set(cmd, s);
   }
   return s;
@@ -41,18 +43,30 @@ const NOTHING: CompiledFrames = {};
 export function framesOf(cmd: CommandDescriptor, s: State = stateOf(cmd)): CompiledFrames {
   if (s.frames !== undefined) return s.frames;
   if (++s.uses < TIER_UP) return NOTHING;
-  s.frames = compileFrames(cmd, AUTH_FIELDS, {
-    handleOf: (h) => handleOf(h as HandleArg),
-    hex32,
-    tpmError: (rc) => new TpmError(rc, { name: cmd.name, code: cmd.code }),
-  });
+  s.frames = compileFrames(cmd, AUTH_FIELDS, runtimeOf(cmd));
   return s.frames;
+}
+
+const runtimeOf = (cmd: CommandDescriptor): FrameRuntime => ({
+  handleOf: (h) => handleOf(h as HandleArg),
+  hex32,
+  tpmError: (rc) => new TpmError(rc, { name: cmd.name, code: cmd.code }),
+});
+
+/**
+ * The response decoder whose byte fields are views into the frame, for a caller that owns the
+ * frame; made on first such use once the frames are compiled (`compiled`: framesOf's answer).
+ */
+export function ownedDecoderOf(cmd: CommandDescriptor, s: State, compiled: CompiledFrames): CompiledFrames['decodeResponse'] {
+  if (compiled.decodeResponse === undefined) return undefined;
+  if (s.owned === undefined) s.owned = compileOwnedResponse(cmd, AUTH_FIELDS, runtimeOf(cmd)) ?? null;
+  return s.owned ?? compiled.decodeResponse;
 }
 
 /**
  * One writer lent to the compiled encoders in turn: taken out while in use (a nested call, from
  * a getter in the input, makes its own), not given back after a failure. Its bytes never leave
- * it: finish() copies out what was written.
+ * it: finishShared() copies out what was written.
  */
 let spare: Writer | undefined;
 /** A writer grown past this (a very large frame) is dropped rather than kept. */
@@ -65,9 +79,9 @@ export function borrowWriter(): Writer {
   return w;
 }
 
-/** The frame written, in a Uint8Array of its own of the exact size; the writer goes back. */
+/** The frame written, a copy (in slab memory if large: ../wire/slab.ts); the writer goes back. */
 export function returnWriter(w: Writer): Uint8Array {
-  const out = w.finish();
+  const out = w.finishShared();
   if (w.capacity <= KEEP_MAX) spare = w;
   return out;
 }

@@ -10,7 +10,7 @@ import type { SessionUse } from '../session/session.js';
 import { handleOf, nameOf, type CommandDescriptor, type HandleArg, type CommandInput, type CommandOutput } from './descriptor.js';
 import { cpHash, passwordAuth, sessionHmac, type AuthResponse, type Authorization } from './auth.js';
 import { readResponse, writeCommand } from './layout.js';
-import { borrowWriter, framesOf, returnWriter, stateOf } from './compiled.js';
+import { borrowWriter, framesOf, ownedDecoderOf, returnWriter, stateOf } from './compiled.js';
 
 /** The default authorization (empty password), shared: marshalCommand only reads it. */
 const EMPTY_PASSWORD: Authorization = passwordAuth();
@@ -86,11 +86,15 @@ export function responseCode(response: Uint8Array): number | undefined {
  * Decodes a response frame strictly: header size equal to the frame's length, tag matching
  * whether sessions were sent, parameters consumed exactly (parameterSize), one auth response
  * per session sent, nothing trailing. A non-zero response code throws TpmError.
+ *
+ * Byte fields are copies of the frame's bytes, unless `owned`: the caller owns `response` and
+ * nobody writes to it afterwards; then they may be views into it (cheaper; they keep it alive).
  */
-export function unmarshalResponse<C extends CommandDescriptor>(cmd: C, response: Uint8Array, sessionCount?: number): DecodedResponse<C> {
+export function unmarshalResponse<C extends CommandDescriptor>(cmd: C, response: Uint8Array, sessionCount?: number, opts?: { owned?: boolean }): DecodedResponse<C> {
   const st = stateOf(cmd);
   const nSessions = sessionCount ?? st.authNames.length;
-  const decode = framesOf(cmd, st).decodeResponse;
+  const compiled = framesOf(cmd, st);
+  const decode = opts?.owned === true ? ownedDecoderOf(cmd, st, compiled) : compiled.decodeResponse;
   if (decode !== undefined) return decode(response, nSessions) as DecodedResponse<C>;
   return readResponse(cmd, response, nSessions);
 }
@@ -118,7 +122,8 @@ export interface CallOptions {
  */
 export interface PreparedCommand<C extends CommandDescriptor> {
   readonly request: Uint8Array;
-  decode(response: Uint8Array): DecodedResponse<C>;
+  /** `owned`: as unmarshalResponse's (the executor's, when its Transport promises fresh responses). */
+  decode(response: Uint8Array, owned?: boolean): DecodedResponse<C>;
 }
 
 function isPlain(auth: CallOptions['auth']): auth is Partial<Record<string, Authorization>> | undefined {
@@ -127,12 +132,14 @@ function isPlain(auth: CallOptions['auth']): auth is Partial<Record<string, Auth
   return true;
 }
 
+const OWNED = { owned: true };
+
 /** Marshals a command for sending and returns how to decode its response. */
 export function prepareCommand<C extends CommandDescriptor>(cmd: C, input: CommandInput<C>, opts: CallOptions = {}): PreparedCommand<C> {
   // The hot path (passwords, plain policy authorizations): no session state to keep.
   if ((opts.sessions === undefined || opts.sessions.length === 0) && isPlain(opts.auth)) {
     const request = marshalCommand(cmd, input, opts.auth);
-    return { request, decode: (response) => unmarshalResponse(cmd, response) };
+    return { request, decode: (response, owned) => unmarshalResponse(cmd, response, undefined, owned === true ? OWNED : undefined) };
   }
   return prepareSessionCommand(cmd, input, opts.auth ?? {}, opts.sessions ?? []);
 }

@@ -58,6 +58,8 @@ function errnoOf(e: unknown): string | undefined {
 export class DeviceTransport extends QueuedTransport {
   readonly path: string;
   readonly description: string;
+  /** Each response is a new array from the framer (framing.ts), kept by nobody here. */
+  readonly freshResponses = true;
   private readonly maxPollMs: number;
   private dev: OpenDevice | undefined;
 

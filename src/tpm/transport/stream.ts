@@ -138,6 +138,8 @@ class Connection {
 
 export class StreamTransport extends QueuedTransport {
   readonly description: string;
+  /** Each response is a new array from the framer (framing.ts), kept by nobody here. */
+  readonly freshResponses = true;
   private conn: Connection | undefined;
   private readonly connector: Connector | undefined;
   /** The signal of the running (or last) exchange and its slot. */

@@ -23,6 +23,12 @@ export interface Transport {
   close(): Promise<void>;
   /** Human-readable target, e.g. `device:/dev/tpmrm0`, `swtpm:unix:/tmp/x/swtpm.sock`. */
   readonly description: string;
+  /**
+   * A promise that every response `send` resolves with is a new Uint8Array of its own: not a view
+   * of memory the transport (or anyone else) keeps, writes to or hands out again. The executor
+   * (Tpm) then decodes byte fields as views into it instead of copies. Leave it unset otherwise.
+   */
+  readonly freshResponses?: boolean;
 }
 
 export type TpmTransportErrorCode =

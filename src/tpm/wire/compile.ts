@@ -15,7 +15,10 @@
  *
  * compileFrames does the same for a command's whole frames (header, handles, authorization
  * area, parameters: generate-frame.ts), used by ../command from a descriptor's TIER_UP-th use.
- * Decoded byte fields are copies, never views of the frame: the caller keeps its frame.
+ * Decoded byte fields are copies, never views of the frame (the caller keeps its frame; copies of
+ * more than 64 bytes lie in slab memory, slab.ts) — except from the response decoder of
+ * compileOwnedResponse, for a frame its caller owns (../command: the executor, when the Transport
+ * promises fresh responses): then they are views into that frame.
  */
 import { TpmDecodeError, TpmEncodeError } from './errors.js';
 import { Reader } from './reader.js';
@@ -190,6 +193,23 @@ export function compileFrames(cmd: FrameShape, auth: AuthFields, rt: FrameRuntim
     return new Function('K', 'D', 'r', `return function decodeResponse(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
   });
   return out;
+}
+
+/**
+ * The response decoder of compileFrames whose byte fields are views into the frame: only for a
+ * frame nobody writes to afterwards. Undefined when not compiled (as compileFrames).
+ */
+export function compileOwnedResponse(cmd: FrameShape, auth: AuthFields, rt: FrameRuntime): CompiledFrames['decodeResponse'] {
+  try {
+    const g = new FrameDecodeGen(referenceOf, auth, true);
+    const body = g.responseBody(cmd);
+    if (body === undefined) return undefined;
+    g.consts[0] = rt.tpmError;
+    return new Function('K', 'D', 'r', `return function decodeOwnedResponse(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
+  } catch (e) {
+    if (e instanceof EvalError) return undefined;
+    throw e;
+  }
 }
 
 /** The generated source of a command's frame function (for tests and the curious). */

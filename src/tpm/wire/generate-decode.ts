@@ -3,6 +3,7 @@
  * every read, the interpreted codecs' errors (message, path, offset) thrown where they would be.
  */
 import type { AnyCodec } from './types.js';
+import { slabBytes } from './slab.js';
 import { CodeGen, GETTER, INT_NAME, INT_SIZE, lit, objectLiteral, plural, num, selectorExpr, ctxObject, segsExpr, type Ctx, type Seg } from './generate.js';
 
 /**
@@ -30,10 +31,20 @@ function emptyBytes(): Uint8Array {
 
 export class DecodeGen extends CodeGen {
   protected fallbacks = 0;
+  /**
+   * Byte fields as views into the frame instead of copies: only for a frame its caller owns
+   * (nobody writes to it afterwards: see unmarshalResponse's `owned`).
+   */
+  protected views = false;
   private empty: string | undefined;
 
   private emptyRef(): string {
     return (this.empty ??= this.k(emptyBytes));
+  }
+
+  private slab: string | undefined;
+  private slabRef(): string {
+    return (this.slab ??= this.k(slabBytes));
   }
 
   decoderBody(c: AnyCodec): string {
@@ -77,9 +88,14 @@ export class DecodeGen extends CodeGen {
   private readBytes(n: string, segs: readonly Seg[]): string {
     this.need(segs, n, `${n} + "-byte array"`);
     const v = this.v();
+    if (this.views) {
+      this.emit(`const ${v} = ${n} === 0 ? ${this.emptyRef()}() : new Uint8Array(b.buffer, b.byteOffset + o, ${n});`);
+      this.emit(`o += ${n};`);
+      return v;
+    }
     // Up to 64 bytes (V8 keeps such arrays on its heap) a loop beats making a view to copy from;
-    // above, slice (a copy: `b` is a plain Uint8Array, see PLAIN).
-    this.emit(`let ${v};\nif (${n} === 0) ${v} = ${this.emptyRef()}(); else if (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else ${v} = b.slice(o, o + ${n});`);
+    // above, a copy into slab memory (slab.ts: a fresh ArrayBuffer each costs more than the rest).
+    this.emit(`let ${v};\nif (${n} === 0) ${v} = ${this.emptyRef()}(); else if (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else { ${v} = ${this.slabRef()}(${n}); ${v}.set(b.subarray(o, o + ${n})); }`);
     this.emit(`o += ${n};`);
     return v;
   }

@@ -5,11 +5,18 @@
 import type { AnyCodec } from './types.js';
 import { CodeGen, INT_NAME, INT_SIZE, MAX, SETTER, lit, num, selectorExpr, ctxObject, segsExpr, type Ctx, type Seg } from './generate.js';
 
+/**
+ * The writer's position, bytes and view as locals (property loads and stores on every field cost
+ * more than the writes): put back into `w` before anything else uses it (ensure, a hand-written
+ * codec, the end).
+ */
+export const LOCALS = 'let p = w.length, wb = w.buf, wv = w.view;';
+
 export class EncodeGen extends CodeGen {
   encoderBody(c: AnyCodec): string {
     this.out = [];
     this.enc(c, 'v', [], { param: true });
-    return `return function encode(w, v, ctx) {\n${this.out.join('\n')}\n};`;
+    return `return function encode(w, v, ctx) {\n${LOCALS}\n${this.out.join('\n')}\nw.length = p;\n};`;
   }
 
   /** Throws a TpmEncodeError at `segs` (relative to the writer's path at entry). */
@@ -17,9 +24,9 @@ export class EncodeGen extends CodeGen {
     return `throw E(w, ${this.path(segs)}, ${reason});`;
   }
 
-  /** Room for `n` more bytes (Writer.ensure). */
-  private room(n: number | string): void {
-    this.emit(`if (w.length + ${n} > w.buf.length) w.ensure(${n});`);
+  /** Room for `n` more bytes (Writer.ensure, which may replace the buffer and view). */
+  protected room(n: number | string): void {
+    this.emit(`if (p + ${n} > wb.length) { w.length = p; w.ensure(${n}); wb = w.buf; wv = w.view; }`);
   }
 
   /** An integer after the checks of Writer.u8/u16/u32/i32/u64, with their messages. */
@@ -40,13 +47,16 @@ export class EncodeGen extends CodeGen {
       }
     }
     this.room(INT_SIZE[kind]);
-    this.emit(`w.view.${SETTER[kind]}(w.length, ${x}); w.length += ${INT_SIZE[kind]};`);
+    this.emit(kind === 'u8' ? `wb[p++] = ${x};` : `wv.${SETTER[kind]}(p, ${x}); p += ${INT_SIZE[kind]};`);
   }
 
   /** Bytes already known to be a Uint8Array (Writer.bytes). */
   private writeBytes(x: string): void {
+    // Empty fields are common (auth values, policies, outside info): no call for them.
+    this.emit(`if (${x}.length !== 0) {`);
     this.room(`${x}.length`);
-    this.emit(`w.buf.set(${x}, w.length); w.length += ${x}.length;`);
+    this.emit(`wb.set(${x}, p); p += ${x}.length;`);
+    this.emit('}');
   }
 
   protected enc(c: AnyCodec, x: string, segs: readonly Seg[], ctx: Ctx): void {
@@ -56,7 +66,7 @@ export class EncodeGen extends CodeGen {
     if (ref.boolean) {
       this.emit(`if (typeof ${x} !== "boolean") ${this.efail(segs, `"TPMI_YES_NO must be a boolean, got " + describe(${x})`)}`);
       this.room(1);
-      this.emit(`w.buf[w.length++] = ${x} ? 1 : 0;`);
+      this.emit(`wb[p++] = ${x} ? 1 : 0;`);
       return;
     }
     switch (m.kind) {
@@ -94,13 +104,13 @@ export class EncodeGen extends CodeGen {
       case 'sized': {
         const s = [...segs, { name: m.name }];
         const at = this.v('at');
-        this.emit(`const ${at} = w.length;`);
+        this.emit(`const ${at} = p;`);
         this.writeInt('u16', '0', s, true);
         this.enc(m.inner, x, s, null);
         const n = this.v('n');
-        this.emit(`const ${n} = w.length - ${at} - 2;`);
+        this.emit(`const ${n} = p - ${at} - 2;`);
         this.emit(`if (${n} > 0xffff) ${this.efail(s, `"structure of " + ${n} + " bytes does not fit a UINT16 size"`)}`);
-        this.emit(`w.view.setUint16(${at}, ${n});`);
+        this.emit(`wv.setUint16(${at}, ${n});`);
         return;
       }
       case 'list': {
@@ -156,7 +166,9 @@ export class EncodeGen extends CodeGen {
     const d = this.v('d');
     this.emit(`const ${d} = w.path.length;`);
     this.emit(`w.path.push(...${segsExpr(segs)});`);
+    this.emit(`w.length = p;`);
     this.emit(`${codec}.encode(w, ${x}, ${ctxObject(ctx)});`);
     this.emit(`w.path.length = ${d};`);
+    this.emit(`p = w.length; wb = w.buf; wv = w.view;`);
   }
 }

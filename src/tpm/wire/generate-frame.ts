@@ -11,7 +11,7 @@
  */
 import type { AnyCodec } from './types.js';
 import { DecodeGen, PLAIN } from './generate-decode.js';
-import { EncodeGen } from './generate-encode.js';
+import { EncodeGen, LOCALS } from './generate-encode.js';
 import { lit, num, objectLiteral, type ReferenceOf, type Seg } from './generate.js';
 
 /** What the frame code needs of a command descriptor (../command/descriptor.ts). */
@@ -44,8 +44,11 @@ export class FrameDecodeGen extends DecodeGen {
   constructor(
     refOf: ReferenceOf,
     private readonly authFields: AuthFields,
+    /** Byte fields as views into the frame (DecodeGen.views). */
+    views = false,
   ) {
     super(refOf);
+    this.views = views;
   }
 
   /** Decodes the parameter struct's fields into variables (its own segment first, as struct does). */
@@ -185,8 +188,9 @@ export class FrameEncodeGen extends EncodeGen {
 
   /** The header's fixed part: tag, a size patched at the end, and `code`. */
   private header(tag: string, code: string): void {
-    this.emit(`if (w.length + 10 > w.buf.length) w.ensure(10);`);
-    this.emit(`w.view.setUint16(0, ${tag}); w.view.setUint32(2, 0); w.view.setUint32(6, ${code}); w.length = 10;`);
+    this.emit(LOCALS);
+    this.room(10);
+    this.emit(`wv.setUint16(0, ${tag}); wv.setUint32(2, 0); wv.setUint32(6, ${code}); p = 10;`);
   }
 
   private authEntry(fields: [string, AnyCodec][], a: string, segs: Seg[]): void {
@@ -213,7 +217,7 @@ export class FrameEncodeGen extends EncodeGen {
       this.writeInt('u32', hv, [{ name: cmd.name }, { name: h.name }]);
     }
     this.emit('if (count > 0) {');
-    this.emit('const at = w.length;');
+    this.emit('const at = p;');
     this.writeInt('u32', '0', [], true);
     this.emit('for (let ai = 0; ai < count; ai++) {');
     this.emit('const a = auths[names[ai]] ?? EMPTY;');
@@ -229,10 +233,10 @@ export class FrameEncodeGen extends EncodeGen {
       [{ name: cmd.name }, { expr: '"authorization(" + names[ai] + ")"' }],
     );
     this.emit('}');
-    this.emit('w.view.setUint32(at, w.length - at - 4);');
+    this.emit('wv.setUint32(at, p - at - 4);');
     this.emit('}');
     this.enc(cmd.params, 'input', [], { param: true });
-    this.emit('w.view.setUint32(2, w.length);');
+    this.emit('wv.setUint32(2, p); w.length = p;');
     return this.fallbacks > 0 ? undefined : this.out.join('\n');
   }
 
@@ -250,13 +254,13 @@ export class FrameEncodeGen extends EncodeGen {
       this.emit(`const ${hv} = output[${lit(h)}];`);
       this.writeInt('u32', hv, [{ name: h }]);
     }
-    this.emit('const at = w.length;');
+    this.emit('const at = p;');
     this.emit('if (ws) {');
     this.writeInt('u32', '0', [], true);
     this.emit('}');
     this.enc(cmd.response, 'output', [], { param: true });
     this.emit('if (ws) {');
-    this.emit('w.view.setUint32(at, w.length - at - 4);');
+    this.emit('wv.setUint32(at, p - at - 4);');
     this.emit('for (const a of auths) {');
     const af = this.authFields;
     this.authEntry(
@@ -270,7 +274,7 @@ export class FrameEncodeGen extends EncodeGen {
     );
     this.emit('}');
     this.emit('}');
-    this.emit('w.view.setUint32(2, w.length);');
+    this.emit('wv.setUint32(2, p); w.length = p;');
     return this.fallbacks > 0 ? undefined : this.out.join('\n');
   }
 }

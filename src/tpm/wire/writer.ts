@@ -1,4 +1,5 @@
 import { TpmEncodeError } from './errors.js';
+import { slabBytes } from './slab.js';
 
 /**
  * Growable big-endian writer. Range checks happen here, so no caller can marshal a value
@@ -102,12 +103,24 @@ export class Writer {
   /** Empties the writer for another frame (the compiled frame code reuses one). @internal */
   clear(): void {
     this.length = 0;
-    this.path.length = 0;
+    if (this.path.length !== 0) this.path.length = 0; // the setter costs even when it changes nothing
   }
 
   /** Bytes the writer holds, written or not. @internal */
   get capacity(): number {
     return this.buf.length;
+  }
+
+  /**
+   * The bytes written so far, copied: above 64 bytes into slab memory (slab.ts: `.buffer` is
+   * shared), else into an array of their own (V8 keeps those on its heap, cheaper still). @internal
+   */
+  finishShared(): Uint8Array {
+    const n = this.length;
+    if (n <= 64) return this.pooled ? new Uint8Array(this.buf.subarray(0, n)) : this.buf.slice(0, n);
+    const out = slabBytes(n);
+    out.set(this.buf.subarray(0, n));
+    return out;
   }
 
   /** The bytes written so far (a copy). */
