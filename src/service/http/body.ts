@@ -193,6 +193,18 @@ function nextPiece(req: IncomingMessage, limits: ReadLimits, rate: RateMeter): P
   });
 }
 
+/**
+ * What is left of a body that has wholly arrived (undefined: more is to come, or the request
+ * was aborted or destroyed — the waiting path decides). Taken at once, without listeners or
+ * timers: nothing is waited for, so no stall, pace or 'end' to watch.
+ */
+function completeRest(req: IncomingMessage, signal: AbortSignal): Buffer[] | undefined {
+  if (!req.complete || req.destroyed || signal.aborted) return undefined;
+  const rest: Buffer[] = [];
+  for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) rest.push(c);
+  return rest;
+}
+
 /** The body as it arrives, at most `maxBytes` (0: unlimited). */
 export async function* bodyPieces(req: IncomingMessage, limits: ReadLimits & { maxBytes: number }): AsyncGenerator<Uint8Array> {
   const declared = declaredLength(req);
@@ -227,15 +239,27 @@ export async function readWholeBody(
     if (!released) limits.budget.give(total);
     released = true;
   };
+  const add = (piece: Buffer): void => {
+    if (total + piece.length > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
+    if (!limits.budget.take(piece.length)) throw serviceBusy('too many large requests are being handled at once');
+    total += piece.length;
+    pieces.push(piece);
+  };
   const rate = rateMeter(limits);
+  // A body that came in the same read as the headers is parsed right after the request's
+  // handler (and the ticks it queued) returns: once that read is done it is whole, and is taken
+  // without listeners or timers.
+  if (!req.complete) await new Promise(setImmediate);
   try {
     for (;;) {
+      const rest = completeRest(req, limits.signal);
+      if (rest !== undefined) {
+        rest.forEach(add);
+        break;
+      }
       const piece = await nextPiece(req, limits, rate);
       if (piece === null) break;
-      if (total + piece.length > limits.maxBytes) throw payloadTooLarge(`the body is over the limit of ${limits.maxBytes} bytes`);
-      if (!limits.budget.take(piece.length)) throw serviceBusy('too many large requests are being handled at once');
-      total += piece.length;
-      pieces.push(piece);
+      add(piece);
     }
   } catch (e) {
     release();
