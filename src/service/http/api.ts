@@ -13,6 +13,7 @@ import { parseQuery } from './query.js';
 import { decodeBase64 } from './strict-json.js';
 import { parseHashAlg, parseKeyType, parsePublicFormat, parseSignFormat, type HashName, type SignFormat } from '../protocol/params.js';
 import { keyShape, type KeyEntry } from '../keys/registry.js';
+import type { SignResult } from '../keys/keys.js';
 import { parseGeneralShape } from '../keys/general-shape.js';
 import { attestHandlers } from './attest-api.js';
 import { usageHandlers } from './usage-api.js';
@@ -194,9 +195,12 @@ export class Api {
     } else {
       throw badRequest('signing takes a JSON body { "message": "<base64>" } or an application/octet-stream body');
     }
-    const r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal }).catch((e: unknown) => {
+    let r: SignResult;
+    try {
+      r = await this.d.keys.sign(ctx.tenant, entry, { message, hashAlg, format, signal: ctx.signal });
+    } catch (e) {
       throw this.d.keyHealth ? this.d.keyHealth.explain(entry, e) : e;
-    });
+    }
     reply(ctx.res, 'sign', {
       handle: formatHandle(entry.handle),
       sigAlg: SIG_ALG_NAMES[r.sig.sigAlg] ?? `0x${r.sig.sigAlg.toString(16)}`,

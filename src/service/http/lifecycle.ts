@@ -5,6 +5,7 @@
  * (request-signal.ts) and its error answer (error-answer.ts) are each their own module; this
  * one only puts them in order.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
@@ -17,9 +18,10 @@ import { mediaType } from './body.js';
 import { answerError } from './error-answer.js';
 import type { RequestHandler } from './front.js';
 import { splitTarget } from './query.js';
+import { setRequestId } from './respond.js';
 import { RequestLog } from './request-log.js';
 import { RequestSignal } from './request-signal.js';
-import { route } from './router.js';
+import { route, type Route } from './router.js';
 
 /** What the lifecycle needs of the HTTP front (front.ts). */
 export interface FrontGate {
@@ -44,7 +46,7 @@ export interface LifecycleDeps {
 export function requestHandler(d: LifecycleDeps): RequestHandler {
   return (req, res, peer) => {
     const record = new RequestLog(d.log, peer, d.config.singleTenant);
-    res.setHeader('X-Request-Id', record.requestId);
+    setRequestId(res, record.requestId);
     const stop = new RequestSignal();
     const finishers: Array<() => void> = [];
 
@@ -63,8 +65,7 @@ export function requestHandler(d: LifecycleDeps): RequestHandler {
       record.op = r.op;
       if (d.front().draining) throw serviceBusy('the service is shutting down');
       const def = ROUTES[r.op];
-      const open: OpenContext = { req, res, route: r, query: target.query };
-      if (def.auth === 'none') return (d.handlers[r.op] as (ctx: OpenContext) => void | Promise<void>)(open);
+      if (def.auth === 'none') return (d.handlers[r.op] as (ctx: OpenContext) => void | Promise<void>)({ req, res, route: r, query: target.query });
 
       const op = r.op;
       try {
@@ -77,23 +78,45 @@ export function requestHandler(d: LifecycleDeps): RequestHandler {
       d.front().authenticated(req.socket); // the connection may now use the tenants' reserve
       const streamed = def.body === 'json-or-stream' && mediaType(req) === 'octet-stream';
       stop.startDeadline(streamed ? d.config.streamDeadlineMs : d.config.deadlineMs);
-      const ctx: RequestContext = {
-        ...open,
-        tenant,
-        signal: stop.signal,
-        audit: (decision, reason, h) => record.audit(op, decision, reason, h),
-        onFinish: (f) => finishers.push(f),
-        // Written through at once: a handler that answers synchronously (get-key, get-public)
-        // has its response closed, and its request line written, before an `await` returns.
-        get handle() {
-          return record.handle;
-        },
-        set handle(h: number | undefined) {
-          record.handle = h;
-        },
-      };
+      const ctx = new TenantContext(req, res, r, target.query, tenant, stop.signal, record, op, finishers);
       await (d.handlers[op] as (ctx: RequestContext) => void | Promise<void>)(ctx);
     };
     run().catch((e: unknown) => answerError(req, res, e, record, d.log));
   };
+}
+
+/**
+ * A tenant's request context as one object of a fixed shape (a class, not a literal with a
+ * spread and accessors): it is made for every request.
+ */
+class TenantContext implements RequestContext {
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly route: Route,
+    readonly query: string | undefined,
+    readonly tenant: Tenant,
+    readonly signal: AbortSignal,
+    private readonly record: RequestLog,
+    private readonly op: Op,
+    private readonly finishers: Array<() => void>,
+  ) {}
+
+  audit(decision: 'grant' | 'deny', reason: string, h?: number): void {
+    this.record.audit(this.op, decision, reason, h);
+  }
+
+  onFinish(f: () => void): void {
+    this.finishers.push(f);
+  }
+
+  // Written through at once: a handler that answers synchronously (get-key, get-public)
+  // has its response closed, and its request line written, before an `await` returns.
+  get handle(): number | undefined {
+    return this.record.handle;
+  }
+
+  set handle(h: number | undefined) {
+    this.record.handle = h;
+  }
 }

@@ -5,24 +5,35 @@ import { MEDIA_JSON } from '../protocol/routes.js';
 
 const JSON_TYPE = `${MEDIA_JSON}; charset=utf-8`;
 
-const COMMON = {
-  'Cache-Control': 'no-store',
-  'X-Content-Type-Options': 'nosniff',
-};
+/** The request's id, sent with its answer as X-Request-Id (set by lifecycle.ts before any handler runs). */
+const REQUEST_ID = Symbol('requestId');
+type WithId = ServerResponse & { [REQUEST_ID]?: string };
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function setRequestId(res: ServerResponse, id: string): void {
+  (res as WithId)[REQUEST_ID] = id;
+}
+
+// Every header goes in the one writeHead: with none set before it, node:http writes (and
+// validates) them as given instead of storing each through setHeader — less garbage per answer.
+function answerHeaders(res: ServerResponse, extra: Record<string, string> | undefined): Record<string, string> {
+  const h: Record<string, string> = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+  const id = (res as WithId)[REQUEST_ID];
+  if (id !== undefined) h['X-Request-Id'] = id;
+  if (extra) for (const k in extra) h[k] = extra[k]!;
+  return h;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...COMMON,
-    'Content-Type': JSON_TYPE,
-    'Content-Length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
+  const h = answerHeaders(res, headers);
+  h['Content-Type'] = JSON_TYPE;
+  h['Content-Length'] = String(Buffer.byteLength(text));
+  res.writeHead(status, h);
   res.end(text);
 }
 
 export function sendNoContent(res: ServerResponse): void {
-  res.writeHead(204, COMMON);
+  res.writeHead(204, answerHeaders(res, undefined));
   res.end();
 }
 

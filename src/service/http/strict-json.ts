@@ -48,7 +48,9 @@ export function duplicateKey(text: string): string | undefined {
       if (j >= text.length) return undefined; // not JSON: JSON.parse says so
       const top = stack[stack.length - 1];
       if (top?.keys && top.expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string; // decodes escapes: "\u0061" is "a"
+        // Escapes decoded ("\u0061" is "a"); a key without any is its own text.
+        const raw = text.slice(i + 1, j);
+        const key = raw.includes('\\') ? (JSON.parse(text.slice(i, j + 1)) as string) : raw;
         if (top.keys.has(key)) return key;
         top.keys.add(key);
         top.expectKey = false;
@@ -86,9 +88,9 @@ export function parseJsonObject(bytes: Uint8Array, allowed: readonly string[]): 
   // Own keys only ("__proto__" is one when JSON.parse makes it), copied onto an object without
   // a prototype, so an absent field reads as undefined and never as something inherited.
   const out = Object.create(null) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(value)) {
+  for (const k of Object.keys(value)) {
     if (!allowed.includes(k)) throw badRequest(`unknown field ${describeValue(k)} (allowed: ${allowed.join(', ') || 'none'})`);
-    out[k] = v;
+    out[k] = (value as Record<string, unknown>)[k];
   }
   return out;
 }
