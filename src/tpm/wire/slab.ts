@@ -31,8 +31,9 @@ let mark: Mark | null | undefined;
  */
 function markOf(): Mark | null {
   if (mark === undefined) {
-    const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-    mark = (get?.('node:worker_threads') as { markAsUntransferable?: Mark } | undefined)?.markAsUntransferable ?? null;
+    // Typed as always there, but absent before Node 20.16 (the tools also run on Node 18).
+    const present: unknown = process.getBuiltinModule;
+    mark = typeof present === 'function' ? process.getBuiltinModule('node:worker_threads').markAsUntransferable : null;
   }
   return mark;
 }
