@@ -6,7 +6,7 @@ import { TPM_ALG, publicToSpkiDer } from '../../tpm/index.js';
 import { badRequest, quotaExceeded, conflict, payloadTooLarge } from '../protocol/errors.js';
 import { formatHandle, parseHandle } from '../protocol/handles.js';
 import type { KeySummary } from '../protocol/messages.js';
-import { OPS, ROUTES, targetOf, type Op } from '../protocol/routes.js';
+import { OPS, ROUTES, offered, targetOf, type Op } from '../protocol/routes.js';
 import { KEY_ALG, PUBLIC_FORMATS, SIGN_FORMATS, type KeyType } from '../protocol/vocabulary.js';
 import { bodyPieces, expectNoBody, mediaType } from './body.js';
 import { parseQuery } from './query.js';
@@ -57,7 +57,7 @@ export class Api {
       ...attestHandlers(d),
       ...usageHandlers(d),
       ...appKeyHandlers(d),
-      ...rawHandlers(d.config.rawChannel !== false),
+      ...rawHandlers(offered('raw-tpm', d.config)),
     };
   }
 
@@ -80,7 +80,7 @@ export class Api {
     const used = this.d.registry.ofTenant(ctx.tenant).length;
     reply(ctx.res, 'capabilities', {
       tenant: ctx.tenant.id,
-      operations: OPS.filter((op) => op !== 'raw-tpm' || this.d.config.rawChannel !== false).map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
+      operations: OPS.filter((op) => offered(op, this.d.config)).map((op) => ({ op, method: ROUTES[op].method, path: ROUTES[op].path })),
       keyTypes: Object.keys(KEY_ALG) as KeyType[],
       hashAlgs,
       hashAlgsFrom,

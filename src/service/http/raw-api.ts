@@ -6,6 +6,7 @@ import { badRequest, unsupported } from '../protocol/errors.js';
 import { RAW_PROTOCOL } from '../protocol/raw.js';
 import type { Handlers } from './handler.js';
 
+/** `enabled`: whether this service offers the route (routes.ts `offered`: config rawChannel). */
 export function rawHandlers(enabled: boolean): Pick<Handlers, 'raw-tpm'> {
   return {
     'raw-tpm': () => {

@@ -91,6 +91,11 @@ export interface RouteDef<O extends Op = Op> {
   readonly fields: readonly (keyof NonNullable<RequestOf<O>> & string)[];
   /** Safe for the client to send again on a kept-alive connection the service had just closed. */
   readonly retry: boolean;
+  /**
+   * The service configuration switch the route depends on (on by default): with it off the route
+   * is left out of capabilities and answered 422. Absent: always offered.
+   */
+  readonly offeredWhen?: 'rawChannel';
 }
 
 /**
@@ -135,7 +140,7 @@ export const ROUTES = {
   'ek-certificate': { method: 'GET', path: '/v1/ek/certificate', auth: 'tenant', status: 200, query: ['type'], body: 'none', fields: [], retry: true },
   usage: { method: 'GET', path: '/v1/usage', auth: 'tenant', status: 200, query: [], body: 'none', fields: [], retry: true },
   // `Connection: Upgrade` + `Upgrade: tpm2-frames` (protocol/raw.ts); without them the route answers 400.
-  'raw-tpm': { method: 'GET', path: RAW_PATH, auth: 'tenant', status: 101, query: [], body: 'frames', fields: [], retry: false },
+  'raw-tpm': { method: 'GET', path: RAW_PATH, auth: 'tenant', status: 101, query: [], body: 'frames', fields: [], retry: false, offeredWhen: 'rawChannel' },
 } as const satisfies { readonly [O in Op]: RouteDef<O> };
 
 export type RouteOf<O extends Op> = (typeof ROUTES)[O];
@@ -155,6 +160,12 @@ export type ParamsOf<O extends Op> = { readonly [K in ParamNames<RouteOf<O>['pat
 
 /** The operations, in table order. */
 export const OPS = Object.keys(ROUTES) as Op[];
+
+/** Whether a service with these switches offers the operation (`offeredWhen`; a switch left out is on). */
+export function offered(op: Op, switches: { readonly rawChannel?: boolean }): boolean {
+  const when = routeOf(op).offeredWhen;
+  return when === undefined || switches[when] !== false;
+}
 
 /**
  * The request target of an operation: parameters put into the path (the caller gives them in
