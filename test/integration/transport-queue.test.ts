@@ -19,6 +19,7 @@ import {
 import { skipUnlessCI } from '../helpers/ci.js';
 import { startSwtpm, swtpmAvailable } from '../helpers/swtpm.js';
 import { rejection } from '../helpers/rejection.js';
+import { settled } from '../helpers/settled.js';
 
 const haveSwtpm = swtpmAvailable();
 
@@ -84,15 +85,6 @@ async function received(peer: Peer, n: number): Promise<void> {
     if (i > 1000) throw new Error(`peer received ${peer.commands.length} of ${n} commands`);
     await new Promise((r) => setImmediate(r));
   }
-}
-
-function settled(p: Promise<unknown>): () => boolean {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  return () => done;
 }
 
 /** A StreamTransport on a connector: every connection is a new Peer. */

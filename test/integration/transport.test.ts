@@ -18,6 +18,7 @@ import {
 import { socatAvailable, startPty, startSwtpm, startSwtpmChardev, swtpmAvailable } from '../helpers/swtpm.js';
 import { skipUnlessCI } from '../helpers/ci.js';
 import { rejection } from '../helpers/rejection.js';
+import { settled } from '../helpers/settled.js';
 
 const haveSwtpm = swtpmAvailable();
 const haveSocat = socatAvailable();
@@ -333,16 +334,6 @@ async function turns(n = 3): Promise<void> {
 }
 
 const received = (fake: Fake, n: number): Promise<void> => fake.whenReceived(n);
-
-/** Whether `p` has settled, without waiting for it. */
-function settled(p: Promise<unknown>): () => boolean {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  return () => done;
-}
 
 const silent: Reply = () => {};
 
