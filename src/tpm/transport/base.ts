@@ -136,19 +136,15 @@ export abstract class QueuedTransport implements Transport {
     } catch (e) {
       response = Promise.reject(e);
     }
+    const settle = (answer: () => void): void => {
+      if (!c.end()) return; // given up before: its caller has its answer, the queue moved on
+      this.running = undefined;
+      answer();
+      this.next();
+    };
     response.then(
-      (r) => {
-        if (!c.end()) return; // given up before: its caller has its answer, the queue moved on
-        this.running = undefined;
-        c.resolve(r);
-        this.next();
-      },
-      (e: unknown) => {
-        if (!c.end()) return;
-        this.running = undefined;
-        c.reject(e);
-        this.next();
-      },
+      (r) => settle(() => c.resolve(r)),
+      (e: unknown) => settle(() => c.reject(e)),
     );
   }
 

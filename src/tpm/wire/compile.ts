@@ -185,13 +185,7 @@ export function compileFrames(cmd: FrameShape, auth: AuthFields, rt: FrameRuntim
     g.consts[0] = rt.hex32;
     return new Function('K', 'D', 'r', `return function decodeCommand(f) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} command`] });
   });
-  out.decodeResponse = gen(() => {
-    const g = new FrameDecodeGen(referenceOf, auth);
-    const body = g.responseBody(cmd);
-    if (body === undefined) return undefined;
-    g.consts[0] = rt.tpmError;
-    return new Function('K', 'D', 'r', `return function decodeResponse(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
-  });
+  out.decodeResponse = gen(() => responseDecoder(cmd, auth, rt, false));
   return out;
 }
 
@@ -201,15 +195,21 @@ export function compileFrames(cmd: FrameShape, auth: AuthFields, rt: FrameRuntim
  */
 export function compileOwnedResponse(cmd: FrameShape, auth: AuthFields, rt: FrameRuntime): CompiledFrames['decodeResponse'] {
   try {
-    const g = new FrameDecodeGen(referenceOf, auth, true);
-    const body = g.responseBody(cmd);
-    if (body === undefined) return undefined;
-    g.consts[0] = rt.tpmError;
-    return new Function('K', 'D', 'r', `return function decodeOwnedResponse(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
+    return responseDecoder(cmd, auth, rt, true);
   } catch (e) {
     if (e instanceof EvalError) return undefined;
     throw e;
   }
+}
+
+/** A response frame decoder; `views`: byte fields as views into the frame (DecodeGen.views). */
+function responseDecoder(cmd: FrameShape, auth: AuthFields, rt: FrameRuntime, views: boolean): CompiledFrames['decodeResponse'] {
+  const g = new FrameDecodeGen(referenceOf, auth, views);
+  const body = g.responseBody(cmd);
+  if (body === undefined) return undefined;
+  g.consts[0] = rt.tpmError;
+  const name = views ? 'decodeOwnedResponse' : 'decodeResponse';
+  return new Function('K', 'D', 'r', `return function ${name}(f, n) {\n${body}\n};`)(g.consts, decodeError, { path: [`${cmd.name} response`] });
 }
 
 /** The generated source of a command's frame function (for tests and the curious). */

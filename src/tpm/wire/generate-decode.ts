@@ -3,7 +3,7 @@
  * every read, the interpreted codecs' errors (message, path, offset) thrown where they would be.
  */
 import type { AnyCodec } from './types.js';
-import { slabBytes } from './slab.js';
+import { slabCopy } from './slab.js';
 import { CodeGen, GETTER, INT_NAME, INT_SIZE, lit, objectLiteral, plural, num, selectorExpr, ctxObject, segsExpr, type Ctx, type Seg } from './generate.js';
 
 /**
@@ -44,7 +44,7 @@ export class DecodeGen extends CodeGen {
 
   private slab: string | undefined;
   private slabRef(): string {
-    return (this.slab ??= this.k(slabBytes));
+    return (this.slab ??= this.k(slabCopy));
   }
 
   decoderBody(c: AnyCodec): string {
@@ -95,7 +95,7 @@ export class DecodeGen extends CodeGen {
     }
     // Up to 64 bytes (V8 keeps such arrays on its heap) a loop beats making a view to copy from;
     // above, a copy into slab memory (slab.ts: a fresh ArrayBuffer each costs more than the rest).
-    this.emit(`let ${v};\nif (${n} === 0) ${v} = ${this.emptyRef()}(); else if (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else { ${v} = ${this.slabRef()}(${n}); ${v}.set(b.subarray(o, o + ${n})); }`);
+    this.emit(`let ${v};\nif (${n} === 0) ${v} = ${this.emptyRef()}(); else if (${n} <= 64) { ${v} = new Uint8Array(${n}); for (let j = 0; j < ${n}; j++) ${v}[j] = b[o + j]; } else ${v} = ${this.slabRef()}(b.subarray(o, o + ${n}));`);
     this.emit(`o += ${n};`);
     return v;
   }

@@ -45,7 +45,7 @@ function newSlab(): ArrayBuffer {
 }
 
 /** `n` bytes no one else has been given (contents unspecified: the caller fills them all). */
-export function slabBytes(n: number): Uint8Array {
+function slabBytes(n: number): Uint8Array {
   if (n > OWN_ABOVE) return new Uint8Array(n);
   // A detached slab (byteLength 0) also fails this test, and is replaced.
   if (used + n > slab.byteLength) {
@@ -54,5 +54,12 @@ export function slabBytes(n: number): Uint8Array {
   }
   const out = new Uint8Array(slab, used, n);
   used += n;
+  return out;
+}
+
+/** A copy of `src` in slab memory. */
+export function slabCopy(src: Uint8Array): Uint8Array {
+  const out = slabBytes(src.length);
+  out.set(src);
   return out;
 }

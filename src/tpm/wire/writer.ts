@@ -1,5 +1,5 @@
 import { TpmEncodeError } from './errors.js';
-import { slabBytes } from './slab.js';
+import { slabCopy } from './slab.js';
 
 /**
  * Growable big-endian writer. Range checks happen here, so no caller can marshal a value
@@ -118,9 +118,7 @@ export class Writer {
   finishShared(): Uint8Array {
     const n = this.length;
     if (n <= 64) return this.pooled ? new Uint8Array(this.buf.subarray(0, n)) : this.buf.slice(0, n);
-    const out = slabBytes(n);
-    out.set(this.buf.subarray(0, n));
-    return out;
+    return slabCopy(this.buf.subarray(0, n));
   }
 
   /** The bytes written so far (a copy). */
