@@ -17,7 +17,7 @@ import { SequenceUpdate, passwordAuth } from '../../tpm/index.js';
  * TPM_RC_SUCCESS), parameterSize 0, then the auth response: empty nonce, continueSession
  * (a password session is always "continued"), empty hmac.
  */
-const SUCCESS = Uint8Array.of(0x80, 0x02, 0, 0, 0, 19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0);
+const SUCCESS = Buffer.of(0x80, 0x02, 0, 0, 0, 19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0);
 
 export class UpdateFrame {
   /** The whole command; the data is its last `size` bytes. */
@@ -39,11 +39,6 @@ export class UpdateFrame {
 
   /** Throws unless `response` is SequenceUpdate's success. */
   static check(response: Uint8Array): void {
-    if (response.length === SUCCESS.length) {
-      let i = 0;
-      while (i < SUCCESS.length && response[i] === SUCCESS[i]) i++;
-      if (i === SUCCESS.length) return;
-    }
-    unmarshalResponse(SequenceUpdate, response);
+    if (!SUCCESS.equals(response)) unmarshalResponse(SequenceUpdate, response);
   }
 }
