@@ -10,7 +10,7 @@ import { openTransport, Tpm } from '../tpm/index.js';
 import { BlobStore } from './keys/blob-store.js';
 import { AppParents, PARENTS_DIR } from './keys/app-parents.js';
 import type { ServiceConfig } from './config.js';
-import { crashAfterTpmCommand } from './tpm/crash-points.js';
+import { crashAfterTpmCommandHook } from './tpm/crash-points.js';
 import { KeyHealth } from './keys/key-health.js';
 import { KeyManager } from './keys/keys.js';
 import { lockStateDir } from './admin/lock.js';
@@ -69,7 +69,7 @@ export async function openCore(config: CoreConfig, log: Logger, givenTpm?: Tpm, 
     const parents = new AppParents(join(config.stateDir, PARENTS_DIR));
     await recoverFiles(config.stateDir, registry, blobs, badFiles, log, parents);
     const pool = new HandlePool(config.poolStart, config.poolSize);
-    const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }), { onExchange: (e) => crashAfterTpmCommand(e.command) });
+    const tpm = givenTpm ?? new Tpm(openTransport(config.tpm, { timeoutMs: config.tpmCommandTimeoutMs }), { onExchange: crashAfterTpmCommandHook });
     const queue = new TpmQueue(tpm, { capacity: config.queueCapacity, perTenant: config.queuePerTenant });
     // The links between the parts, made first: who asks for maintenance (keys, key health,
     // sequences) and who does it (the supervisor); which keys are being changed (the key

@@ -47,6 +47,12 @@ export function crashPoint(point: CrashPoint): void {
  * has answered that command, so the TPM keeps whatever the request had loaded in it — the
  * service dying in the middle of a sign, deterministically.
  */
-export function crashAfterTpmCommand(command: string): void {
+function crashAfterTpmCommand(command: string): void {
   if (armed !== undefined && armed === `after:${command}` && ++reached >= nth) process.kill(process.pid, 'SIGKILL');
 }
+
+/**
+ * The executor's onExchange for an armed `after:` point; undefined otherwise, so that a running
+ * service reports nothing per TPM command (no event object, no clock read).
+ */
+export const crashAfterTpmCommandHook: ((e: { command: string }) => void) | undefined = armed?.startsWith('after:') ? (e) => crashAfterTpmCommand(e.command) : undefined;
