@@ -103,6 +103,7 @@ async function serve(opts: Record<string, unknown>): Promise<void> {
   try {
     service = await startService(config, { logger: log });
   } catch (e) {
+    if (e instanceof ConfigError) fail(`cannot start: ${e.message}`, EXIT.CONFIG);
     if (e instanceof ListenError || e instanceof StateLockedError || e instanceof RegistryFormatError || inStateDir(e, config.stateDir)) {
       log.fatal({ event: 'start-failed', err: (e as Error).message }, (e as Error).message);
       fail(`cannot start: ${(e as Error).message}`, EXIT.START);

@@ -188,6 +188,17 @@ describe.skipIf(skipUnlessCI(!swtpmAvailable()))('eve-tpm-service executable', (
     expect((await svc.exited).code).toBe(0);
     // Missing tenants file without --single-tenant: a configuration error.
     expect(runBin(bin.bin, ['--listen', `unix:${join(dir, 'd.sock')}`, '--state-dir', join(dir, 'sy')]).status).toBe(2);
+    // A --tenants file that is missing or not JSON: a configuration error naming the file, not a stack.
+    const missing = join(dir, 'no-such-tenants.json');
+    const m = runBin(bin.bin, ['--listen', `unix:${join(dir, 'd.sock')}`, '--tenants', missing, '--state-dir', join(dir, 'sy')]);
+    expect(m.status, m.stderr).toBe(2);
+    expect(m.stderr).toContain(`tenants file ${missing}: no such file`);
+    expect(m.stderr).not.toMatch(/^\s+at /m);
+    const garbled = join(dir, 'garbled-tenants.json');
+    writeFileSync(garbled, '{"tenants": [');
+    const g = runBin(bin.bin, ['--listen', `unix:${join(dir, 'd.sock')}`, '--tenants', garbled, '--state-dir', join(dir, 'sy')]);
+    expect(g.status, g.stderr).toBe(2);
+    expect(g.stderr).toContain(`tenants file ${garbled}: `);
   });
 
   it('refuses to share the state directory with a running service', async () => {

@@ -6,7 +6,7 @@
  */
 import { readFileSync, statSync, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
-import type { ServiceConfig } from '../config.js';
+import { ConfigError, type ServiceConfig } from '../config.js';
 import type { KeyManager } from '../keys/keys.js';
 import type { KeyRegistry } from '../keys/registry.js';
 import { filePurgeResults, purgeRecord, readPurgeFile, type PurgeResult } from './purge.js';
@@ -46,9 +46,16 @@ export class LiveTenants {
     // The stamp of the file as loaded is the watch's baseline (taken before the read: a change
     // made meanwhile shows as a newer stamp and is reloaded), so an edit made right after the
     // start is not mistaken for the baseline. Start-up, before serving: sync is fine here.
-    const st = statSync(config.tenants!);
-    this.current = new TenantDirectory(parseTenants(JSON.parse(readFileSync(config.tenants!, 'utf8')), config.defaultMaxKeys));
-    this.lastStamp = `${st.mtimeMs}:${st.size}`;
+    const path = config.tenants!;
+    try {
+      const st = statSync(path);
+      this.current = new TenantDirectory(parseTenants(JSON.parse(readFileSync(path, 'utf8')), config.defaultMaxKeys));
+      this.lastStamp = `${st.mtimeMs}:${st.size}`;
+    } catch (e) {
+      // Missing, unreadable, not JSON or not a tenants file: the operator's to mend, said with the file's name.
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ConfigError(`tenants file ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { cause: e });
+    }
   }
 
   get directory(): TenantDirectory {
